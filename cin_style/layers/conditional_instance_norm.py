@@ -1,0 +1,188 @@
+"""Conditional instance normalisation: one γ/β row per style."""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="cin_style")
+class ConditionalInstanceNormalization(keras.layers.Layer):
+    """Instance normalisation whose scale and shift are picked by style.
+
+    Each example is normalised over its spatial axes, then scaled and shifted by
+    a mix of the rows of two tables, γ `(num_styles, channels)` and β
+    `(num_styles, channels)` (Dumoulin, Shlens and Kudlur, "A Learned
+    Representation for Artistic Style", 2017). The mix is given per example by
+    `style_weights`: a one-hot row picks one style, a convex row blends styles.
+    The weights may also be a per-pixel map `(batch, height, width, num_styles)`
+    of the same spatial size as `x`, which blends styles region by region.
+
+    The statistics are computed in float32 (`autocast = False`), also under a
+    mixed-precision policy; the output is cast back to the input's dtype.
+
+    Args:
+        num_styles: Number of rows of the γ and β tables; a positive integer.
+        epsilon: Added to the variance before the square root. Defaults to
+            `1e-5`.
+        **kwargs: Base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A list `[x, style_weights]`: `x` of shape
+            `(batch, height, width, channels)` and `style_weights` of shape
+            `(batch, num_styles)` or `(batch, height, width, num_styles)`.
+
+    Input shape:
+        `[(batch, height, width, channels), (batch, num_styles)]`.
+
+    Output shape:
+        `(batch, height, width, channels)`, like `x`.
+
+    Raises:
+        ValueError: If `num_styles` is not a positive integer, `epsilon` is not
+            positive, or the inputs have the wrong rank or number of styles.
+
+    Example:
+
+    >>> cin = ConditionalInstanceNormalization(num_styles=4)
+    >>> x = np.random.rand(2, 8, 8, 16).astype("float32")
+    >>> picks = np.eye(4, dtype="float32")[[0, 3]]  # style 0, style 3
+    >>> y = cin([x, picks])
+    """
+
+    def __init__(self, num_styles, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_styles, bool) or not isinstance(num_styles, int) or num_styles < 1:
+            raise ValueError(
+                "`num_styles` must be a positive integer. "
+                f"Received: num_styles={num_styles!r}"
+            )
+        if not epsilon > 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon!r}")
+        self.num_styles = num_styles
+        self.epsilon = float(epsilon)
+        self.autocast = False
+        self.supports_masking = False
+
+    def _check_shapes(self, x_shape, weights_shape):
+        if len(x_shape) != 4:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' expects x of rank 4 "
+                "(batch, height, width, channels). "
+                f"Received: x.shape={tuple(x_shape)}"
+            )
+        if len(weights_shape) not in (2, 4):
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' expects style_weights of "
+                "rank 2 (batch, num_styles) or rank 4 (batch, height, width, "
+                f"num_styles). Received: style_weights.shape={tuple(weights_shape)}"
+            )
+        if weights_shape[-1] is not None and weights_shape[-1] != self.num_styles:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' has num_styles="
+                f"{self.num_styles}, so style_weights must have {self.num_styles} "
+                "entries on its last axis. "
+                f"Received: style_weights.shape={tuple(weights_shape)}"
+            )
+        if len(weights_shape) == 4:
+            for axis, label in ((1, "height"), (2, "width")):
+                a, b = x_shape[axis], weights_shape[axis]
+                if a is not None and b is not None and a != b:
+                    raise ValueError(
+                        f"A per-pixel style_weights map must have the {label} of x "
+                        f"({a}). Received: style_weights.shape={tuple(weights_shape)}"
+                    )
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+            raise ValueError(
+                f"{self.__class__.__name__} is called on a list [x, style_weights]. "
+                f"Received: input_shape={input_shape}"
+            )
+        x_shape, weights_shape = input_shape
+        self._check_shapes(x_shape, weights_shape)
+        channels = x_shape[-1]
+        if channels is None:
+            raise ValueError(
+                "The channel axis of x must be known to build "
+                f"{self.__class__.__name__}. Received: x.shape={tuple(x_shape)}"
+            )
+        self.gamma = self.add_weight(
+            name="gamma", shape=(self.num_styles, channels), initializer="ones"
+        )
+        self.beta = self.add_weight(
+            name="beta", shape=(self.num_styles, channels), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        x, style_weights = inputs
+        self._check_shapes(x.shape, style_weights.shape)
+        input_dtype = x.dtype
+        x = ops.cast(x, "float32")
+        style_weights = ops.cast(style_weights, "float32")
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        normalized = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        gamma = ops.matmul(style_weights, ops.cast(self.gamma, "float32"))
+        beta = ops.matmul(style_weights, ops.cast(self.beta, "float32"))
+        if len(style_weights.shape) == 2:
+            gamma = gamma[:, None, None, :]
+            beta = beta[:, None, None, :]
+        return ops.cast(normalized * gamma + beta, input_dtype)
+
+    def add_styles(self, count=1, init_from=None):
+        """Grows the γ/β tables by `count` rows, keeping the old rows unchanged.
+
+        Args:
+            count: Number of styles to add. Defaults to `1`.
+            init_from: Optional style index whose γ/β initialise the new rows;
+                when `None` they start as γ=1, β=0. Defaults to `None`.
+
+        Raises:
+            ValueError: If the layer is not built, `count` is not a positive
+                integer, or `init_from` is out of range.
+        """
+        if not self.built:
+            raise ValueError("add_styles() needs a built layer: call it on data first.")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"`count` must be a positive integer. Received: count={count!r}")
+        old_gamma = ops.convert_to_numpy(self.gamma)
+        old_beta = ops.convert_to_numpy(self.beta)
+        if init_from is None:
+            new_gamma = np.ones((count, old_gamma.shape[1]), old_gamma.dtype)
+            new_beta = np.zeros((count, old_beta.shape[1]), old_beta.dtype)
+        else:
+            if isinstance(init_from, bool) or not isinstance(init_from, int) or not (
+                0 <= init_from < self.num_styles
+            ):
+                raise ValueError(
+                    f"`init_from` must be a style index in [0, {self.num_styles}). "
+                    f"Received: init_from={init_from!r}"
+                )
+            new_gamma = old_gamma[[init_from] * count]
+            new_beta = old_beta[[init_from] * count]
+        trainable = self.gamma.trainable
+        # A variable cannot change shape: untrack the old tables (``del`` does
+        # that for Keras layers) and add larger ones in the same order.
+        del self.gamma
+        del self.beta
+        self._tracker.unlock()
+        try:
+            self.num_styles += count
+            self.gamma = self.add_weight(
+                name="gamma", shape=(self.num_styles, old_gamma.shape[1]),
+                initializer="ones", trainable=trainable,
+            )
+            self.beta = self.add_weight(
+                name="beta", shape=(self.num_styles, old_beta.shape[1]),
+                initializer="zeros", trainable=trainable,
+            )
+        finally:
+            self._tracker.lock()
+        self.gamma.assign(np.concatenate([old_gamma, new_gamma], axis=0))
+        self.beta.assign(np.concatenate([old_beta, new_beta], axis=0))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        return {**config, "num_styles": self.num_styles, "epsilon": self.epsilon}

@@ -1,0 +1,72 @@
+"""A convolution that pads by reflection, so borders carry no dark frame."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="cin_style")
+class ReflectionConv2D(keras.layers.Layer):
+    """2-D convolution preceded by reflection padding of `kernel_size // 2`.
+
+    Zero padding darkens the borders of a stylised image; reflecting the image
+    into the padding does not (Johnson et al. 2016; Dumoulin et al. 2017). With
+    stride 1 the output has the input's size; with stride 2, half of it.
+
+    Args:
+        filters: Number of output channels; a positive integer.
+        kernel_size: Odd, positive side of the square kernel.
+        strides: Stride of the convolution. Defaults to `1`.
+        use_bias: Whether the convolution adds a bias. Defaults to `False`,
+            since a normalisation layer with its own shift follows.
+        **kwargs: Base layer arguments.
+
+    Input shape:
+        `(batch, height, width, channels)`, height and width > `kernel_size // 2`.
+
+    Output shape:
+        `(batch, ceil(height / strides), ceil(width / strides), filters)`.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                f"`kernel_size` must be an odd positive integer. Received: kernel_size={kernel_size!r}"
+            )
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.use_bias = use_bias
+        self.conv = keras.layers.Conv2D(
+            filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
+            kernel_initializer="glorot_uniform", name="conv",
+        )
+
+    def build(self, input_shape):
+        pad = self.kernel_size // 2
+        shape = list(input_shape)
+        for axis in (1, 2):
+            if shape[axis] is not None:
+                shape[axis] += 2 * pad
+        self.conv.build(tuple(shape))
+
+    def call(self, x):
+        pad = self.kernel_size // 2
+        if pad:
+            x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
+        return self.conv(x)
+
+    def compute_output_shape(self, input_shape):
+        def out(size):
+            return None if size is None else -(-size // self.strides)
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,110 @@
+"""The feed-forward style transformer network of Dumoulin et al. (2017)."""
+
+import keras
+
+from cin_style.layers import (
+    ConditionalInstanceNormalization,
+    CropToMatch,
+    MirrorPadToMultiple,
+    ReflectionConv2D,
+    ResidualBlock,
+)
+
+#: (filters, kernel size, stride) of the encoder convolutions at alpha=1.
+ENCODER = ((32, 9, 1), (64, 3, 2), (128, 3, 2))
+#: Residual blocks at the bottleneck, each at the last encoder width.
+NUM_RESIDUAL_BLOCKS = 5
+#: (filters, kernel size) of the convolutions after each ×2 nearest upsampling.
+DECODER = ((64, 3), (32, 3))
+#: Kernel size of the last convolution, to RGB.
+OUTPUT_KERNEL = 9
+
+
+def scaled_width(filters, alpha):
+    """Channel count `filters * alpha`, rounded, at least 1."""
+    return max(1, int(round(filters * alpha)))
+
+
+def _conv_cin(x, style_weights, filters, kernel_size, strides, activation, num_styles, epsilon, name):
+    x = ReflectionConv2D(filters, kernel_size, strides=strides, name=f"{name}_conv")(x)
+    x = ConditionalInstanceNormalization(num_styles, epsilon, name=f"{name}_cin")([x, style_weights])
+    return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+
+def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer"):
+    """Builds the multi-style transformer network as a Keras functional model.
+
+    Reflection-padded convolutions 9×9/32, 3×3/2 64, 3×3/2 128; five residual
+    blocks at 128; two nearest-neighbour ×2 upsamplings each followed by a 3×3
+    convolution (64, then 32; no transposed convolution, hence no checkerboard
+    artefacts, Odena et al. 2016); a 9×9 convolution to RGB and a sigmoid.
+    Every convolution is followed by conditional instance normalisation, so one
+    network holds `num_styles` styles. Images of any size work: they are
+    mirror-padded to a multiple of 4 (at least 8) and cropped back.
+
+    Args:
+        num_styles: Number of styles; a positive integer.
+        alpha: Width multiplier applied to every convolution (0.25 gives the
+            slim model). Defaults to `1.0`.
+        epsilon: CIN epsilon. Defaults to `1e-5`.
+        name: Model name. Defaults to `"cin_transformer"`.
+
+    Returns:
+        A `keras.Model` with inputs `{"image": (batch, h, w, 3) float32 in
+        [0, 1], "style_weights": (batch, num_styles)}` and output the stylised
+        image, `(batch, h, w, 3)` in [0, 1].
+
+    Raises:
+        ValueError: If `num_styles` is not a positive integer or `alpha` is
+            not positive.
+
+    Example:
+
+    >>> model = build_transformer(num_styles=4, alpha=0.25)
+    >>> out = model({"image": np.random.rand(1, 64, 64, 3).astype("float32"),
+    ...              "style_weights": np.eye(4, dtype="float32")[[2]]})
+    """
+    if isinstance(num_styles, bool) or not isinstance(num_styles, int) or num_styles < 1:
+        raise ValueError(f"`num_styles` must be a positive integer. Received: num_styles={num_styles!r}")
+    if not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
+
+    image = keras.Input(shape=(None, None, 3), name="image", dtype="float32")
+    style_weights = keras.Input(shape=(num_styles,), name="style_weights", dtype="float32")
+    block = dict(num_styles=num_styles, epsilon=epsilon)
+
+    x = MirrorPadToMultiple(multiple=4, minimum=8, name="pad")(image)
+    for i, (filters, kernel, strides) in enumerate(ENCODER, start=1):
+        x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, strides, "relu", name=f"encoder{i}", **block)
+    bottleneck = scaled_width(ENCODER[-1][0], alpha)
+    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
+        x = ResidualBlock(bottleneck, num_styles, epsilon=epsilon, name=f"residual{i}")([x, style_weights])
+    for i, (filters, kernel) in enumerate(DECODER, start=1):
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{i}")(x)
+        x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, 1, "relu", name=f"decoder{i}", **block)
+    x = _conv_cin(x, style_weights, 3, OUTPUT_KERNEL, 1, "sigmoid", name="output", **block)
+    stylized = CropToMatch(name="crop")([x, image])
+    return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=name)
+
+
+def cin_layers(model):
+    """All `ConditionalInstanceNormalization` layers of `model`, nested ones too."""
+    found = []
+
+    def visit(layer):
+        if isinstance(layer, ConditionalInstanceNormalization):
+            found.append(layer)
+        for child in getattr(layer, "_layers", []) or []:
+            visit(child)
+
+    for layer in model.layers:
+        visit(layer)
+    return found
+
+
+def num_styles_of(model):
+    """Number of styles a transformer model holds, read from its CIN layers."""
+    layers = cin_layers(model)
+    if not layers:
+        raise ValueError(f"Model '{model.name}' has no ConditionalInstanceNormalization layer.")
+    return layers[0].num_styles

@@ -1,0 +1,64 @@
+"""Shared test set-up: the offline data folder, the backend, small fixtures."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: ../shared/data beside the checkout, unless CIN_STYLE_DATA says otherwise.
+SHARED_DATA = pathlib.Path(
+    os.environ.get("CIN_STYLE_DATA", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
+VGG_FILE = SHARED_DATA / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+os.environ.setdefault("CIN_STYLE_VGG19_WEIGHTS", str(VGG_FILE))
+
+import keras  # noqa: E402  (after KERAS_BACKEND is set)
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs TensorFlow; Keras backend is {keras.backend.backend()}")
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"Offline data folder not found: {SHARED_DATA} (set CIN_STYLE_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(shared_data):
+    return str(shared_data / VGG_FILE.name)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def _load_image(path, side):
+    """A centre crop of `side`×`side` from an image file, float32 in [0, 1], (1, side, side, 3)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = side / min(image.size)
+        image = image.resize((max(side, round(image.size[0] * scale)), max(side, round(image.size[1] * scale))), Image.LANCZOS)
+        left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    return (np.asarray(image, np.float32) / 255.0)[None]
+
+
+@pytest.fixture(scope="session")
+def load_image():
+    """`load_image(path, side)`: a centre crop as float32 (1, side, side, 3) in [0, 1]."""
+    return _load_image
