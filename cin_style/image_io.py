@@ -1,0 +1,181 @@
+"""Reading and writing images safely: validated input, atomic output.
+
+Images are float32 RGB in [0, 1], `(height, width, 3)`, at this boundary.
+This module imports nothing else of cin_style.
+"""
+
+import os
+import tempfile
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile
+
+#: File name endings read as images in folders.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+#: Largest image (in pixels) read by default: 64 megapixels, e.g. 8000×8000.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, not an image, corrupt, truncated or too large."""
+
+
+def _describe(path):
+    return f"'{os.fspath(path)}'"
+
+
+def to_rgb_array(image):
+    """A PIL image of any common mode as float32 RGB in [0, 1], `(h, w, 3)`.
+
+    Grey becomes three equal channels, 16-bit grey keeps its precision, RGBA
+    and LA are composited over white, palette and CMYK images are converted.
+    """
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        grey = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode == "I":
+        grey = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if grey.max(initial=0) > 255 else 255.0
+        grey = np.clip(grey / scale, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode == "F":
+        grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode == "P":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Reads an image file as float32 RGB in [0, 1], `(height, width, 3)`.
+
+    Args:
+        path: Path of a JPEG, PNG, WebP, BMP (or other Pillow-readable) file.
+        max_pixels: Refuse images with more pixels than this (checked from the
+            header, before decoding). Defaults to `DEFAULT_MAX_PIXELS`.
+
+    Raises:
+        ImageReadError: If the file is missing, empty, not an image, corrupt
+            or truncated, or larger than `max_pixels`. `FileNotFoundError`
+            for a missing file is an `ImageReadError` too.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageReadError(f"Image file not found: {_describe(path)}")
+    if os.path.isdir(path):
+        raise ImageReadError(f"Expected an image file but {_describe(path)} is a folder")
+    if os.path.getsize(path) == 0:
+        raise ImageReadError(f"Image file {_describe(path)} is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageReadError(
+                        f"Image {_describe(path)} is {width}x{height} = {width * height:,} pixels, "
+                        f"more than the limit of {max_pixels:,}; downscale it first or raise max_pixels"
+                    )
+                image.load()
+                return to_rgb_array(image)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageReadError(
+            f"Image {_describe(path)} is too large to decode safely (decompression bomb check: {error})"
+        ) from error
+    except Image.UnidentifiedImageError as error:
+        raise ImageReadError(f"File {_describe(path)} is not an image Pillow can read") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"Image file {_describe(path)} is corrupt or truncated: {error}") from error
+
+
+def check_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Fast full check that a file decodes: JPEGs are decoded at reduced scale.
+
+    Returns:
+        `None` if the file is a readable image, else a one-line reason.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.size[0] * image.size[1] > max_pixels:
+                    return f"{image.size[0]}x{image.size[1]} is over {max_pixels:,} pixels"
+                image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+                image.load()
+    except Exception as error:  # noqa: BLE001 - any failure means "skip this file"
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def list_image_files(folder):
+    """All image files under `folder` (recursive), sorted; by extension."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ImageReadError(f"Image folder not found: {_describe(folder)}")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.join(root, name))
+    return found
+
+
+def resize_shorter_side(image, side):
+    """Resizes an `(h, w, 3)` float image so its shorter side is `side` (LANCZOS)."""
+    height, width = image.shape[:2]
+    scale = side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    pil = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    return np.asarray(pil.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
+
+
+def to_uint8(image):
+    """Float image in [0, 1] to uint8, rounded."""
+    return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_image(path, image, **save_options):
+    """Writes an image atomically: to a temporary file beside it, then renamed.
+
+    Args:
+        path: Output path; the format follows its extension.
+        image: float `(h, w, 3)` in [0, 1], uint8 `(h, w, 3)`, or a PIL image.
+        **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`).
+
+    Raises:
+        OSError: If the folder does not exist or is not writable.
+    """
+    path = os.fspath(path)
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        image = Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OSError(f"Output folder does not exist: '{folder}'")
+    if not os.access(folder, os.W_OK):
+        raise OSError(f"Output folder is not writable: '{folder}'")
+    suffix = os.path.splitext(path)[1] or ".png"
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            image.save(stream, format=Image.registered_extensions().get(suffix.lower(), "PNG"), **save_options)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# Truncated files must fail loudly, never decode half an image silently.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
