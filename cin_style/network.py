@@ -1,6 +1,7 @@
 """The feed-forward style transformer network of Dumoulin et al. (2017)."""
 
 import keras
+from keras import ops
 
 from cin_style.layers import (
     ConditionalInstanceNormalization,
@@ -100,6 +101,45 @@ def cin_layers(model):
     for layer in model.layers:
         visit(layer)
     return found
+
+
+def alpha_of(model):
+    """The width multiplier a transformer was built with, read from its first convolution."""
+    first = next(layer for layer in model.layers if isinstance(layer, ReflectionConv2D))
+    return first.filters / ENCODER[0][0]
+
+
+def with_more_styles(model, count, init_from=None):
+    """A copy of a transformer with `count` more styles; every old weight kept bit-for-bit.
+
+    The new γ/β rows start as γ=1, β=0, or as copies of style `init_from`.
+
+    Args:
+        model: A model from `build_transformer`.
+        count: Number of styles to add; a positive integer.
+        init_from: Optional style index to copy the new rows from.
+
+    Returns:
+        A new model with `num_styles_of(model) + count` styles.
+    """
+    old_cins = cin_layers(model)
+    epsilon = old_cins[0].epsilon
+    grown = build_transformer(num_styles_of(model) + count, alpha=alpha_of(model), epsilon=epsilon, name=model.name)
+    for old, new in zip(model.layers, grown.layers):
+        if not isinstance(old, (ConditionalInstanceNormalization, ResidualBlock)):
+            new.set_weights(old.get_weights())
+    for old_block, new_block in zip(model.layers, grown.layers):
+        if isinstance(old_block, ResidualBlock):
+            new_block.conv1.set_weights(old_block.conv1.get_weights())
+            new_block.conv2.set_weights(old_block.conv2.get_weights())
+    for old, new in zip(old_cins, cin_layers(grown)):
+        old_gamma, old_beta = old.gamma, old.beta
+        scratch = ConditionalInstanceNormalization(old.num_styles, old.epsilon)
+        scratch.build([(None, None, None, old_gamma.shape[1]), (None, old.num_styles)])
+        scratch.set_weights([ops.convert_to_numpy(old_gamma), ops.convert_to_numpy(old_beta)])
+        scratch.add_styles(count, init_from=init_from)
+        new.set_weights(scratch.get_weights())
+    return grown
 
 
 def num_styles_of(model):

@@ -1,0 +1,96 @@
+"""The multi-style training model: `fit` compiles its step on every backend.
+
+`StyleTrainer` overrides `call` and `compute_loss` only, so `fit` runs the
+backend's own compiled step (`tf.function`, optionally XLA, under TensorFlow;
+`jax.jit` under JAX). Everything the loss touches (the transformer, the frozen
+VGG19, the Gram tables, the style sampler's seed) is a variable of the model,
+which JAX's stateless step needs.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from cin_style.losses import PerceptualLoss, mix_targets
+from cin_style.network import num_styles_of
+
+LOSS_PARTS = ("content", "style", "tv")
+
+
+class StyleTrainer(keras.Model):
+    """Trains a transformer on N styles at once, one random style per example.
+
+    Args:
+        transformer: A model from `build_transformer`.
+        perceptual_loss: A `PerceptualLoss`.
+        style_grams: `{style_layer: array (num_styles, c, c)}` from
+            `PerceptualLoss.style_grams`, or `None` to hold zeros until
+            weights are loaded (resuming from a checkpoint).
+        train_styles: Indices of the styles to sample; others are never
+            picked, so their γ/β rows get no gradient. Defaults to all.
+        seed: Seed of the per-example style choice. Defaults to `None`.
+        **kwargs: Base model arguments.
+
+    Call arguments:
+        images: `(batch, h, w, 3)` content photos in [0, 1].
+
+    Returns:
+        `{"stylized": (batch, h, w, 3), "style_weights": (batch, num_styles)}`.
+    """
+
+    def __init__(self, transformer, perceptual_loss, style_grams=None, train_styles=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(perceptual_loss, PerceptualLoss):
+            raise TypeError(f"`perceptual_loss` must be a PerceptualLoss. Received: {type(perceptual_loss).__name__}")
+        self.transformer = transformer
+        self.perceptual_loss = perceptual_loss
+        self.num_styles = num_styles_of(transformer)
+        train_styles = list(range(self.num_styles)) if train_styles is None else [int(i) for i in train_styles]
+        if not train_styles or not all(0 <= i < self.num_styles for i in train_styles):
+            raise ValueError(
+                f"`train_styles` must be indices in [0, {self.num_styles}). Received: train_styles={train_styles}"
+            )
+        self.train_styles = train_styles
+        self._train_styles = ops.convert_to_tensor(np.asarray(train_styles, "int32"))
+        channels = {name: self._layer_channels(name) for name in perceptual_loss.style_layers}
+        self.gram_names = list(perceptual_loss.style_layers)
+        self.gram_tables = []
+        for name in self.gram_names:
+            shape = (self.num_styles, channels[name], channels[name])
+            value = None if style_grams is None else np.asarray(ops.convert_to_numpy(style_grams[name]), "float32")
+            if value is not None and value.shape != shape:
+                raise ValueError(f"Gram targets for {name} must have shape {shape}. Received: {value.shape}")
+            table = self.add_weight(
+                name=f"gram_{name}", shape=shape, trainable=False,
+                initializer="zeros" if value is None else keras.initializers.Constant(value),
+            )
+            self.gram_tables.append(table)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in LOSS_PARTS}
+
+    def _layer_channels(self, name):
+        return self.perceptual_loss.vgg.extractor.get_layer(name).output.shape[-1]
+
+    def build(self, input_shape):
+        # The transformer, VGG and Gram tables are built in __init__.
+        pass
+
+    @property
+    def style_grams(self):
+        """`{style_layer: (num_styles, c, c)}`: the Gram tables held by the model."""
+        return dict(zip(self.gram_names, self.gram_tables))
+
+    def call(self, images, training=False):
+        batch = ops.shape(images)[0]
+        pick = keras.random.randint((batch,), 0, len(self.train_styles), seed=self.seed_generator)
+        style_index = ops.take(self._train_styles, pick)
+        style_weights = ops.one_hot(style_index, self.num_styles, dtype="float32")
+        stylized = self.transformer({"image": images, "style_weights": style_weights}, training=training)
+        return {"stylized": stylized, "style_weights": style_weights}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        targets = mix_targets(self.style_grams, y_pred["style_weights"])
+        parts = self.perceptual_loss(y_pred["stylized"], x, targets)
+        for part in LOSS_PARTS:
+            self.trackers[part].update_state(parts[part])
+        return ops.mean(parts["total"])
