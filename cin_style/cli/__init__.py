@@ -1,0 +1,1 @@
+"""Command-line tools; the only modules of cin_style that parse flags."""

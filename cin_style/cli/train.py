@@ -1,0 +1,90 @@
+"""cin-style-train: train one network on many styles.
+
+    cin-style-train --styles=path/to/styles --content=path/to/photos \
+        --output_dir=runs/my_model --steps=40000
+
+Resume a run after an interruption with the same command plus --resume.
+"""
+
+import os
+
+from absl import app, flags
+
+from cin_style.cli._common import fail, setup_logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("styles", None, "Style images and/or folders of them (names: file stems).")
+flags.DEFINE_list("style_names", None, "Optional names, one per style image.")
+flags.DEFINE_string("content", None, "Folder of content photos, or a tensorflow-datasets name (e.g. coco/2017).")
+flags.DEFINE_string("output_dir", None, "Folder for checkpoints, logs, samples and model.keras.")
+flags.DEFINE_integer("image_size", 256, "Side of the square training crops.")
+flags.DEFINE_integer("batch_size", 16, "Photos per step.")
+flags.DEFINE_integer("steps", 40000, "Total training steps.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("content_weight", None, "Content loss weight (default: the library's).")
+flags.DEFINE_float("style_weight", None, "Style loss weight (default: the library's).")
+flags.DEFINE_float("tv_weight", None, "Total-variation loss weight (default: the library's).")
+flags.DEFINE_integer("style_image_size", 256, "Shorter side of style images for the Gram targets.")
+flags.DEFINE_float("alpha", 1.0, "Width multiplier of the network (0.25: slim).")
+flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
+flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
+flags.DEFINE_string("tfds_split", "train", "tfds split.")
+flags.DEFINE_string("tfds_data_dir", None, "tfds data folder.")
+flags.DEFINE_string("tfds_image_key", "image", "tfds image feature.")
+flags.DEFINE_string("vgg_weights", None, "VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else download).")
+flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs.")
+
+
+def config_from_flags():
+    from cin_style.training import TrainConfig
+
+    if not FLAGS.styles:
+        fail("--styles is required: style image files or a folder of them")
+    if not FLAGS.content:
+        fail("--content is required: a folder of photos or a tensorflow-datasets name")
+    if not FLAGS.output_dir:
+        fail("--output_dir is required")
+    for source in FLAGS.styles:
+        if not os.path.exists(source):
+            fail(f"--styles: no such file or folder: {source}")
+    optional = {k: getattr(FLAGS, k) for k in ("content_weight", "style_weight", "tv_weight") if getattr(FLAGS, k) is not None}
+    return TrainConfig(
+        styles=list(FLAGS.styles), content=FLAGS.content, output_dir=FLAGS.output_dir,
+        style_names=FLAGS.style_names, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, style_image_size=FLAGS.style_image_size,
+        alpha=FLAGS.alpha, checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
+        seed=FLAGS.seed, jit_compile=FLAGS.jit_compile, tfds_split=FLAGS.tfds_split,
+        tfds_data_dir=FLAGS.tfds_data_dir, tfds_image_key=FLAGS.tfds_image_key,
+        sample_every=FLAGS.sample_every, tensorboard=FLAGS.tensorboard, **optional,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    setup_logging()
+    config = config_from_flags()
+    from cin_style.data import ContentSourceError
+    from cin_style.image_io import ImageReadError
+    from cin_style.training import train
+    from cin_style.vgg import VGGWeightsError
+
+    try:
+        config.validate()
+        result = train(config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights)
+    except (ValueError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
+        fail(str(error))
+    print(f"Trained {len(result.style_names)} styles: {', '.join(result.style_names)}")
+    print(f"Model: {result.model_path}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

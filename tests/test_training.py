@@ -1,0 +1,217 @@
+"""Training runs end to end: checkpoints, resume after SIGKILL, add_styles, CLIs, tf.distribute."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from cin_style.network import cin_layers
+
+pytestmark = pytest.mark.tensorflow_only
+
+STYLES = ("hokusai_great_wave", "munch_the_scream")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, shared_data):
+    folder = tmp_path_factory.mktemp("content")
+    for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def tiny_config(shared_data, photos, output_dir, **overrides):
+    from cin_style.training import TrainConfig
+
+    settings = dict(
+        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in STYLES], content=str(photos),
+        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
+        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, tmp_path):
+    from cin_style.training import latest_checkpoint, load_trained, train
+
+    result = train(tiny_config(shared_data, photos, tmp_path, keep_checkpoints=1), verbose=0)
+    assert result.style_names == list(STYLES)
+    assert [h["step"] for h in result.history] == [1, 2, 3, 4]
+    assert all(np.isfinite(h["loss"]) and h["loss"] > 0 and h["images_per_second"] > 0 for h in result.history)
+    assert os.path.basename(latest_checkpoint(tmp_path)) == "ckpt-00000004"
+    assert os.listdir(tmp_path / "checkpoints") == ["ckpt-00000004"]  # keep_checkpoints=1
+    assert sorted(os.listdir(tmp_path / "samples")) == ["step-00000002.png", "step-00000004.png"]
+    model, names = load_trained(tmp_path)
+    assert names == list(STYLES)
+    image = np.random.default_rng(0).random((1, 24, 24, 3), dtype=np.float32)
+    weights = np.eye(2, dtype="float32")[[1]]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model({"image": image, "style_weights": weights})),
+        keras.ops.convert_to_numpy(result.model({"image": image, "style_weights": weights})),
+        atol=1e-6,
+    )
+    with open(tmp_path / "styles.json") as stream:
+        saved = json.load(stream)
+    assert saved["training"]["batch_size"] == 2 and saved["alpha"] == 0.25
+
+
+def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, tmp_path):
+    from cin_style.training import train
+
+    first = train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+    with np.load(tmp_path / "checkpoints" / "ckpt-00000002" / "optimizer.npz") as saved:
+        saved_moment = saved["arr_2"].copy()
+    assert np.abs(saved_moment).max() > 0
+    # The style images are not even read again: the Gram targets come from the checkpoint.
+    config = tiny_config(shared_data, photos, tmp_path, steps=4, styles=["/nonexistent/style.jpg"])
+    resumed = train(config, resume=True, verbose=0)
+    assert resumed.resumed_from.endswith("ckpt-00000002")
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    assert resumed.style_names == first.style_names
+    with pytest.raises(ValueError, match="already holds checkpoints; pass resume=True"):
+        train(tiny_config(shared_data, photos, tmp_path), verbose=0)
+
+
+def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
+    command = [
+        sys.executable, "-m", "cin_style.cli.train", f"--styles={style_args}", f"--content={photos}",
+        f"--output_dir={tmp_path}", "--image_size=32", "--batch_size=1", "--steps=40",
+        "--checkpoint_every=2", "--style_image_size=48", "--alpha=0.25", "--seed=0", "--notensorboard", "--resume",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (tmp_path / "checkpoints" / "ckpt-00000004").exists():
+        assert process.poll() is None, "training exited before its second checkpoint"
+        assert time.time() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    from cin_style.training import latest_checkpoint
+
+    newest = latest_checkpoint(tmp_path)
+    killed_at = int(os.path.basename(newest).split("-")[1])
+    assert killed_at >= 4
+    leftovers = [n for n in os.listdir(tmp_path / "checkpoints") if not n.startswith("ckpt-")]
+    with open(os.path.join(newest, "state.json")) as stream:
+        assert json.load(stream)["step"] == killed_at
+    finished = subprocess.run(
+        [c.replace("--steps=40", f"--steps={killed_at + 2}") for c in command],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"Resuming from {newest}" in finished.stderr
+    assert os.path.basename(latest_checkpoint(tmp_path)) == f"ckpt-{killed_at + 2:08d}"
+    # A half-written checkpoint from the kill, if any, is never taken for a real one.
+    assert all(name.startswith(".tmp-") for name in leftovers)
+
+
+def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
+    from cin_style.training import add_styles, train
+
+    base = train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
+    before = [keras.ops.convert_to_numpy(w).copy() for w in base.model.weights]
+    image = np.random.default_rng(1).random((1, 24, 24, 3), dtype=np.float32)
+    old_outputs = [
+        keras.ops.convert_to_numpy(base.model({"image": image, "style_weights": np.eye(2, dtype="float32")[[i]]}))
+        for i in range(2)
+    ]
+    config = tiny_config(
+        shared_data, photos, tmp_path / "grown", steps=3,
+        styles=[str(shared_data / "styles" / "picabia_udnie.jpg")], learning_rate=1e-2,
+    )
+    grown = add_styles(base.model, base.style_names, config, verbose=0)
+    assert grown.style_names == [*STYLES, "picabia_udnie"]
+    for old_layer, new_layer in zip(cin_layers(base.model), cin_layers(grown.model)):
+        new_gamma = keras.ops.convert_to_numpy(new_layer.gamma)
+        np.testing.assert_array_equal(new_gamma[:2], keras.ops.convert_to_numpy(old_layer.gamma))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new_layer.beta)[:2], keras.ops.convert_to_numpy(old_layer.beta))
+    assert any(not np.allclose(keras.ops.convert_to_numpy(l.gamma)[2], 1.0) for l in cin_layers(grown.model))
+    cin_weights = {id(w) for layer in cin_layers(grown.model) for w in (layer.gamma, layer.beta)}
+    others = [w for w in grown.model.weights if id(w) not in cin_weights]
+    old_others = [w for w, v in zip(base.model.weights, before) if "gamma" not in w.path and "beta" not in w.path]
+    assert len(others) == len(old_others) > 0
+    for new, old in zip(others, old_others):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), keras.ops.convert_to_numpy(old))
+    for i in range(2):
+        weights = np.eye(3, dtype="float32")[[i]]
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(grown.model({"image": image, "style_weights": weights})), old_outputs[i]
+        )
+
+
+def run_cli(module, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):
+    (tmp_path / "no_styles").mkdir()
+    style = str(shared_data / "styles" / "hokusai_great_wave.jpg")
+    cases = [
+        ([f"--styles={tmp_path / 'no_styles'}", f"--content={photos}", f"--output_dir={tmp_path / 'a'}"], "holds no images"),
+        ([f"--styles={style}", f"--content={tmp_path / 'missing'}", f"--output_dir={tmp_path / 'b'}"], "Content folder not found"),
+        ([f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'c'}", "--image_size=16"], "`image_size` must be at least 32"),
+        ([f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'd'}", "--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+        ([f"--content={photos}", f"--output_dir={tmp_path / 'e'}"], "--styles is required"),
+    ]
+    for args, message in cases:
+        result = run_cli("cin_style.cli.train", *args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr[-1500:])
+        assert "Traceback" not in result.stderr
+
+
+def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path):
+    from cin_style.training import train
+
+    train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
+    result = run_cli(
+        "cin_style.cli.add_style", f"--model={tmp_path / 'base'}", f"--styles={shared_data / 'styles' / 'picabia_udnie.jpg'}",
+        f"--content={photos}", f"--output_dir={tmp_path / 'grown'}", "--image_size=32", "--batch_size=1", "--steps=2",
+        "--checkpoint_every=2", "--style_image_size=48", "--notensorboard",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Model now has 3 styles: hokusai_great_wave, munch_the_scream, picabia_udnie" in result.stdout
+    bad = run_cli(
+        "cin_style.cli.add_style", f"--model={tmp_path / 'base'}", f"--styles={shared_data / 'styles' / 'munch_the_scream.jpg'}",
+        f"--content={photos}", f"--output_dir={tmp_path / 'clash'}", "--image_size=32",
+    )
+    assert bad.returncode != 0 and "already has styles named ['munch_the_scream']" in bad.stderr
+
+
+MIRRORED = r"""
+import sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cin_style.training import TrainConfig, train
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+config = TrainConfig(styles=sys.argv[1].split(","), content=sys.argv[2], output_dir=sys.argv[3], image_size=32,
+                     batch_size=2, steps=2, checkpoint_every=2, style_image_size=48, alpha=0.25, seed=0, tensorboard=False)
+result = train(config, strategy=strategy, verbose=0)
+print("replicas", strategy.num_replicas_in_sync, "losses", [h["loss"] for h in result.history])
+"""
+
+
+def test_training_runs_under_mirrored_strategy_on_two_cpu_devices(shared_data, photos, tmp_path):
+    styles = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED, styles, str(photos), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("replicas 2 losses")
+    losses = json.loads(line.split("losses ", 1)[1])
+    assert len(losses) == 2 and all(np.isfinite(losses)) and min(losses) > 0
