@@ -1,0 +1,207 @@
+"""SavedModel export for TF Serving, `cin_style.Stylizer` and the notebook.
+
+`export_saved_model` writes the TF Serving layout `export_dir/<version>/`
+(`saved_model.pb`, `variables/`, and `cin_style.json` metadata). Every
+signature has dynamic batch, height and width; inputs are batched along the
+first axis so TF Serving's row ("instances") format works:
+
+- `serving_default`: `image` uint8 `(b, h, w, 3)` + `style_index` int32
+  `(b,)` -> `stylized_image` uint8.
+- `stylize_blend`: `image` uint8 + `style_weights` float32
+  `(b, num_styles)` -> `stylized_image` uint8.
+- `stylize_float`, `stylize_blend_float`: the same with float32 images in
+  [0, 1] in and out.
+- `style_names`: no input -> `style_names` string `(num_styles,)`.
+
+Bad requests (a style index out of range; blend weights that are negative,
+not finite, or sum to zero; batch sizes that disagree) fail inside the graph
+with a `tf.debugging` message instead of returning garbage pixels.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from cin_style import __version__
+from cin_style.metadata import METADATA_FILE, METADATA_FORMAT, version_dirs
+from cin_style.network import alpha_of, num_styles_of
+
+#: Signature names, for servers and clients.
+SIGNATURES = ("serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "style_names")
+
+
+def weights_hash(model):
+    """SHA-256 over every weight of the model, in order: identifies a trained model."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(ops.convert_to_numpy(weight))
+        digest.update(weight.path.encode())
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+class _ServingGraph:
+    """The serving functions: validation, uint8 conversion, the Keras model."""
+
+    def __init__(self, model, style_names):
+        self.model = model
+        self.num_styles = len(style_names)
+        self.names = list(style_names)
+
+    def signatures(self):
+        """`{name: (function, input_signature)}` for every signature."""
+        n = self.num_styles
+        image_u8 = tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")
+        image_f32 = tf.TensorSpec([None, None, None, 3], tf.float32, name="image")
+        index = tf.TensorSpec([None], tf.int32, name="style_index")
+        weights = tf.TensorSpec([None, n], tf.float32, name="style_weights")
+        return {
+            "serving_default": (self._index_u8, [image_u8, index]),
+            "stylize_blend": (self._blend_u8, [image_u8, weights]),
+            "stylize_float": (self._index_f32, [image_f32, index]),
+            "stylize_blend_float": (self._blend_f32, [image_f32, weights]),
+            "style_names": (self._names, []),
+        }
+
+    def _one_hot(self, image, style_index):
+        n = self.num_styles
+        message = f"style_index out of range: every index must be in [0, {n})"
+        checks = [
+            tf.debugging.assert_greater_equal(style_index, 0, message=message),
+            tf.debugging.assert_less(style_index, n, message=message),
+            tf.debugging.assert_equal(
+                tf.shape(image)[0], tf.shape(style_index)[0],
+                message="image and style_index must have the same batch size"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.one_hot(style_index, n, dtype=tf.float32)
+
+    def _normalised(self, image, style_weights):
+        checks = [
+            tf.debugging.assert_all_finite(style_weights, "style_weights must be finite (no NaN or inf)"),
+            tf.debugging.assert_non_negative(style_weights, message="style_weights must be non-negative"),
+            tf.debugging.assert_positive(
+                tf.reduce_sum(style_weights, axis=1), message="style_weights must not sum to zero in any row"),
+            tf.debugging.assert_equal(
+                tf.shape(image)[0], tf.shape(style_weights)[0],
+                message="image and style_weights must have the same batch size"),
+        ]
+        with tf.control_dependencies(checks):
+            return style_weights / tf.reduce_sum(style_weights, axis=1, keepdims=True)
+
+    def _run(self, image, style_weights):
+        out = self.model({"image": image, "style_weights": style_weights}, training=False)
+        return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
+
+    @staticmethod
+    def _to_float(image):
+        return tf.cast(image, tf.float32) / 255.0
+
+    @staticmethod
+    def _to_u8(image):
+        return tf.cast(tf.round(image * 255.0), tf.uint8)
+
+    def _index_u8(self, image, style_index):
+        return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._one_hot(image, style_index)))}
+
+    def _blend_u8(self, image, style_weights):
+        return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._normalised(image, style_weights)))}
+
+    def _index_f32(self, image, style_index):
+        return {"stylized_image": self._run(image, self._one_hot(image, style_index))}
+
+    def _blend_f32(self, image, style_weights):
+        return {"stylized_image": self._run(image, self._normalised(image, style_weights))}
+
+    def _names(self):
+        return {"style_names": tf.constant(self.names, dtype=tf.string)}
+
+
+def _write_saved_model(model, style_names, path):
+    """Writes the SavedModel with Keras' ExportArchive.
+
+    ExportArchive tracks the model's variables (not the Keras objects), which
+    TF1-style loaders (TF Serving, `saved_model_cli run`) need to restore them.
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in _ServingGraph(model, style_names).signatures().items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    archive.write_out(path, verbose=False)
+
+
+def next_version(export_dir):
+    """1 + the highest numeric version folder under `export_dir` (1 if none)."""
+    existing = version_dirs(export_dir)
+    return int(os.path.basename(existing[-1])) + 1 if existing else 1
+
+
+def export_saved_model(model, export_dir, style_names, version=None, training_config=None):
+    """Exports a transformer as a versioned SavedModel for TF Serving and `Stylizer`.
+
+    The version is written to a temporary folder beside it and renamed into
+    place, so a crash never leaves a half model that a server could load.
+
+    Args:
+        model: A model from `build_transformer` (trained).
+        export_dir: The base folder; versions go in numbered subfolders.
+        style_names: One unique name per style, in index order.
+        version: Positive integer; defaults to the next free one. An existing
+            version is never overwritten.
+        training_config: Optional dict stored in the metadata.
+
+    Returns:
+        The path of the written version folder.
+
+    Raises:
+        ValueError: If the names do not match the model, repeat, or the
+            version exists or is not a positive integer.
+    """
+    style_names = [str(name) for name in style_names]
+    num_styles = num_styles_of(model)
+    if len(style_names) != num_styles:
+        raise ValueError(f"The model holds {num_styles} styles but {len(style_names)} style names were given")
+    repeated = sorted({n for n in style_names if style_names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"Style names must be unique; repeated: {repeated}")
+    if any(not name.strip() for name in style_names):
+        raise ValueError("Style names must not be empty")
+    os.makedirs(export_dir, exist_ok=True)
+    if version is None:
+        version = next_version(export_dir)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"`version` must be a positive integer. Received: version={version!r}")
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise ValueError(f"Version {version} already exists in {export_dir}; versions are never overwritten")
+    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_saved_model(model, style_names, tmp)
+        metadata = {
+            "format": METADATA_FORMAT,
+            "cin_style_version": __version__,
+            "style_names": style_names,
+            "num_styles": num_styles,
+            "alpha": alpha_of(model),
+            "signatures": list(SIGNATURES),
+            "weights_sha256": weights_hash(model),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "training": training_config,
+        }
+        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as stream:
+            json.dump(metadata, stream, indent=2)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
