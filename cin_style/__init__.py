@@ -5,9 +5,29 @@ instance normalisation (Dumoulin, Shlens and Kudlur 2017). Layers, network and
 losses use `keras.ops` only and run under the TensorFlow and JAX backends.
 """
 
-from cin_style.layers import ConditionalInstanceNormalization
-from cin_style.network import build_transformer
-
 __version__ = "0.1.0"
 
-__all__ = ["ConditionalInstanceNormalization", "build_transformer", "__version__"]
+from cin_style.layers import ConditionalInstanceNormalization  # noqa: E402
+from cin_style.network import build_transformer  # noqa: E402
+from cin_style.stylizer import Stylizer  # noqa: E402
+
+# Modules that need TensorFlow itself load on first use, so that layers,
+# network and losses import under KERAS_BACKEND=jax without TensorFlow.
+_LAZY = {
+    "export_saved_model": ("cin_style.export", "export_saved_model"),
+    "train": ("cin_style.training", "train"),
+    "TrainConfig": ("cin_style.training", "TrainConfig"),
+    "add_styles": ("cin_style.training", "add_styles"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'cin_style' has no attribute {name!r}")
+
+
+__all__ = ["ConditionalInstanceNormalization", "Stylizer", "build_transformer", "__version__", *_LAZY]

@@ -1,0 +1,66 @@
+"""Training-step speed: the compiled step against an eager run of the same step.
+
+    python benchmarks/train_step.py [--batch_size=4 --image_size=256 --steps=5]
+
+Prints the median milliseconds per step and images per second of
+`StyleTrainer.train_on_batch` compiled (tf.function under TensorFlow, jit
+under JAX) and run eagerly (`run_eagerly=True`), measured alternately in one
+run so machine noise hits both, and their ratio.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from cin_style import build_transformer  # noqa: E402
+from cin_style.losses import PerceptualLoss  # noqa: E402
+from cin_style.trainer import StyleTrainer  # noqa: E402
+
+
+def make_trainer(perceptual, grams, eager, jit_compile):
+    keras.utils.set_random_seed(0)
+    trainer = StyleTrainer(build_transformer(4), perceptual, grams, seed=0)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=eager, jit_compile=jit_compile and not eager)
+    return trainer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--image_size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each kind (after one warm-up)")
+    parser.add_argument("--jit_compile", action="store_true", help="XLA for the compiled step (TensorFlow)")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    perceptual = PerceptualLoss()
+    grams = perceptual.style_grams([rng.random((args.image_size, args.image_size, 3), dtype=np.float32) for _ in range(4)])
+    photos = rng.random((args.batch_size, args.image_size, args.image_size, 3), dtype=np.float32)
+    trainers = {"compiled": make_trainer(perceptual, grams, False, args.jit_compile),
+                "eager": make_trainer(perceptual, grams, True, False)}
+    times = {name: [] for name in trainers}
+    for name, trainer in trainers.items():
+        trainer.train_on_batch(photos)  # warm-up: tracing / compilation
+    for _ in range(args.steps):
+        for name, trainer in trainers.items():
+            start = time.perf_counter()
+            loss = trainer.train_on_batch(photos)
+            times[name].append(time.perf_counter() - start)
+            assert np.isfinite(np.asarray(loss)).all()
+    print(f"backend={keras.backend.backend()} batch={args.batch_size} size={args.image_size}^2 steps={args.steps}")
+    medians = {}
+    for name, values in times.items():
+        medians[name] = statistics.median(values)
+        print(f"{name:>9}: median {medians[name] * 1000:8.1f} ms/step  {args.batch_size / medians[name]:6.2f} images/s")
+    print(f"ratio eager/compiled (speed-up of the compiled step): {medians['eager'] / medians['compiled']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""cin-style-stylize: paint photos with a trained cin_style model.
+
+    cin-style-stylize --input=photo.jpg --style=hokusai_great_wave --output=painted.png
+    cin-style-stylize --input=photos/ --style="munch_the_scream:0.7,picabia_udnie:0.3" --output=painted/
+    cin-style-stylize --input=photo.jpg --sheet --output=all_styles.png
+    cin-style-stylize --list_styles
+"""
+
+import os
+import pathlib
+import sys
+
+from absl import app, flags
+
+from cin_style.cli._common import fail
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "SavedModel folder, .keras file or training folder (default: $CIN_STYLE_MODEL, else the bundled model).")
+flags.DEFINE_string("input", None, "An image file or a folder of images.")
+flags.DEFINE_string("output", None, "Output file (for one input) or folder.")
+flags.DEFINE_string("style", None, "A style name, an index, or a blend: name:0.7,other:0.3.")
+flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
+flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours.")
+flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most this.")
+flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
+flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style.")
+flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
+#: The bundled model, relative to the source checkout.
+BUNDLED_MODEL = pathlib.Path(__file__).resolve().parents[2] / "saved_models" / "cin_style_default"
+
+
+def default_model():
+    return os.environ.get("CIN_STYLE_MODEL") or str(BUNDLED_MODEL)
+
+
+def parse_style(spec, names):
+    """`"name"`, `"3"` or `"a:0.7,b:0.3"` as a Stylizer style."""
+    spec = spec.strip()
+    if ":" not in spec:
+        return int(spec) if spec.isdigit() and spec not in names else spec
+    blend = {}
+    for part in spec.split(","):
+        key, _, weight = part.strip().rpartition(":")
+        if not key:
+            raise ValueError(f"Blend part {part!r} must look like name:weight")
+        try:
+            value = float(weight)
+        except ValueError:
+            raise ValueError(f"Blend weight {weight!r} of {key!r} is not a number") from None
+        key = int(key) if key.isdigit() and key not in names else key
+        blend[key] = blend.get(key, 0.0) + value
+    return blend
+
+
+def style_label(spec):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.replace(":", "-").replace(",", "+"))[:80]
+
+
+def contact_sheet(stylizer, image_path, max_size):
+    """The photo and every style, labelled, in a grid (PIL image)."""
+    from PIL import ImageDraw
+
+    from cin_style import image_io
+
+    photo = stylizer._prepare(image_path, max_size or 512)[0][0]
+    tiles = [("photo", photo)] + list(zip(stylizer.style_names, stylizer.stylize_all(photo)))
+    height, width = photo.shape[:2]
+    columns = min(4, len(tiles))
+    rows = -(-len(tiles) // columns)
+    label = 18
+    from PIL import Image
+
+    sheet = Image.new("RGB", (columns * width, rows * (height + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, tile) in enumerate(tiles):
+        x, y = (i % columns) * width, (i // columns) * (height + label)
+        sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (x, y))
+        draw.text((x + 4, y + height + 3), name, fill="black")
+    return sheet
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from cin_style import image_io
+    from cin_style.stylizer import ModelLoadError, StyleError, Stylizer
+
+    model_path = FLAGS.model or default_model()
+    try:
+        stylizer = Stylizer.load(model_path)
+    except ModelLoadError as error:
+        hint = "" if FLAGS.model else " (pass --model or set CIN_STYLE_MODEL)"
+        fail(f"{error}{hint}")
+    if FLAGS.list_styles:
+        for index, name in enumerate(stylizer.style_names):
+            print(f"{index:3d}  {name}")
+        return 0
+    if not FLAGS.input:
+        fail("--input is required: an image file or a folder of images")
+    if not FLAGS.output:
+        fail("--output is required: a file (one input) or a folder")
+    if not os.path.exists(FLAGS.input):
+        fail(f"--input not found: {FLAGS.input}")
+    if FLAGS.sheet:
+        if os.path.isdir(FLAGS.input):
+            fail("--sheet takes one image as --input, not a folder")
+        return _write_one(lambda: contact_sheet(stylizer, FLAGS.input, FLAGS.max_size), FLAGS.output)
+    if not FLAGS.style:
+        fail("--style is required: a name, an index or a blend (see --list_styles)")
+    try:
+        style = parse_style(FLAGS.style, stylizer.style_names)
+        stylizer.style_weights(style)
+    except (ValueError, StyleError) as error:
+        fail(f"--style: {error}")
+    if not 0.0 <= FLAGS.strength <= 1.0:
+        fail(f"--strength must be in [0, 1]. Received: {FLAGS.strength}")
+
+    def paint(path):
+        return lambda: stylizer.stylize(path, style, strength=FLAGS.strength, preserve_color=FLAGS.preserve_color,
+                                        max_size=FLAGS.max_size)
+
+    if not os.path.isdir(FLAGS.input):
+        output = FLAGS.output
+        if os.path.isdir(output):
+            output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{style_label(FLAGS.style)}.png")
+        return _write_one(paint(FLAGS.input), output)
+    os.makedirs(FLAGS.output, exist_ok=True)
+    if not os.access(FLAGS.output, os.W_OK):
+        fail(f"Output folder is not writable: {FLAGS.output}")
+    inputs = image_io.list_image_files(FLAGS.input)
+    if not inputs:
+        fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
+    failures = 0
+    for path in inputs:
+        output = os.path.join(FLAGS.output, f"{pathlib.Path(path).stem}_{style_label(FLAGS.style)}.png")
+        status = _write_one(paint(path), output, in_batch=True)
+        failures += status != 0
+    print(f"{len(inputs) - failures} of {len(inputs)} images stylised into {FLAGS.output}")
+    if failures:
+        print(f"{failures} failed (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_one(make, output, in_batch=False):
+    """Renders and writes one output atomically; in a batch, reports and continues."""
+    from cin_style import image_io
+    from cin_style.stylizer import StyleError
+
+    if os.path.exists(output) and not FLAGS.overwrite:
+        message = f"{output} exists; pass --overwrite to replace it"
+        if in_batch:
+            print(f"FAILED {output}: {message}", file=sys.stderr)
+            return 1
+        fail(message)
+    try:
+        image_io.write_image(output, make())
+    except (image_io.ImageReadError, StyleError, ValueError, OSError) as error:
+        if in_batch:
+            print(f"FAILED {output}: {error}", file=sys.stderr)
+            return 1
+        fail(str(error))
+    print(f"wrote {output}")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,376 @@
+"""`Stylizer`: paint photos with a trained multi-style model.
+
+    from cin_style import Stylizer
+    stylizer = Stylizer.load("saved_models/cin_style_default")
+    painted = stylizer.stylize("photo.jpg", "hokusai_great_wave")
+    blended = stylizer.stylize(photo_array, {"hokusai_great_wave": 0.7, "munch_the_scream": 0.3})
+
+Every input is checked before any work starts; every error names the problem.
+"""
+
+import difflib
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from cin_style import image_io
+from cin_style.metadata import read_metadata, resolve_saved_model_dir
+
+#: Smallest side the Stylizer accepts; smaller images carry no style.
+MIN_SIDE = 16
+#: Images with a side above this are stylised in overlapping tiles.
+DEFAULT_TILE_SIZE = 2048
+#: Overlap of neighbouring tiles, blended with linear feathering.
+DEFAULT_TILE_OVERLAP = 128
+
+
+class StyleError(ValueError):
+    """A style index, name or blend that the model cannot use."""
+
+
+class ModelLoadError(ValueError):
+    """A model path that does not exist or holds no cin_style model."""
+
+
+def _rgb_to_ycbcr(image):
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return y, (b - y) * 0.564, (r - y) * 0.713
+
+
+def _ycbcr_to_rgb(y, cb, cr):
+    r = y + 1.403 * cr
+    b = y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
+
+
+def preserve_colors(stylized, original):
+    """Luminance transfer (Gatys et al. 2016): stylised Y, the photo's Cb and Cr."""
+    y, _, _ = _rgb_to_ycbcr(stylized)
+    _, cb, cr = _rgb_to_ycbcr(original)
+    return _ycbcr_to_rgb(y, cb, cr).astype(np.float32)
+
+
+def _tile_starts(length, tile, overlap):
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    return sorted(set(list(range(0, length - tile, step)) + [length - tile]))
+
+
+def _feather(length, overlap):
+    ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / max(overlap, 1)
+    return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
+
+
+class _ImageKind:
+    """Remembers what kind of image the caller gave, to return the same kind."""
+
+    def __init__(self, kind, dtype=None, batched=False):
+        self.kind, self.dtype, self.batched = kind, dtype, batched
+
+    def restore(self, batch):
+        if self.kind in ("pil", "path"):
+            return Image.fromarray(image_io.to_uint8(batch[0]))
+        out = image_io.to_uint8(batch) if self.dtype == np.uint8 else batch.astype(self.dtype)
+        return out if self.batched else out[0]
+
+
+def _array_to_rgb(array):
+    """An image array (HW, HWC or NHWC; 1, 3 or 4 channels) as float32 NHWC RGB + its kind."""
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        values = array.astype(np.float32) / 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        if values.size and not np.isfinite(values).all():
+            raise ValueError("Image array holds NaN or infinite values")
+        if values.size and (values.min() < -1e-3 or values.max() > 1.0 + 1e-3):
+            raise ValueError(
+                f"Float image arrays must hold values in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]. "
+                "Divide uint8-range data by 255, or pass a uint8 array."
+            )
+        values = np.clip(values, 0.0, 1.0)
+    else:
+        raise ValueError(f"Image arrays must be uint8 (0-255) or float (0-1). Received: dtype={array.dtype}")
+    batched = array.ndim == 4
+    if array.ndim == 2:
+        values = values[..., None]
+    if values.ndim == 3:
+        values = values[None]
+    if values.ndim != 4:
+        raise ValueError(f"Image arrays must be (h, w), (h, w, c) or (n, h, w, c). Received: shape={array.shape}")
+    channels = values.shape[-1]
+    if channels == 1:
+        values = np.repeat(values, 3, axis=-1)
+    elif channels == 4:
+        alpha = values[..., 3:]
+        values = values[..., :3] * alpha + (1.0 - alpha)
+    elif channels != 3:
+        raise ValueError(f"Images must have 1 (grey), 3 (RGB) or 4 (RGBA) channels. Received: shape={array.shape}")
+    return values, _ImageKind("array", array.dtype if array.dtype == np.uint8 else np.float32, batched)
+
+
+class Stylizer:
+    """Stylises images with a trained model; safe to call from several threads.
+
+    Load one with `Stylizer.load(path)`. Styles are picked by index, by name,
+    or blended with a `{name_or_index: weight}` dict or a weight vector.
+
+    Args:
+        run: A function `(images float32 (n, h, w, 3), weights float32
+            (n, num_styles)) -> float32 images`.
+        style_names: The model's style names, in index order.
+        source: Where the model came from (shown in `repr`).
+        max_pixels: Largest image accepted. Defaults to
+            `image_io.DEFAULT_MAX_PIXELS`.
+        tile_size: Images with a side above this are stylised in overlapping,
+            feather-blended tiles so memory stays bounded. Defaults to
+            `DEFAULT_TILE_SIZE`.
+    """
+
+    def __init__(self, run, style_names, source=None, max_pixels=image_io.DEFAULT_MAX_PIXELS,
+                 tile_size=DEFAULT_TILE_SIZE, tile_overlap=DEFAULT_TILE_OVERLAP):
+        self._run = run
+        self.style_names = list(style_names)
+        self.source = source
+        self.max_pixels = max_pixels
+        self.tile_size = int(tile_size)
+        self.tile_overlap = int(min(tile_overlap, tile_size // 2))
+
+    @property
+    def num_styles(self):
+        """Number of styles the model holds."""
+        return len(self.style_names)
+
+    def __repr__(self):
+        return f"Stylizer({self.num_styles} styles from {self.source!r})"
+
+    # ---------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """Loads a SavedModel folder (a TF Serving base: its newest version), a
+        `.keras` file, or a training output folder holding `model.keras`.
+
+        Raises:
+            ModelLoadError: If nothing is at `path` or it is not a cin_style model.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ModelLoadError(f"Model path not found: '{path}'")
+        saved_model = resolve_saved_model_dir(path) if os.path.isdir(path) else None
+        if saved_model:
+            return cls._load_saved_model(saved_model, **kwargs)
+        keras_file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+        if keras_file.endswith(".keras") and os.path.isfile(keras_file):
+            return cls._load_keras(keras_file, **kwargs)
+        raise ModelLoadError(
+            f"'{path}' is not a cin_style model: expected a SavedModel folder (with saved_model.pb, "
+            "or numbered version folders), a .keras file, or a training folder with model.keras"
+        )
+
+    @classmethod
+    def _load_saved_model(cls, folder, **kwargs):
+        import tensorflow as tf
+
+        try:
+            names = read_metadata(folder)["style_names"]
+        except (FileNotFoundError, ValueError) as error:
+            raise ModelLoadError(f"'{folder}' is a SavedModel but not one exported by cin_style: {error}") from error
+        try:
+            loaded = tf.saved_model.load(folder)
+            blend = loaded.signatures["stylize_blend_float"]
+        except Exception as error:  # noqa: BLE001 - re-raised with the path
+            raise ModelLoadError(f"Could not load the SavedModel at '{folder}': {error}") from error
+
+        def run(images, weights):
+            out = blend(image=tf.constant(images), style_weights=tf.constant(weights))
+            return out["stylized_image"].numpy()
+
+        stylizer = cls(run, names, source=folder, **kwargs)
+        stylizer._keep = loaded  # the signatures need the loaded object alive
+        return stylizer
+
+    @classmethod
+    def _load_keras(cls, path, **kwargs):
+        import keras
+
+        import cin_style.layers  # noqa: F401  (registers the custom layers)
+        from cin_style.network import num_styles_of
+
+        try:
+            model = keras.saving.load_model(path)
+            num_styles = num_styles_of(model)
+        except Exception as error:  # noqa: BLE001 - re-raised with the path
+            raise ModelLoadError(f"'{path}' is not a loadable cin_style .keras model: {error}") from error
+        styles_file = os.path.join(os.path.dirname(path), "styles.json")
+        names = [f"style_{i}" for i in range(num_styles)]
+        if os.path.isfile(styles_file):
+            with open(styles_file, encoding="utf-8") as stream:
+                names = json.load(stream)["style_names"]
+
+        def run(images, weights):
+            out = model({"image": images, "style_weights": weights}, training=False)
+            return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
+
+        return cls(run, names, source=path, **kwargs)
+
+    # ----------------------------------------------------------------- styles
+
+    def _index(self, key):
+        if isinstance(key, (bool, np.bool_)):
+            raise StyleError(f"A style is an index, a name, a dict or a weight vector. Received: {key!r}")
+        if isinstance(key, (int, np.integer)):
+            if not 0 <= key < self.num_styles:
+                raise StyleError(f"Style index {int(key)} is out of range: the model has styles 0 to {self.num_styles - 1}")
+            return int(key)
+        if isinstance(key, str):
+            if key in self.style_names:
+                return self.style_names.index(key)
+            close = difflib.get_close_matches(key, self.style_names, n=3, cutoff=0.4)
+            close += [n for n in self.style_names if key.lower() in n.lower() and n not in close]
+            hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
+            raise StyleError(f"Unknown style name {key!r}.{hint} Known styles: {', '.join(self.style_names)}")
+        raise StyleError(f"A style key must be an index or a name. Received: {key!r}")
+
+    def style_weights(self, style):
+        """The normalised weight vector `(num_styles,)` for a style specification.
+
+        Args:
+            style: An index, a name, a `{name_or_index: weight}` dict, or a
+                vector of `num_styles` weights.
+
+        Raises:
+            StyleError: For an unknown name, an index out of range, or weights
+                that are not finite, negative, of the wrong length or sum to 0.
+        """
+        n = self.num_styles
+        if isinstance(style, (int, np.integer, str)) and not isinstance(style, bool):
+            weights = np.zeros(n, np.float32)
+            weights[self._index(style)] = 1.0
+            return weights
+        if isinstance(style, dict):
+            if not style:
+                raise StyleError("The style dict is empty: give at least one {name_or_index: weight}")
+            weights = np.zeros(n, np.float64)
+            for key, value in style.items():
+                weights[self._index(key)] += self._weight_value(key, value)
+        elif isinstance(style, bool) or style is None:
+            raise StyleError(f"A style is an index, a name, a dict or a weight vector. Received: {style!r}")
+        else:
+            try:
+                weights = np.asarray(style, dtype=np.float64)
+            except (TypeError, ValueError) as error:
+                raise StyleError(f"Style weights must be numbers. Received: {style!r}") from error
+            if weights.shape != (n,):
+                raise StyleError(f"A style weight vector needs {n} entries, one per style. Received: shape={weights.shape}")
+        if not np.isfinite(weights).all():
+            raise StyleError(f"Style weights must be finite; got NaN or infinity in {weights.tolist()}")
+        if (weights < 0).any():
+            raise StyleError(f"Style weights must be non-negative. Received: {weights.tolist()}")
+        if weights.sum() <= 0:
+            raise StyleError("Style weights sum to zero: give at least one positive weight")
+        return (weights / weights.sum()).astype(np.float32)
+
+    @staticmethod
+    def _weight_value(key, value):
+        try:
+            return float(value)
+        except (TypeError, ValueError) as error:
+            raise StyleError(f"The weight of style {key!r} must be a number. Received: {value!r}") from error
+
+    # ---------------------------------------------------------------- images
+
+    def _prepare(self, image, max_size):
+        if isinstance(image, (str, os.PathLike)):
+            values = image_io.read_image(image, max_pixels=self.max_pixels)[None]
+            kind = _ImageKind("path")
+        elif isinstance(image, Image.Image):
+            width, height = image.size
+            if width * height > self.max_pixels:
+                raise image_io.ImageReadError(f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels")
+            values = image_io.to_rgb_array(image)[None]
+            kind = _ImageKind("pil")
+        else:
+            values, kind = _array_to_rgb(image)
+        height, width = values.shape[1:3]
+        if height * width > self.max_pixels:
+            raise image_io.ImageReadError(f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels")
+        if min(height, width) < MIN_SIDE:
+            raise image_io.ImageReadError(
+                f"Image is {width}x{height}; the smallest side cin_style stylises is {MIN_SIDE} pixels"
+            )
+        if max_size is not None:
+            if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE:
+                raise ValueError(f"`max_size` must be an integer of at least {MIN_SIDE}. Received: max_size={max_size!r}")
+            if max(height, width) > max_size:
+                scale = max_size / max(height, width)
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                values = np.stack([
+                    np.asarray(Image.fromarray(image_io.to_uint8(v)).resize(size, Image.LANCZOS), np.float32) / 255.0
+                    for v in values
+                ])
+        return values, kind
+
+    def _stylize_one(self, image, weights):
+        """One image `(h, w, 3)`: whole, or in feathered tiles if it is large."""
+        height, width = image.shape[:2]
+        tile, overlap = self.tile_size, self.tile_overlap
+        if height <= tile and width <= tile:
+            return self._run(image[None], weights[None])[0]
+        out = np.zeros_like(image)
+        total = np.zeros((height, width, 1), np.float32)
+        for top in _tile_starts(height, tile, overlap):
+            for left in _tile_starts(width, tile, overlap):
+                piece = image[top : top + tile, left : left + tile]
+                painted = self._run(np.ascontiguousarray(piece[None]), weights[None])[0]
+                mask = np.outer(_feather(piece.shape[0], overlap), _feather(piece.shape[1], overlap))[..., None]
+                out[top : top + tile, left : left + tile] += painted * mask
+                total[top : top + tile, left : left + tile] += mask
+        return out / total
+
+    def stylize(self, image, style, *, strength=1.0, preserve_color=False, max_size=None):
+        """Paints an image in a style or a blend of styles.
+
+        Args:
+            image: A file path, a PIL image, or a numpy array (uint8 0-255 or
+                float 0-1; `(h, w)`, `(h, w, c)` or `(n, h, w, c)`; grey and
+                RGBA are converted).
+            style: An index, a name, a `{name_or_index: weight}` dict or a
+                weight vector (normalised to sum 1).
+            strength: 1.0 is the full style, 0.0 the photo; in between blends
+                the two. Defaults to `1.0`.
+            preserve_color: Keep the photo's colours (luminance transfer).
+                Defaults to `False`.
+            max_size: Downscale first so the longer side is at most this.
+                Defaults to `None` (the image's own size).
+
+        Returns:
+            The same kind as given: a PIL image for a path or PIL image, an
+            array of the input's dtype and rank for an array (RGB).
+
+        Raises:
+            StyleError, ImageReadError, ValueError: before any work starts.
+        """
+        weights = self.style_weights(style)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
+        images, kind = self._prepare(image, max_size)
+        results = []
+        for photo in images:
+            painted = self._stylize_one(photo, weights)
+            if preserve_color:
+                painted = preserve_colors(painted, photo)
+            if strength < 1.0:
+                painted = strength * painted + (1.0 - strength) * photo
+            results.append(painted.astype(np.float32))
+        return kind.restore(np.stack(results))
+
+    def stylize_all(self, image, max_size=None):
+        """The image in every style: a list of float32 `(h, w, 3)` arrays, in index order."""
+        images, _ = self._prepare(image, max_size)
+        return [self._stylize_one(images[0], self.style_weights(i)) for i in range(self.num_styles)]

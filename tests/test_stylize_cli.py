@@ -1,0 +1,98 @@
+"""cin-style-stylize as a user runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import STYLE_NAMES, distinct_style_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    distinct_style_model().save(folder / "model.keras")
+    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, shared_data):
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("kodim05", "kodim23"):
+        with Image.open(shared_data / "content" / "test" / f"{name}.jpg") as image:
+            image.convert("RGB").resize((48, 32)).save(folder / f"{name}.jpg")
+    (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return folder
+
+
+def stylize(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cin_style.cli.stylize", *args], capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_list_styles(model_dir):
+    result = stylize(f"--model={model_dir}", "--list_styles")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", STYLE_NAMES[0], "1", STYLE_NAMES[1], "2", STYLE_NAMES[2]]
+
+
+def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path):
+    out = tmp_path / "painted.png"
+    args = [f"--model={model_dir}", f"--input={photos / 'kodim23.jpg'}", "--style=munch_the_scream", f"--output={out}"]
+    first = stylize(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert Image.open(out).size == (48, 32)
+    again = stylize(*args)
+    assert again.returncode != 0 and "painted.png exists; pass --overwrite to replace it" in again.stderr
+    replaced = stylize(*args, "--overwrite", "--style=munch_the_scream:0.7,2:0.3", "--strength=0.8", "--preserve_color")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["painted.png"]  # nothing half-written left
+
+
+def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):
+    result = stylize(f"--model={model_dir}", f"--input={photos}", "--style=2", f"--output={tmp_path / 'out'}")
+    assert result.returncode == 1
+    assert sorted(os.listdir(tmp_path / "out")) == ["kodim05_2.png", "kodim23_2.png"]
+    assert "FAILED" in result.stderr and "broken.jpg' is not an image Pillow can read" in result.stderr
+    assert "2 of 3 images stylised" in result.stdout
+
+
+def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
+    result = stylize(f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    assert sheet.shape == (32 + 18, 4 * 48, 3)  # photo + 3 styles in one labelled row
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--style=munch"], "Unknown style name 'munch'. Did you mean: munch_the_scream"),
+        (["--style=3"], "Style index 3 is out of range"),
+        (["--style=munch_the_scream:lots"], "Blend weight 'lots' of 'munch_the_scream' is not a number"),
+        (["--style=munch_the_scream:-1,0:2"], "must be non-negative"),
+        (["--style=0", "--model=/no/such/model"], "Model path not found: '/no/such/model'"),
+        (["--style=0", "--output=/proc/version/out.png"], "Output folder does not exist"),
+    ],
+)
+def test_bad_arguments_fail_with_the_reason(model_dir, photos, tmp_path, args, message):
+    base = [f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", f"--output={tmp_path / 'x.png'}"]
+    result = stylize(*base, *args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_folder_is_named(tmp_path, monkeypatch):
+    from cin_style import image_io
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OSError, match="Output folder is not writable"):
+        image_io.write_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))

@@ -1,0 +1,225 @@
+"""Stylizer: loading, style specifications, image kinds, bad input, threads, tiling."""
+
+import concurrent.futures
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cin_style import Stylizer
+from cin_style.image_io import ImageReadError
+from cin_style.stylizer import ModelLoadError, StyleError
+from helpers import STYLE_NAMES, distinct_style_model
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    import json
+
+    folder = tmp_path_factory.mktemp("trained")
+    distinct_style_model().save(folder / "model.keras")
+    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
+    return folder / "model.keras"
+
+
+@pytest.fixture(scope="module")
+def stylizer(keras_file):
+    return Stylizer.load(keras_file)
+
+
+@pytest.fixture(scope="module")
+def photo_path(shared_data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("photo") / "parrots.png"
+    with Image.open(shared_data / "content" / "test" / "kodim23.jpg") as image:
+        image.convert("RGB").resize((60, 40)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo(photo_path):
+    return np.asarray(Image.open(photo_path).convert("RGB"))
+
+
+def test_loads_a_keras_file_or_a_training_folder(keras_file):
+    for path in (keras_file, keras_file.parent):
+        loaded = Stylizer.load(path)
+        assert loaded.style_names == STYLE_NAMES and loaded.num_styles == 3
+
+
+@pytest.mark.tensorflow_only
+def test_loads_the_newest_version_of_a_saved_model_and_matches_keras(tmp_path, stylizer, photo):
+    from cin_style.export import export_saved_model
+
+    model = distinct_style_model()
+    export_saved_model(model, tmp_path, ["a", "b", "c"])
+    export_saved_model(model, tmp_path, STYLE_NAMES)
+    served = Stylizer.load(tmp_path)
+    assert served.source.endswith(os.sep + "2") and served.style_names == STYLE_NAMES
+    assert Stylizer.load(tmp_path / "1").style_names == ["a", "b", "c"]
+    a = served.stylize(photo, {"munch_the_scream": 1, "picabia_udnie": 3})
+    b = stylizer.stylize(photo, {"munch_the_scream": 1, "picabia_udnie": 3})
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_missing_and_non_model_paths_are_named(tmp_path):
+    with pytest.raises(ModelLoadError, match="Model path not found: '.*nowhere'"):
+        Stylizer.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="is not a cin_style model: expected a SavedModel folder"):
+        Stylizer.load(tmp_path / "empty")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip file")
+    with pytest.raises(ModelLoadError, match="junk.keras' is not a loadable cin_style .keras model"):
+        Stylizer.load(tmp_path / "junk.keras")
+
+
+def test_styles_by_index_name_dict_and_vector(stylizer, photo):
+    by_index = stylizer.stylize(photo, 1)
+    by_name = stylizer.stylize(photo, "munch_the_scream")
+    np.testing.assert_array_equal(by_index, by_name)
+    np.testing.assert_array_equal(stylizer.stylize(photo, {1: 2.0}), by_index)
+    np.testing.assert_array_equal(stylizer.stylize(photo, [0, 5, 0]), by_index)
+    assert not np.array_equal(stylizer.stylize(photo, 0), by_index)
+    np.testing.assert_allclose(stylizer.style_weights({"hokusai_great_wave": 1, 2: 3}), [0.25, 0, 0.75])
+
+
+@pytest.mark.parametrize(
+    "style, message",
+    [
+        (-1, "Style index -1 is out of range: the model has styles 0 to 2"),
+        (3, "Style index 3 is out of range"),
+        ("munch_scream", r"Unknown style name 'munch_scream'. Did you mean: munch_the_scream"),
+        ("starry_night", r"Unknown style name 'starry_night'.*Known styles: hokusai_great_wave"),
+        ([0.5, float("nan"), 0.5], "must be finite"),
+        ([0.5, -0.2, 0.7], "must be non-negative"),
+        ([0, 0, 0], "sum to zero"),
+        ([0.5, 0.5], r"needs 3 entries, one per style. Received: shape=\(2,\)"),
+        ({"hokusai_great_wave": "lots"}, "must be a number"),
+        ({}, "dict is empty"),
+        (True, "A style is an index, a name"),
+    ],
+)
+def test_bad_styles_are_refused_with_the_reason(stylizer, photo, style, message):
+    with pytest.raises(StyleError, match=message):
+        stylizer.stylize(photo, style)
+
+
+def test_returns_the_kind_it_was_given(stylizer, photo, photo_path):
+    out = stylizer.stylize(photo_path, 0)
+    assert isinstance(out, Image.Image) and out.size == (60, 40) and out.mode == "RGB"
+    assert isinstance(stylizer.stylize(Image.open(photo_path), 0), Image.Image)
+    u8 = stylizer.stylize(photo, 0)
+    assert u8.dtype == np.uint8 and u8.shape == (40, 60, 3)
+    batch = stylizer.stylize((photo[None] / 255.0).astype(np.float32).repeat(2, axis=0), 0)
+    assert batch.dtype == np.float32 and batch.shape == (2, 40, 60, 3) and 0 <= batch.min() and batch.max() <= 1
+    np.testing.assert_array_equal(np.round(batch[0] * 255).astype(np.uint8), u8)
+
+
+def test_grey_and_rgba_inputs_are_converted(stylizer, photo):
+    grey = photo.mean(axis=-1).astype(np.uint8)
+    out = stylizer.stylize(grey, 0)
+    assert out.shape == (40, 60, 3)
+    np.testing.assert_array_equal(out, stylizer.stylize(np.repeat(grey[..., None], 3, -1), 0))
+    rgba = np.concatenate([photo, np.full((40, 60, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(stylizer.stylize(rgba, 0), stylizer.stylize(photo, 0))
+
+
+def test_sixteen_bit_png_and_cmyk_jpeg_files_are_read(stylizer, photo, tmp_path):
+    grey16 = (photo.mean(axis=-1) * 257).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    from cin_style.image_io import read_image
+
+    read = read_image(tmp_path / "grey16.png")  # full 16-bit precision, not clipped at 255
+    np.testing.assert_allclose(read, np.repeat(grey16[..., None], 3, -1) / 65535.0, atol=1e-6)
+    assert np.asarray(stylizer.stylize(tmp_path / "grey16.png", 0)).shape == (40, 60, 3)
+    Image.fromarray(photo).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert np.asarray(stylizer.stylize(tmp_path / "cmyk.jpg", 2)).shape == (40, 60, 3)
+
+
+def test_strength_and_preserve_color(stylizer, photo):
+    np.testing.assert_array_equal(stylizer.stylize(photo, 0, strength=0.0), photo)
+    full = stylizer.stylize(photo, 0).astype(float)
+    half = stylizer.stylize(photo, 0, strength=0.5).astype(float)
+    assert np.abs(half - (full + photo) / 2).max() <= 1.0
+    kept = stylizer.stylize(photo, 0, preserve_color=True).astype(float) / 255
+    from cin_style.stylizer import _rgb_to_ycbcr
+
+    _, cb_photo, cr_photo = _rgb_to_ycbcr(photo / 255.0)
+    _, cb_kept, cr_kept = _rgb_to_ycbcr(kept)
+    _, cb_full, _ = _rgb_to_ycbcr(full / 255)
+    assert np.abs(cb_kept - cb_photo).mean() < 0.02 < np.abs(cb_full - cb_photo).mean()
+    with pytest.raises(ValueError, match=r"`strength` must be a number in \[0, 1\]. Received: strength=1.5"):
+        stylizer.stylize(photo, 0, strength=1.5)
+
+
+def bomb_png(path):
+    """A PNG whose header says 20000x20000 (a decompression bomb), a few kB on disk."""
+    Image.new("1", (20000, 20000)).save(path)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\)"),
+        (lambda p: p.write_text("hello, I am text"), "is not an image Pillow can read"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(300)), "corrupt or truncated|not an image"),
+        (lambda p: Image.new("RGB", (1, 1)).save(p, "JPEG"), "is 1x1; the smallest side cin_style stylises is 16"),
+        (bomb_png, r"too large to decode safely \(decompression bomb check: Image size \(400000000 pixels\)"),
+    ],
+    ids=["zero_bytes", "text_named_jpg", "corrupt", "one_pixel", "decompression_bomb"],
+)
+def test_bad_image_files_are_refused_before_any_work(stylizer, tmp_path, make, message):
+    path = tmp_path / "input.jpg"
+    make(path)
+    with pytest.raises(ImageReadError, match=message):
+        stylizer.stylize(path, 0)
+
+
+def test_truncated_jpeg_is_refused(stylizer, shared_data, tmp_path):
+    data = (shared_data / "content" / "test" / "kodim05.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut.jpg' is corrupt or truncated"):
+        stylizer.stylize(tmp_path / "cut.jpg", 0)
+
+
+def test_missing_file_and_bad_arrays_are_named(stylizer, tmp_path):
+    with pytest.raises(ImageReadError, match="Image file not found: '.*missing.jpg'"):
+        stylizer.stylize(tmp_path / "missing.jpg", 0)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]; got \[0, 255\]"):
+        stylizer.stylize(np.linspace(0, 255, 40 * 60 * 3).reshape(40, 60, 3).astype(np.float32), 0)
+    with pytest.raises(ValueError, match=r"1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels. Received: shape=\(40, 60, 2\)"):
+        stylizer.stylize(np.zeros((40, 60, 2), np.uint8), 0)
+    with pytest.raises(ValueError, match="uint8 .* or float .* Received: dtype=int64"):
+        stylizer.stylize(np.zeros((40, 60, 3), np.int64), 0)
+
+
+def test_eight_threads_give_the_same_pixels_as_serial_calls(stylizer, photo):
+    jobs = [(i % 3, {0: i, 2: 1}) for i in range(16)]
+    serial = [stylizer.stylize(photo, style) for _, style in jobs]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda job: stylizer.stylize(photo, job[1]), jobs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_large_images_are_painted_in_feathered_tiles(keras_file, shared_data, load_image):
+    photo = load_image(shared_data / "content" / "test" / "kodim05.jpg", 96)[0]
+    whole = Stylizer.load(keras_file).stylize(photo, 1)
+    tiled_stylizer = Stylizer.load(keras_file, tile_size=48, tile_overlap=16)
+    tiled = tiled_stylizer.stylize(photo, 1)
+    assert tiled.shape == photo.shape and np.isfinite(tiled).all()
+    # Tiles see their own statistics, so pixels differ a little, never wildly.
+    assert np.abs(tiled - whole).mean() < 0.15
+    # No seam: the jump across a tile border is like the jumps elsewhere.
+    rows = np.abs(np.diff(tiled, axis=0)).mean(axis=(1, 2))
+    assert rows[30:34].max() < 3 * np.median(rows)
+    np.testing.assert_array_equal(Stylizer.load(keras_file, tile_size=96).stylize(photo, 1), whole)
+
+
+def test_max_size_downscales_first(stylizer, photo):
+    out = stylizer.stylize(photo, 0, max_size=30)
+    assert out.shape == (20, 30, 3)
+    with pytest.raises(ValueError, match="`max_size` must be an integer of at least 16"):
+        stylizer.stylize(photo, 0, max_size=4)
