@@ -1,14 +1,15 @@
 """Helpers shared by the command-line tools."""
 
 import logging
+import os
 import sys
-
-from absl import app
 
 
 def fail(message):
-    """Ends a command-line tool with a one-line error and exit status 1."""
-    raise app.UsageError(message, exitcode=1)
+    """Ends a command-line tool with a one-line error on stderr and exit status 1."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "cin_style"
+    print(f"{program}: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def setup_logging():

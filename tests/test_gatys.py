@@ -1,0 +1,117 @@
+"""Gatys optimisation under the training loss, its CLI, and the quality benchmark."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import distinct_style_model
+
+pytestmark = pytest.mark.tensorflow_only
+
+
+@pytest.fixture(scope="module")
+def loss(vgg_weights):
+    from cin_style.losses import PerceptualLoss
+
+    return PerceptualLoss(vgg_weights=vgg_weights)
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data, load_image):
+    return load_image(shared_data / "content" / "test" / "kodim23.jpg", 40)[0]
+
+
+@pytest.fixture(scope="module")
+def styles(shared_data, load_image):
+    return [load_image(shared_data / "styles" / f"{n}.jpg", 48)[0] for n in ("van_gogh_starry_night", "hokusai_great_wave")]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_optimisation_lowers_the_training_loss_below_the_photos(loss, photo, styles, optimizer):
+    from cin_style.gatys import optimize
+    from cin_style.losses import mix_targets
+
+    seen = []
+    result = optimize(photo, styles[0], steps=8, optimizer=optimizer, perceptual_loss=loss, style_size=48,
+                      callback=lambda step, parts: seen.append(step), verbose=0, learning_rate=0.05)
+    targets = mix_targets(loss.style_grams([styles[0]]), np.ones((1, 1), np.float32))
+    photo_total = float(np.asarray(loss(photo[None], photo[None], targets)["total"])[0])
+    again = float(np.asarray(loss(result.image[None], photo[None], targets)["total"])[0])
+    assert result.image.shape == photo.shape and 0 <= result.image.min() and result.image.max() <= 1
+    assert result.losses["total"] == pytest.approx(again, rel=1e-4)  # exactly the training loss
+    assert again < 0.8 * photo_total
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 1
+    assert result.seconds > 0
+
+
+def test_a_blend_of_styles_sits_between_them(loss, photo, styles):
+    from cin_style.gatys import optimize
+
+    result = optimize(photo, styles, style_blend=[3, 1], steps=3, perceptual_loss=loss, style_size=48, verbose=0)
+    assert result.image.shape == photo.shape
+
+
+def test_bad_settings_are_named(loss, photo, styles):
+    from cin_style.gatys import optimize
+
+    with pytest.raises(ValueError, match=r"`optimizer` must be one of \('adam', 'lbfgs'\). Received: optimizer='sgd'"):
+        optimize(photo, styles[0], steps=1, optimizer="sgd", perceptual_loss=loss)
+    with pytest.raises(ValueError, match="`init` must be one of"):
+        optimize(photo, styles[0], steps=1, init="zeros", perceptual_loss=loss)
+    with pytest.raises(ValueError, match=r"`style_blend` needs one weight per style image \(2\)"):
+        optimize(photo, styles, style_blend=[1], steps=1, perceptual_loss=loss)
+    with pytest.raises(ValueError, match="non-negative and not all zero"):
+        optimize(photo, styles, style_blend=[1, -1], steps=1, perceptual_loss=loss)
+
+
+def test_gatys_cli_writes_the_image_and_refuses_to_overwrite(shared_data, tmp_path):
+    out = tmp_path / "g.png"
+    command = [sys.executable, "-m", "cin_style.cli.gatys", f"--content={shared_data / 'content' / 'test' / 'kodim05.jpg'}",
+               f"--style={shared_data / 'styles' / 'munch_the_scream.jpg'}", f"--output={out}", "--steps=2",
+               "--size=40", "--style_size=48"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert Image.open(out).size == (40, 27) and "after 2 adam steps" in first.stdout
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0 and "exists; pass --overwrite" in second.stderr
+    missing = subprocess.run(command[:4] + [f"--style={tmp_path / 'nope.jpg'}", f"--output={tmp_path / 'h.png'}"],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "Image file not found" in missing.stderr
+
+
+def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_data, tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import quality
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    distinct_style_model(num_styles=1).save(model_dir / "model.keras")
+    (model_dir / "styles.json").write_text(json.dumps({"style_names": ["munch_the_scream"], "training": {"style_image_size": 48}}))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("kodim05", "kodim23"):
+        Image.open(shared_data / "content" / "test" / f"{name}.jpg").save(photos / f"{name}.jpg")
+    printed = []
+    rows = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), steps=6, size=40,
+                       output_dir=str(tmp_path / "out"), thumb=32, verbose=0, log=printed.append)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["gatys_total"] < row["photo_total"]
+        assert row["ours_seconds"] > 0 and row["gatys_seconds"] > 0
+    text = printed[-1]
+    assert "munch_the_scream" in text and "OVERALL" in text and "mean ratio ours/Gatys" in text
+    with open(tmp_path / "out" / "quality.csv") as stream:
+        assert len(list(csv.DictReader(stream))) == 2
+    assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 3, 32 * 2)
+    cached = sorted(os.listdir(tmp_path / "out" / "cache"))
+    assert len(cached) == 2
+    again = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), steps=6, size=40,
+                        output_dir=str(tmp_path / "out"), thumb=32, verbose=0, log=lambda *_: None)
+    assert [r["gatys_total"] for r in again] == [r["gatys_total"] for r in rows]
+    assert sorted(os.listdir(tmp_path / "out" / "cache")) == cached
