@@ -514,6 +514,28 @@ def _all_layers(model):
     return found
 
 
+def model_from_checkpoint(path):
+    """A transformer and its style names and config from a checkpoint.
+
+    Args:
+        path: A checkpoint folder (`ckpt-*`) or a training output folder (its
+            newest checkpoint is used).
+
+    Returns:
+        `(model, style_names, state)` where `state` is the checkpoint's
+        `state.json` (config, step).
+    """
+    checkpoint = path if os.path.isfile(os.path.join(path, "state.json")) else latest_checkpoint(path)
+    if checkpoint is None:
+        raise FileNotFoundError(f"No checkpoint in '{path}'")
+    with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
+        state = json.load(stream)
+    names = state["style_names"]
+    model = build_transformer(len(names), alpha=state["config"]["alpha"])
+    model.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
+    return model, names, state
+
+
 def load_trained(output_dir_or_model):
     """Loads `model.keras` and the style names from a training output folder.
 
@@ -543,4 +565,4 @@ class _null_scope:
         return False
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint"]
+__all__ = ["TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint", "model_from_checkpoint"]

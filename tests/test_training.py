@@ -215,3 +215,27 @@ def test_training_runs_under_mirrored_strategy_on_two_cpu_devices(shared_data, p
     assert line.startswith("replicas 2 losses")
     losses = json.loads(line.split("losses ", 1)[1])
     assert len(losses) == 2 and all(np.isfinite(losses)) and min(losses) > 0
+
+
+def test_export_cli_from_a_checkpoint_and_from_a_trained_folder(shared_data, photos, tmp_path):
+    from cin_style import Stylizer
+    from cin_style.metadata import read_metadata
+    from cin_style.training import model_from_checkpoint, train
+
+    result = train(tiny_config(shared_data, photos, tmp_path / "run", steps=2), verbose=0)
+    from_checkpoint = run_cli("cin_style.cli.export", f"--checkpoint={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}")
+    assert from_checkpoint.returncode == 0, from_checkpoint.stderr[-2000:]
+    from_model = run_cli("cin_style.cli.export", f"--model={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}")
+    assert from_model.returncode == 0, from_model.stderr[-2000:]
+    assert f"Exported 2 styles to {tmp_path / 'served' / '2'}" in from_model.stdout
+    assert read_metadata(tmp_path / "served" / "1")["training"]["step"] == 2
+    assert read_metadata(tmp_path / "served")["training"]["batch_size"] == 2
+    assert read_metadata(tmp_path / "served" / "1")["weights_sha256"] == read_metadata(tmp_path / "served" / "2")["weights_sha256"]
+    model, names, state = model_from_checkpoint(tmp_path / "run")
+    assert names == list(STYLES) and state["step"] == 2
+    photo = np.random.default_rng(2).random((24, 24, 3), dtype=np.float32)
+    np.testing.assert_allclose(Stylizer.load(tmp_path / "served").stylize(photo, 1),
+                               Stylizer.load(tmp_path / "run").stylize(photo, 1), atol=2e-6)
+    both = run_cli("cin_style.cli.export", f"--model={tmp_path / 'run'}", f"--checkpoint={tmp_path / 'run'}",
+                   f"--export_dir={tmp_path / 'x'}")
+    assert both.returncode != 0 and "exactly one of --model or --checkpoint" in both.stderr

@@ -1,0 +1,55 @@
+"""cin-style-export: export a trained model as a versioned SavedModel for TF Serving.
+
+    cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
+    cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+from cin_style.cli._common import fail
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Training output folder (model.keras + styles.json) or a .keras file.")
+flags.DEFINE_string("checkpoint", None, "A checkpoint folder, or a training folder whose newest checkpoint to export.")
+flags.DEFINE_string("export_dir", None, "TF Serving base folder; the version goes in a numbered subfolder.")
+flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
+flags.DEFINE_list("style_names", None, "Override the style names (one per style).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if bool(FLAGS.model) == bool(FLAGS.checkpoint):
+        fail("Give exactly one of --model or --checkpoint")
+    if not FLAGS.export_dir:
+        fail("--export_dir is required")
+    from cin_style.export import export_saved_model
+    from cin_style.training import load_trained, model_from_checkpoint
+
+    try:
+        if FLAGS.checkpoint:
+            model, names, state = model_from_checkpoint(FLAGS.checkpoint)
+            config = {**state["config"], "step": state["step"]}
+        else:
+            model, names = load_trained(FLAGS.model)
+            folder = FLAGS.model if os.path.isdir(FLAGS.model) else os.path.dirname(FLAGS.model)
+            config = None
+            if os.path.isfile(os.path.join(folder, "styles.json")):
+                with open(os.path.join(folder, "styles.json"), encoding="utf-8") as stream:
+                    config = json.load(stream).get("training")
+        path = export_saved_model(model, FLAGS.export_dir, FLAGS.style_names or names, version=FLAGS.version,
+                                  training_config=config)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        fail(str(error))
+    print(f"Exported {len(FLAGS.style_names or names)} styles to {path}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
