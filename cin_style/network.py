@@ -1,7 +1,6 @@
 """The feed-forward style transformer network of Dumoulin et al. (2017)."""
 
 import keras
-from keras import ops
 
 from cin_style.layers import (
     ConditionalInstanceNormalization,
@@ -88,19 +87,23 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
     return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=name)
 
 
-def cin_layers(model):
-    """All `ConditionalInstanceNormalization` layers of `model`, nested ones too."""
+def all_layers(model):
+    """Every layer of `model`, nested sub-layers (e.g. inside residual blocks) too, in order."""
     found = []
 
     def visit(layer):
-        if isinstance(layer, ConditionalInstanceNormalization):
-            found.append(layer)
+        found.append(layer)
         for child in getattr(layer, "_layers", []) or []:
             visit(child)
 
     for layer in model.layers:
         visit(layer)
     return found
+
+
+def cin_layers(model):
+    """All `ConditionalInstanceNormalization` layers of `model`, nested ones too."""
+    return [layer for layer in all_layers(model) if isinstance(layer, ConditionalInstanceNormalization)]
 
 
 def alpha_of(model):
@@ -122,23 +125,18 @@ def with_more_styles(model, count, init_from=None):
     Returns:
         A new model with `num_styles_of(model) + count` styles.
     """
-    old_cins = cin_layers(model)
-    epsilon = old_cins[0].epsilon
+    epsilon = cin_layers(model)[0].epsilon
     grown = build_transformer(num_styles_of(model) + count, alpha=alpha_of(model), epsilon=epsilon, name=model.name)
-    for old, new in zip(model.layers, grown.layers):
-        if not isinstance(old, (ConditionalInstanceNormalization, ResidualBlock)):
+    for old, new in zip(all_layers(model), all_layers(grown)):
+        if isinstance(old, ConditionalInstanceNormalization):
+            # Grow a scratch copy of the old layer, so the rows follow add_styles' rules.
+            scratch = ConditionalInstanceNormalization(old.num_styles, old.epsilon)
+            scratch.build([(None, None, None, old.gamma.shape[1]), (None, old.num_styles)])
+            scratch.set_weights(old.get_weights())
+            scratch.add_styles(count, init_from=init_from)
+            new.set_weights(scratch.get_weights())
+        elif isinstance(old, keras.layers.Conv2D):
             new.set_weights(old.get_weights())
-    for old_block, new_block in zip(model.layers, grown.layers):
-        if isinstance(old_block, ResidualBlock):
-            new_block.conv1.set_weights(old_block.conv1.get_weights())
-            new_block.conv2.set_weights(old_block.conv2.get_weights())
-    for old, new in zip(old_cins, cin_layers(grown)):
-        old_gamma, old_beta = old.gamma, old.beta
-        scratch = ConditionalInstanceNormalization(old.num_styles, old.epsilon)
-        scratch.build([(None, None, None, old_gamma.shape[1]), (None, old.num_styles)])
-        scratch.set_weights([ops.convert_to_numpy(old_gamma), ops.convert_to_numpy(old_beta)])
-        scratch.add_styles(count, init_from=init_from)
-        new.set_weights(scratch.get_weights())
     return grown
 
 

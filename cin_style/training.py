@@ -27,7 +27,7 @@ from cin_style.losses import (
     DEFAULT_TV_WEIGHT,
     PerceptualLoss,
 )
-from cin_style.network import alpha_of, build_transformer, num_styles_of, with_more_styles
+from cin_style.network import all_layers, alpha_of, build_transformer, num_styles_of, with_more_styles
 from cin_style.trainer import LOSS_PARTS, StyleTrainer
 
 logger = logging.getLogger("cin_style")
@@ -480,7 +480,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     grown = with_more_styles(model, len(new_names), init_from=init_from)
-    for layer in _all_layers(grown):
+    for layer in all_layers(grown):
         if isinstance(layer, ReflectionConv2D):
             layer.trainable = False
     perceptual = _perceptual_loss(config, vgg_weights)
@@ -498,20 +498,11 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "add_styles", "style_names": all_names, "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)
-    for layer in _all_layers(grown):
+    for layer in all_layers(grown):
         layer.trainable = True
     config = dataclasses.replace(config, alpha=alpha_of(grown))
     model_path = _save_final(trainer, config.output_dir, all_names, config)
     return TrainResult(grown, all_names, model_path, history, checkpoint)
-
-
-def _all_layers(model):
-    stack, found = list(model.layers), []
-    while stack:
-        layer = stack.pop()
-        found.append(layer)
-        stack.extend(getattr(layer, "_layers", []) or [])
-    return found
 
 
 def model_from_checkpoint(path):

@@ -109,3 +109,20 @@ def test_image_with_four_channels_names_the_problem(slim, rng):
 def test_image_without_batch_axis_names_the_problem(slim, rng):
     with pytest.raises(ValueError, match=r"\(None, None, None, 3\).*\(8, 8, 3\)"):
         run(slim, rng.random((8, 8, 3), dtype=np.float32), np.eye(3, dtype="float32")[[0]])
+
+
+def test_with_more_styles_keeps_every_old_weight_and_output(rng):
+    from cin_style.network import with_more_styles
+
+    keras.utils.set_random_seed(5)
+    model = build_transformer(num_styles=2, alpha=0.25)
+    for layer in cin_layers(model):
+        layer.gamma.assign(rng.normal(1.0, 0.3, layer.gamma.shape).astype("float32"))
+    grown = with_more_styles(model, 2, init_from=1)
+    assert num_styles_of(grown) == 4 and len(grown.weights) == len(model.weights)
+    image = rng.random((1, 20, 20, 3), dtype=np.float32)
+    for style in range(2):
+        old = run(model, image, np.eye(2, dtype="float32")[[style]])
+        np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[style]]), old)
+    # init_from=1: the new rows start as copies of style 1
+    np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[3]]), run(model, image, np.eye(2, dtype="float32")[[1]]))
