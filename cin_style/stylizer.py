@@ -11,6 +11,7 @@ Every input is checked before any work starts; every error names the problem.
 import difflib
 import json
 import os
+import threading
 
 import numpy as np
 from PIL import Image
@@ -213,9 +214,14 @@ class Stylizer:
             with open(styles_file, encoding="utf-8") as stream:
                 names = json.load(stream)["style_names"]
 
+        # Keras marks its TensorFlow backend as not thread-safe for eager calls
+        # (keras.src.backend.tensorflow.core.IS_THREAD_SAFE); one call at a time.
+        lock = threading.Lock()
+
         def run(images, weights):
-            out = model({"image": images, "style_weights": weights}, training=False)
-            return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
+            with lock:
+                out = model({"image": images, "style_weights": weights}, training=False)
+                return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
 
         return cls(run, names, source=path, **kwargs)
 
