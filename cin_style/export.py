@@ -127,13 +127,14 @@ class _ServingGraph:
 def _write_saved_model(model, style_names, path):
     """Writes the SavedModel with Keras' ExportArchive.
 
-    ExportArchive tracks the model's variables (not the Keras objects), which
-    TF1-style loaders (TF Serving, `saved_model_cli run`) need to restore them.
+    ExportArchive tracks the variables the endpoints use (not the Keras
+    objects), which TF1-style loaders (TF Serving, `saved_model_cli run`) need
+    to restore them. `archive.track(model)` is left out on purpose: it would
+    store every weight a second time.
     """
     import keras
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
     for name, (function, signature) in _ServingGraph(model, style_names).signatures().items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)

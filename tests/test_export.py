@@ -55,6 +55,10 @@ def test_layout_is_versioned_and_metadata_reads_without_tensorflow(exported, mod
     assert metadata["alpha"] == 0.25 and metadata["format"] == 1
     assert metadata["training"] == {"steps": 1}
     assert metadata["weights_sha256"] == weights_hash(model)
+    # Each weight is stored once: the variables file is about the size of the weights.
+    weight_bytes = sum(np.asarray(keras.ops.convert_to_numpy(w)).nbytes for w in model.weights)
+    stored = sum(f.stat().st_size for f in (base / "1" / "variables").iterdir())
+    assert weight_bytes <= stored < 1.3 * weight_bytes + 20_000
 
 
 def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
