@@ -5,10 +5,9 @@ exactly the `PerceptualLoss` that training uses (same layers, Gram
 normalisation and weights), with Adam on the pixels or with L-BFGS-B through
 SciPy, both fed by one compiled (`tf.function`) loss-and-gradient step.
 
-L-BFGS-B converges better per second here (2 CPU cores, default loss: loss
-2.04 after 30 iterations in 41.5 s against 4.92 after 30 Adam steps in 32.8 s
-on a 128-px photo); Adam stays the default for its fixed cost per step and no
-SciPy dependency. `benchmarks/gatys_optimizers.py` measures both at equal
+L-BFGS-B converges better per second here (2 CPU cores, 192 px: total loss
+1.31 after 45 s against Adam's 1.74); Adam stays the default for its fixed
+cost per step and no SciPy dependency. `benchmarks/gatys_optimizers.py` measures both at equal
 time budgets. L-BFGS needs SciPy (`pip install cin_style[gatys]`).
 """
 
