@@ -170,6 +170,9 @@ def write_image(path, image, **save_options):
     try:
         with os.fdopen(handle, "wb") as stream:
             image.save(stream, format=Image.registered_extensions().get(suffix.lower(), "PNG"), **save_options)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

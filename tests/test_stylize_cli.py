@@ -96,3 +96,15 @@ def test_unwritable_output_folder_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(OSError, match="Output folder is not writable"):
         image_io.write_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+
+
+def test_written_images_get_the_usual_permissions(tmp_path):
+    from cin_style import image_io
+
+    old = os.umask(0o022)
+    try:
+        image_io.write_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644
+    assert os.listdir(tmp_path) == ["x.png"]
