@@ -12,5 +12,11 @@ def fail(message):
     raise SystemExit(1)
 
 
+def reject_extra_args(argv):
+    """absl passes leftover positional words in `argv`; the tools take none."""
+    if len(argv) > 1:
+        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+
+
 def setup_logging():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)

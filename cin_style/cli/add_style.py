@@ -7,7 +7,7 @@
 from absl import app, flags
 
 from cin_style.cli import train as train_cli
-from cin_style.cli._common import fail, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training output folder (with model.keras and styles.json) or a .keras file.")
@@ -15,8 +15,7 @@ flags.DEFINE_string("init_from", None, "Existing style whose γ/β start the new
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    reject_extra_args(argv)
     setup_logging()
     if not FLAGS.model:
         fail("--model is required: a training output folder or a .keras file")

@@ -9,7 +9,7 @@ import os
 
 from absl import app, flags
 
-from cin_style.cli._common import fail
+from cin_style.cli._common import fail, reject_extra_args
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training output folder (model.keras + styles.json) or a .keras file.")
@@ -20,8 +20,7 @@ flags.DEFINE_list("style_names", None, "Override the style names (one per style)
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    reject_extra_args(argv)
     if bool(FLAGS.model) == bool(FLAGS.checkpoint):
         fail("Give exactly one of --model or --checkpoint")
     if not FLAGS.export_dir:

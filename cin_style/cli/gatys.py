@@ -8,7 +8,7 @@ import os
 
 from absl import app, flags
 
-from cin_style.cli._common import fail, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content", None, "The photo.")
@@ -29,8 +29,7 @@ flags.DEFINE_string("vgg_weights", None, "VGG19 no-top weights file.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    reject_extra_args(argv)
     setup_logging()
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from cin_style.cli._common import fail
+from cin_style.cli._common import fail, reject_extra_args
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel folder, .keras file or training folder (default: $CIN_STYLE_MODEL, else the bundled model).")
@@ -81,8 +81,7 @@ def contact_sheet(stylizer, image_path, max_size):
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    reject_extra_args(argv)
     from cin_style import image_io
     from cin_style.stylizer import ModelLoadError, StyleError, Stylizer
 

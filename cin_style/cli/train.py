@@ -10,7 +10,7 @@ import os
 
 from absl import app, flags
 
-from cin_style.cli._common import fail, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("styles", None, "Style images and/or folders of them (names: file stems).")
@@ -64,8 +64,7 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"Unexpected arguments: {' '.join(argv[1:])}")
+    reject_extra_args(argv)
     setup_logging()
     config = config_from_flags()
     from cin_style.data import ContentSourceError
