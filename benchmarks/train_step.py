@@ -1,11 +1,15 @@
-"""Training-step speed: the compiled step against an eager run of the same step.
+"""Training-step speed: the compiled step against an eager run, or float32 against mixed bfloat16.
 
     python benchmarks/train_step.py [--batch_size=4 --image_size=256 --steps=5]
+    python benchmarks/train_step.py --against=mixed_bfloat16
 
 Prints the median milliseconds per step and images per second of
-`StyleTrainer.train_on_batch` compiled (tf.function under TensorFlow, jit
-under JAX) and run eagerly (`run_eagerly=True`), measured alternately in one
-run so machine noise hits both, and their ratio.
+`StyleTrainer.train_on_batch` for two set-ups measured alternately in one run
+(so machine noise hits both), and their ratio. Default: compiled (tf.function
+under TensorFlow, jit under JAX) against eager (`run_eagerly=True`), both
+float32. `--against=mixed_bfloat16`: compiled float32 against compiled with
+the mixed_bfloat16 dtype policy (training's `--dtype_policy`), and the
+difference of their losses after the warm-up step.
 """
 
 import argparse
@@ -24,9 +28,16 @@ from cin_style.losses import PerceptualLoss  # noqa: E402
 from cin_style.trainer import StyleTrainer  # noqa: E402
 
 
-def make_trainer(perceptual, grams, eager, jit_compile):
-    keras.utils.set_random_seed(0)
-    trainer = StyleTrainer(build_transformer(4), perceptual, grams, seed=0)
+def make_trainer(style_images, eager, jit_compile, dtype_policy="float32"):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        perceptual = PerceptualLoss()
+        grams = perceptual.style_grams(style_images)
+        keras.utils.set_random_seed(0)
+        trainer = StyleTrainer(build_transformer(4), perceptual, grams, seed=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=eager, jit_compile=jit_compile and not eager)
     return trainer
 
@@ -37,17 +48,22 @@ def main():
     parser.add_argument("--image_size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each kind (after one warm-up)")
     parser.add_argument("--jit_compile", action="store_true", help="XLA for the compiled step (TensorFlow)")
+    parser.add_argument("--against", choices=["eager", "mixed_bfloat16"], default="eager",
+                        help="what the compiled float32 step is compared with")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
-    perceptual = PerceptualLoss()
-    grams = perceptual.style_grams([rng.random((args.image_size, args.image_size, 3), dtype=np.float32) for _ in range(4)])
+    styles = [rng.random((args.image_size, args.image_size, 3), dtype=np.float32) for _ in range(4)]
     photos = rng.random((args.batch_size, args.image_size, args.image_size, 3), dtype=np.float32)
-    trainers = {"compiled": make_trainer(perceptual, grams, False, args.jit_compile),
-                "eager": make_trainer(perceptual, grams, True, False)}
+    trainers = {"compiled": make_trainer(styles, False, args.jit_compile)}
+    if args.against == "eager":
+        trainers["eager"] = make_trainer(styles, True, False)
+    else:
+        trainers["bfloat16"] = make_trainer(styles, False, args.jit_compile, "mixed_bfloat16")
     times = {name: [] for name in trainers}
+    first = {}
     for name, trainer in trainers.items():
-        trainer.train_on_batch(photos)  # warm-up: tracing / compilation
+        first[name] = float(np.asarray(trainer.train_on_batch(photos)).ravel()[0])  # warm-up: tracing/compilation
     for _ in range(args.steps):
         for name, trainer in trainers.items():
             start = time.perf_counter()
@@ -59,7 +75,13 @@ def main():
     for name, values in times.items():
         medians[name] = statistics.median(values)
         print(f"{name:>9}: median {medians[name] * 1000:8.1f} ms/step  {args.batch_size / medians[name]:6.2f} images/s")
-    print(f"ratio eager/compiled (speed-up of the compiled step): {medians['eager'] / medians['compiled']:.2f}x")
+    if args.against == "eager":
+        print(f"ratio eager/compiled (speed-up of the compiled step): {medians['eager'] / medians['compiled']:.2f}x")
+    else:
+        print(f"first-step loss: float32 {first['compiled']:.4f}, mixed_bfloat16 {first['bfloat16']:.4f} "
+              f"(relative difference {abs(first['bfloat16'] - first['compiled']) / first['compiled']:.2%})")
+        print(f"ratio float32/mixed_bfloat16 (speed-up of mixed_bfloat16): "
+              f"{medians['compiled'] / medians['bfloat16']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,9 @@ class PerceptualLoss(keras.layers.Layer):
         names = list(dict.fromkeys([*self.content_layers, *self.style_layers]))
         self.vgg = VGGFeatures(names, weights=vgg_weights, name="vgg19")
         self.trainable = False
+        # Gram targets and images stay float32 under a mixed-precision
+        # policy; only VGG's convolutions run in the lower precision.
+        self.autocast = False
 
     def build(self, *args, **kwargs):
         pass
@@ -191,7 +194,8 @@ class PerceptualLoss(keras.layers.Layer):
 
     def call(self, stylized, content, target_grams):
         batch = ops.shape(stylized)[0]
-        features = self.vgg(ops.concatenate([stylized, content], axis=0))
+        stylized = ops.cast(stylized, "float32")
+        features = self.vgg(ops.concatenate([stylized, ops.cast(content, "float32")], axis=0))
         ours = {name: value[:batch] for name, value in features.items()}
         content_term = 0.0
         for name, weight in self.content_layers.items():

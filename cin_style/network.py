@@ -83,7 +83,8 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
         x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{i}")(x)
         x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, 1, "relu", name=f"decoder{i}", **block)
     x = _conv_cin(x, style_weights, 3, OUTPUT_KERNEL, 1, "sigmoid", name="output", **block)
-    stylized = CropToMatch(name="crop")([x, image])
+    # float32 output also under a mixed-precision policy: images and losses want it.
+    stylized = CropToMatch(name="crop", dtype="float32")([x, image])
     return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=name)
 
 

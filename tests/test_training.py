@@ -115,6 +115,31 @@ def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(share
     assert all(name.startswith(".tmp-") for name in leftovers)
 
 
+def test_mixed_bfloat16_training_saves_float32_models_and_resumes_in_float32(shared_data, photos, tmp_path):
+    from cin_style.network import all_layers
+    from cin_style.training import load_trained, model_from_checkpoint, train
+
+    result = train(tiny_config(shared_data, photos, tmp_path, steps=2, dtype_policy="mixed_bfloat16"), verbose=0)
+    assert all(np.isfinite(h["loss"]) and h["loss"] > 0 for h in result.history)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    saved, _ = load_trained(tmp_path)
+    restored, _, state = model_from_checkpoint(str(tmp_path))
+    assert state["config"]["dtype_policy"] == "mixed_bfloat16"
+    for model in (result.model, saved, restored):
+        assert {layer.dtype_policy.compute_dtype for layer in all_layers(model)} == {"float32"}
+    np.testing.assert_array_equal(saved.get_weights()[0], restored.get_weights()[0])
+    resumed = train(tiny_config(shared_data, photos, tmp_path, steps=3), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3]
+
+
+def test_unknown_dtype_policy_is_named_before_any_work(shared_data, photos, tmp_path):
+    from cin_style.training import train
+
+    with pytest.raises(ValueError, match="`dtype_policy` must be one of float32, mixed_bfloat16.*'float16'"):
+        train(tiny_config(shared_data, photos, tmp_path, dtype_policy="float16"), verbose=0)
+    assert not os.listdir(tmp_path)
+
+
 def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
     from cin_style.training import add_styles, train
 

@@ -32,6 +32,10 @@ flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at chec
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
+flags.DEFINE_enum(
+    "dtype_policy", "float32", ["float32", "mixed_bfloat16"],
+    "mixed_bfloat16: bfloat16 convolutions, float32 weights and losses (faster on CPUs with AVX512-BF16 and on GPUs).",
+)
 flags.DEFINE_string("tfds_split", "train", "tfds split.")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data folder.")
 flags.DEFINE_string("tfds_image_key", "image", "tfds image feature.")
@@ -57,8 +61,8 @@ def config_from_flags():
         style_names=FLAGS.style_names, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
         steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, style_image_size=FLAGS.style_image_size,
         alpha=FLAGS.alpha, checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        seed=FLAGS.seed, jit_compile=FLAGS.jit_compile, tfds_split=FLAGS.tfds_split,
-        tfds_data_dir=FLAGS.tfds_data_dir, tfds_image_key=FLAGS.tfds_image_key,
+        seed=FLAGS.seed, jit_compile=FLAGS.jit_compile, dtype_policy=FLAGS.dtype_policy,
+        tfds_split=FLAGS.tfds_split, tfds_data_dir=FLAGS.tfds_data_dir, tfds_image_key=FLAGS.tfds_image_key,
         sample_every=FLAGS.sample_every, tensorboard=FLAGS.tensorboard, **optional,
     )
 
