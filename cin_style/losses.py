@@ -193,13 +193,14 @@ class PerceptualLoss(keras.layers.Layer):
         return {name: ops.concatenate(grams, axis=0) for name, grams in per_layer.items()}
 
     def call(self, stylized, content, target_grams):
-        batch = ops.shape(stylized)[0]
         stylized = ops.cast(stylized, "float32")
-        features = self.vgg(ops.concatenate([stylized, ops.cast(content, "float32")], axis=0))
-        ours = {name: value[:batch] for name, value in features.items()}
+        ours = self.vgg(stylized)
+        # A separate pass without gradient: one concatenated batch made
+        # backpropagation run through VGG for the photos too (1.3x slower step).
+        theirs = self.vgg(ops.stop_gradient(ops.cast(content, "float32")))
         content_term = 0.0
         for name, weight in self.content_layers.items():
-            content_term = content_term + weight * content_loss(ours[name], features[name][batch:])
+            content_term = content_term + weight * content_loss(ours[name], theirs[name])
         style_term = style_loss(ours, target_grams, self.style_layers)
         tv_term = total_variation_loss(stylized)
         total = self.content_weight * content_term + self.style_weight * style_term + self.tv_weight * tv_term
