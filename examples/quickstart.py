@@ -1,40 +1,46 @@
-"""Quick start: build a slim multi-style network and run a photo through it.
+"""Quick start: paint a photo with the bundled model from Python.
 
-Until the bundled trained model lands, this shows the public API end to end:
-the network takes an image in [0, 1] and a style-weight row and returns an
-image of the same size. The network here is untrained, so its output is a
-washed-out version of the photo, not a painting.
+Loads `saved_models/cin_style_default` with `cin_style.Stylizer`, lists its
+styles, and writes three pictures of the photo: one style by name, a 50/50
+blend of two styles, and the first style at half strength with the photo's
+own colours kept.
 
-    python examples/quickstart.py [--output stylized.png]
+    python examples/quickstart.py [--input photo.jpg] [--output_dir .]
 """
 
 import argparse
 import os
 import pathlib
 
-import numpy as np
-from PIL import Image
-
 import cin_style
+from cin_style import image_io
 
 HERE = pathlib.Path(__file__).resolve().parent
+BUNDLED_MODEL = HERE.parent / "saved_models" / "cin_style_default"
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(HERE / "parrots.jpg"))
-    parser.add_argument("--output", default="stylized.png")
-    args = parser.parse_args()
+    parser.add_argument("--output_dir", default=".")
+    parser.add_argument("--model", default=os.environ.get("CIN_STYLE_MODEL") or str(BUNDLED_MODEL))
+    args = parser.parse_args(argv)
 
-    model = cin_style.build_transformer(num_styles=4, alpha=0.25)
-    with Image.open(args.input) as image:
-        photo = np.asarray(image.convert("RGB"), np.float32)[None] / 255.0
-    blend = np.array([[0.25, 0.25, 0.25, 0.25]], np.float32)
-    out = np.asarray(model({"image": photo, "style_weights": blend}))[0]
-    tmp = args.output + ".tmp.png"
-    Image.fromarray(np.round(out * 255).astype(np.uint8)).save(tmp)
-    os.replace(tmp, args.output)
-    print(f"{photo.shape[1]}x{photo.shape[2]} photo -> {args.output} ({model.count_params():,} parameters, untrained)")
+    stylizer = cin_style.Stylizer.load(args.model)
+    first, second = stylizer.style_names[0], stylizer.style_names[-1]
+    print(f"{stylizer.num_styles} styles: {', '.join(stylizer.style_names)}")
+    pictures = {
+        f"quickstart_{first}.png": stylizer.stylize(args.input, first),
+        "quickstart_blend.png": stylizer.stylize(args.input, {first: 0.5, second: 0.5}),
+        "quickstart_soft.png": stylizer.stylize(args.input, first, strength=0.5, preserve_color=True),
+    }
+    written = []
+    for name, picture in pictures.items():
+        path = os.path.join(args.output_dir, name)
+        image_io.write_image(path, picture)
+        written.append(path)
+        print(f"wrote {path} ({picture.width}x{picture.height})")
+    return written
 
 
 if __name__ == "__main__":
