@@ -1,13 +1,21 @@
-"""Contact sheet of a model: rows are photos, columns the photo then every style.
+"""Contact sheet of a model: every style on a few photos.
 
     python benchmarks/contact_sheet.py --model=saved_models/cin_style_default \
         --content=../shared/data/content/test --photos=4 --size=192 --output=docs/styles.jpg
+    python benchmarks/contact_sheet.py ... --styles=../shared/data/styles --blocks=2
 
-Each column is labelled with its style name. Written atomically; the format
-follows the output's extension (use .jpg with --quality for a small file).
+Default layout: rows are photos, columns the photo then every style, each
+column labelled with its style name. With --styles (the folder of the
+paintings, file stem = style name) the sheet is by style instead, for models
+with many styles: a row per style, labelled with its full name, holding the
+painting and then the photos in that style, under a header row of the photos;
+--blocks sets how many such columns of rows stand side by side. Written
+atomically; the format follows the output's extension (use .jpg with --quality
+for a small file).
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -47,6 +55,39 @@ def contact_sheet(stylizer, photo_paths, side, styles=None, max_columns=None):
     return sheet
 
 
+def find_painting(folder, name):
+    """The image file in `folder` whose stem is `name`."""
+    for path in image_io.list_image_files(folder):
+        if os.path.splitext(os.path.basename(path))[0] == name:
+            return path
+    raise FileNotFoundError(f"No painting for style '{name}' in {folder} (expected {name}.jpg or similar)")
+
+
+def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8):
+    """PIL image: a labelled row per style (painting, then the photos painted), in `blocks` side by side."""
+    names = stylizer.style_names
+    photos = [square(image_io.read_image(path), side) for path in photo_paths]
+    paintings = {name: square(image_io.read_image(find_painting(style_folder, name)), side) for name in names}
+    per_block = math.ceil(len(names) / blocks)
+    row_height = side + LABEL
+    block_width = (1 + len(photos)) * side
+    sheet = Image.new("RGB", (blocks * block_width + (blocks - 1) * gap, (1 + per_block) * row_height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for b in range(blocks):
+        left = b * (block_width + gap)
+        draw.text((left + 3, 1), "painting", fill="black")
+        for c, photo in enumerate(photos, start=1):
+            draw.text((left + c * side + 3, 1), os.path.basename(photo_paths[c - 1]), fill="black")
+            sheet.paste(Image.fromarray(image_io.to_uint8(photo)), (left + c * side, LABEL))
+        for r, name in enumerate(names[b * per_block : (b + 1) * per_block], start=1):
+            top = r * row_height
+            draw.text((left + 3, top + 1), f"{b * per_block + r - 1}: {name}", fill="black")
+            tiles = [paintings[name]] + [stylizer.stylize(photo, name) for photo in photos]
+            for c, tile in enumerate(tiles):
+                sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (left + c * side, top + LABEL))
+    return sheet
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -55,10 +96,15 @@ def main():
     parser.add_argument("--size", type=int, default=192, help="side of each square tile")
     parser.add_argument("--output", required=True)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
+    parser.add_argument("--styles", default=None, help="folder of the paintings: lay the sheet out by style")
+    parser.add_argument("--blocks", type=int, default=2, help="with --styles: columns of style rows")
     args = parser.parse_args()
     stylizer = Stylizer.load(args.model)
     paths = image_io.list_image_files(args.content)[: args.photos]
-    sheet = contact_sheet(stylizer, paths, args.size)
+    if args.styles:
+        sheet = style_rows_sheet(stylizer, paths, args.size, args.styles, blocks=args.blocks)
+    else:
+        sheet = contact_sheet(stylizer, paths, args.size)
     options = {"quality": args.quality, "optimize": True} if args.output.lower().endswith((".jpg", ".jpeg")) else {}
     image_io.write_image(args.output, sheet, **options)
     print(f"wrote {args.output}: {len(paths)} photos x {stylizer.num_styles} styles, {sheet.size[0]}x{sheet.size[1]}")
