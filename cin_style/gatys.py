@@ -40,14 +40,11 @@ def _as_image(image, size, label):
         image = image_io.read_image(image)
     elif hasattr(image, "mode") and hasattr(image, "size"):
         image = image_io.to_rgb_array(image)
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    if image.ndim == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"The {label} image must be (h, w, 3) RGB. Received: shape={image.shape}")
-    image = np.clip(image.astype(np.float32), 0.0, 1.0)
+    else:
+        batch = image_io.array_to_rgb(image)
+        if batch.shape[0] != 1:
+            raise ValueError(f"The {label} must be one image. Received: shape={np.shape(image)}")
+        image = batch[0]
     if size is not None:
         height, width = image.shape[:2]
         scale = size / max(height, width)

@@ -25,6 +25,46 @@ def _describe(path):
     return f"'{os.fspath(path)}'"
 
 
+def array_to_rgb(array):
+    """An image array as float32 RGB in [0, 1], `(n, h, w, 3)`.
+
+    Takes uint8 (0-255) or float (0-1) arrays shaped `(h, w)`, `(h, w, c)` or
+    `(n, h, w, c)` with 1 (grey), 3 (RGB) or 4 (RGBA, composited on white)
+    channels. Raises ValueError naming the problem for anything else, NaN or
+    infinite values, and float values outside [0, 1].
+    """
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        values = array.astype(np.float32) / 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        if values.size and not np.isfinite(values).all():
+            raise ValueError("Image array holds NaN or infinite values")
+        if values.size and (values.min() < -1e-3 or values.max() > 1.0 + 1e-3):
+            raise ValueError(
+                f"Float image arrays must hold values in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]. "
+                "Divide uint8-range data by 255, or pass a uint8 array."
+            )
+        values = np.clip(values, 0.0, 1.0)
+    else:
+        raise ValueError(f"Image arrays must be uint8 (0-255) or float (0-1). Received: dtype={array.dtype}")
+    if array.ndim == 2:
+        values = values[..., None]
+    if values.ndim == 3:
+        values = values[None]
+    if values.ndim != 4:
+        raise ValueError(f"Image arrays must be (h, w), (h, w, c) or (n, h, w, c). Received: shape={array.shape}")
+    channels = values.shape[-1]
+    if channels == 1:
+        values = np.repeat(values, 3, axis=-1)
+    elif channels == 4:
+        alpha = values[..., 3:]
+        values = values[..., :3] * alpha + (1.0 - alpha)
+    elif channels != 3:
+        raise ValueError(f"Images must have 1 (grey), 3 (RGB) or 4 (RGBA) channels. Received: shape={array.shape}")
+    return values
+
+
 def to_rgb_array(image):
     """A PIL image of any common mode as float32 RGB in [0, 1], `(h, w, 3)`.
 

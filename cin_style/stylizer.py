@@ -80,41 +80,6 @@ class _ImageKind:
         return out if self.batched else out[0]
 
 
-def _array_to_rgb(array):
-    """An image array (HW, HWC or NHWC; 1, 3 or 4 channels) as float32 NHWC RGB + its kind."""
-    array = np.asarray(array)
-    if array.dtype == np.uint8:
-        values = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.floating):
-        values = array.astype(np.float32)
-        if values.size and not np.isfinite(values).all():
-            raise ValueError("Image array holds NaN or infinite values")
-        if values.size and (values.min() < -1e-3 or values.max() > 1.0 + 1e-3):
-            raise ValueError(
-                f"Float image arrays must hold values in [0, 1]; got [{values.min():.3g}, {values.max():.3g}]. "
-                "Divide uint8-range data by 255, or pass a uint8 array."
-            )
-        values = np.clip(values, 0.0, 1.0)
-    else:
-        raise ValueError(f"Image arrays must be uint8 (0-255) or float (0-1). Received: dtype={array.dtype}")
-    batched = array.ndim == 4
-    if array.ndim == 2:
-        values = values[..., None]
-    if values.ndim == 3:
-        values = values[None]
-    if values.ndim != 4:
-        raise ValueError(f"Image arrays must be (h, w), (h, w, c) or (n, h, w, c). Received: shape={array.shape}")
-    channels = values.shape[-1]
-    if channels == 1:
-        values = np.repeat(values, 3, axis=-1)
-    elif channels == 4:
-        alpha = values[..., 3:]
-        values = values[..., :3] * alpha + (1.0 - alpha)
-    elif channels != 3:
-        raise ValueError(f"Images must have 1 (grey), 3 (RGB) or 4 (RGBA) channels. Received: shape={array.shape}")
-    return values, _ImageKind("array", array.dtype if array.dtype == np.uint8 else np.float32, batched)
-
-
 class Stylizer:
     """Stylises images with a trained model; safe to call from several threads.
 
@@ -302,7 +267,9 @@ class Stylizer:
             values = image_io.to_rgb_array(image)[None]
             kind = _ImageKind("pil")
         else:
-            values, kind = _array_to_rgb(image)
+            array = np.asarray(image)
+            values = image_io.array_to_rgb(array)
+            kind = _ImageKind("array", array.dtype if array.dtype == np.uint8 else np.float32, array.ndim == 4)
         height, width = values.shape[1:3]
         if height * width > self.max_pixels:
             raise image_io.ImageReadError(f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels")

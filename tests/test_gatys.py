@@ -70,6 +70,20 @@ def test_bad_settings_are_named(loss, photo, styles):
         optimize(photo, styles, style_blend=[1, -1], steps=1, perceptual_loss=loss)
 
 
+def test_images_are_checked_and_converted_like_the_stylizers(loss, photo, styles):
+    from cin_style.gatys import optimize
+
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]; got \[0, 255\]"):
+        optimize(photo * 255.0, styles[0], steps=1, perceptual_loss=loss)
+    with pytest.raises(ValueError, match="NaN"):
+        optimize(photo, np.full_like(styles[0], np.nan), steps=1, perceptual_loss=loss)
+    with pytest.raises(ValueError, match=r"The content must be one image. Received: shape=\(2, "):
+        optimize(np.stack([photo, photo]), styles[0], steps=1, perceptual_loss=loss)
+    grey = np.round(photo.mean(axis=-1) * 255).astype(np.uint8)  # (h, w) uint8: grey becomes RGB
+    result = optimize(grey, styles[0], steps=1, perceptual_loss=loss, style_size=48, verbose=0)
+    assert result.image.shape == photo.shape
+
+
 def test_gatys_cli_writes_the_image_and_refuses_to_overwrite(shared_data, tmp_path):
     out = tmp_path / "g.png"
     command = [sys.executable, "-m", "cin_style.cli.gatys", f"--content={shared_data / 'content' / 'test' / 'kodim05.jpg'}",
