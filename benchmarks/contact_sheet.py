@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from cin_style import Stylizer, image_io  # noqa: E402
+from quality import find_style_image  # noqa: E402  (benchmarks/ is the script's folder)
 
 LABEL = 14
 
@@ -55,19 +56,11 @@ def contact_sheet(stylizer, photo_paths, side, styles=None, max_columns=None):
     return sheet
 
 
-def find_painting(folder, name):
-    """The image file in `folder` whose stem is `name`."""
-    for path in image_io.list_image_files(folder):
-        if os.path.splitext(os.path.basename(path))[0] == name:
-            return path
-    raise FileNotFoundError(f"No painting for style '{name}' in {folder} (expected {name}.jpg or similar)")
-
-
 def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8):
     """PIL image: a labelled row per style (painting, then the photos painted), in `blocks` side by side."""
     names = stylizer.style_names
     photos = [square(image_io.read_image(path), side) for path in photo_paths]
-    paintings = {name: square(image_io.read_image(find_painting(style_folder, name)), side) for name in names}
+    paintings = {name: square(image_io.read_image(find_style_image(style_folder, name)), side) for name in names}
     per_block = math.ceil(len(names) / blocks)
     row_height = side + LABEL
     block_width = (1 + len(photos)) * side

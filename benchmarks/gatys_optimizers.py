@@ -11,6 +11,7 @@ budget, and the ratio Adam/L-BFGS at the end (above 1: L-BFGS is ahead).
 import argparse
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -37,8 +38,6 @@ def main():
     marks = [0.25, 0.5, 0.75, 1.0]
     reached = {}
     for name in ("adam", "lbfgs"):
-        import time
-
         trace = []
         began = [None]
 

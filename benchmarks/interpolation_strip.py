@@ -17,8 +17,7 @@ from cin_style import Stylizer, image_io  # noqa: E402
 
 def strip(stylizer, photo, first, second, steps):
     """The frames side by side: weights (1 - t, t) for t from 0 to 1."""
-    frames = [stylizer.stylize(photo, {first: 1.0 - t, second: t}) if 0 < t < 1 else stylizer.stylize(photo, second if t else first)
-              for t in np.linspace(0.0, 1.0, steps)]
+    frames = [stylizer.stylize(photo, {first: 1.0 - t, second: t}) for t in np.linspace(0.0, 1.0, steps)]
     return np.concatenate(frames, axis=1)
 
 
@@ -34,8 +33,8 @@ def main():
     args = parser.parse_args()
     stylizer = Stylizer.load(args.model)
     photo = image_io.read_image(args.input)
-    photo = image_io.resize_shorter_side(photo, args.height) if photo.shape[0] <= photo.shape[1] else \
-        image_io.resize_shorter_side(photo, round(args.height * photo.shape[1] / photo.shape[0]))
+    height, width = photo.shape[:2]
+    photo = image_io.resize_shorter_side(photo, round(args.height * min(height, width) / height))
     image = strip(stylizer, photo, args.first, args.second, args.steps)
     options = {"quality": 85, "optimize": True} if args.output.lower().endswith((".jpg", ".jpeg")) else {}
     image_io.write_image(args.output, image, **options)

@@ -26,18 +26,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from cin_style import build_transformer  # noqa: E402
 from cin_style.losses import PerceptualLoss  # noqa: E402
 from cin_style.trainer import StyleTrainer  # noqa: E402
+from cin_style.training import dtype_policy_scope  # noqa: E402
 
 
 def make_trainer(style_images, eager, jit_compile, dtype_policy="float32"):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype_policy)
-    try:
+    with dtype_policy_scope(dtype_policy):
         perceptual = PerceptualLoss()
         grams = perceptual.style_grams(style_images)
         keras.utils.set_random_seed(0)
         trainer = StyleTrainer(build_transformer(4), perceptual, grams, seed=0)
-    finally:
-        keras.config.set_dtype_policy(previous)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=eager, jit_compile=jit_compile and not eager)
     return trainer
 

@@ -330,7 +330,7 @@ def _sample_photos(dataset, count=3):
 
 
 @contextlib.contextmanager
-def _dtype_policy(name):
+def dtype_policy_scope(name):
     """Builds layers under Keras' global dtype policy `name`, then restores the old one."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
@@ -344,7 +344,7 @@ def _float32_model(model):
     """`model` itself if it computes in float32, else a float32 copy with the same weights."""
     if all(layer.dtype_policy.compute_dtype == "float32" for layer in all_layers(model)):
         return model
-    with _dtype_policy("float32"):
+    with dtype_policy_scope("float32"):
         copy = build_transformer(num_styles_of(model), alpha=alpha_of(model))
     copy.set_weights(model.get_weights())
     return copy
@@ -392,11 +392,11 @@ def _fit(trainer, dataset, config, state, start_step, verbose):
     return progress.history
 
 
-def _save_final(trainer, output_dir, style_names, config):
-    """Writes `model.keras` and `styles.json` atomically."""
+def _save_final(model, output_dir, style_names, config):
+    """Writes `model` (float32) as `model.keras`, and `styles.json`, atomically."""
     model_path = os.path.join(output_dir, MODEL_FILE)
     tmp = os.path.join(output_dir, f".tmp-{os.getpid()}-{MODEL_FILE}")
-    _float32_model(trainer.transformer).save(tmp)
+    model.save(tmp)
     os.replace(tmp, model_path)
     _write_json_atomic(
         os.path.join(output_dir, STYLES_FILE),
@@ -459,7 +459,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
 
         style_names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
     scope = strategy.scope() if strategy is not None else _null_scope()
-    with scope, _dtype_policy(config.dtype_policy):
+    with scope, dtype_policy_scope(config.dtype_policy):
         perceptual = _perceptual_loss(config, vgg_weights)
         if not checkpoint:
             grams = perceptual.style_grams(style_images)
@@ -471,8 +471,9 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "train", "style_names": list(style_names), "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)
-    model_path = _save_final(trainer, config.output_dir, style_names, config)
-    return TrainResult(_float32_model(transformer), list(style_names), model_path, history, checkpoint)
+    final = _float32_model(transformer)
+    model_path = _save_final(final, config.output_dir, style_names, config)
+    return TrainResult(final, list(style_names), model_path, history, checkpoint)
 
 
 def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_from=None, verbose=1):
@@ -516,7 +517,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     for layer in all_layers(grown):
         if isinstance(layer, ReflectionConv2D):
             layer.trainable = False
-    with _dtype_policy(config.dtype_policy):  # VGG only: the given transformer keeps its own
+    with dtype_policy_scope(config.dtype_policy):  # VGG only: the given transformer keeps its own
         perceptual = _perceptual_loss(config, vgg_weights)
     # Old styles are never sampled, so their Gram targets are never read: zeros.
     new_grams = perceptual.style_grams(new_images)
@@ -535,7 +536,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     for layer in all_layers(grown):
         layer.trainable = True
     config = dataclasses.replace(config, alpha=alpha_of(grown))
-    model_path = _save_final(trainer, config.output_dir, all_names, config)
+    model_path = _save_final(grown, config.output_dir, all_names, config)
     return TrainResult(grown, all_names, model_path, history, checkpoint)
 
 
@@ -590,4 +591,7 @@ class _null_scope:
         return False
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint", "model_from_checkpoint"]
+__all__ = [
+    "TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint", "model_from_checkpoint",
+    "dtype_policy_scope",
+]
