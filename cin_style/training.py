@@ -184,8 +184,17 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
     return final
 
 
-def restore_checkpoint(trainer, checkpoint):
-    """Loads transformer weights, Gram tables, optimiser and seed state into `trainer`."""
+def restore_checkpoint(trainer, checkpoint, learning_rate=None):
+    """Loads transformer weights, Gram tables, optimiser and seed state into `trainer`.
+
+    Args:
+        trainer: The `StyleTrainer` to load into (compiled).
+        checkpoint: A checkpoint folder.
+        learning_rate: The learning rate to go on with. Adam keeps its rate
+            among its variables, so without this a run resumed with a new
+            `--learning_rate` (say, lower to fine-tune) would silently keep
+            the checkpoint's. `None` keeps the checkpoint's.
+    """
     trainer.transformer.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     with np.load(os.path.join(checkpoint, "grams.npz")) as grams:
         for name, table in trainer.style_grams.items():
@@ -201,6 +210,11 @@ def restore_checkpoint(trainer, checkpoint):
         )
     for variable, value in zip(optimizer.variables, values):
         variable.assign(value)
+    if learning_rate is not None:
+        previous = float(ops.convert_to_numpy(optimizer.learning_rate))
+        if not np.isclose(previous, learning_rate, rtol=1e-6, atol=0):
+            logger.info("Learning rate %g (was %g in %s)", learning_rate, previous, checkpoint)
+        optimizer.learning_rate = learning_rate
     trainer.seed_generator.state.assign(np.load(os.path.join(checkpoint, "seed.npy")))
 
 
@@ -467,7 +481,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         trainer = StyleTrainer(transformer, perceptual, grams, seed=config.seed)
         trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile)
         if checkpoint:
-            restore_checkpoint(trainer, checkpoint)
+            restore_checkpoint(trainer, checkpoint, learning_rate=config.learning_rate)
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "train", "style_names": list(style_names), "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)
@@ -529,7 +543,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     trainer = StyleTrainer(grown, perceptual, grams, train_styles=range(old_count, len(all_names)), seed=config.seed)
     trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile)
     if checkpoint:
-        restore_checkpoint(trainer, checkpoint)
+        restore_checkpoint(trainer, checkpoint, learning_rate=config.learning_rate)
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "add_styles", "style_names": all_names, "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)

@@ -80,6 +80,20 @@ def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, t
         train(tiny_config(shared_data, photos, tmp_path), verbose=0)
 
 
+def test_resume_with_a_new_learning_rate_trains_at_the_new_rate(shared_data, photos, tmp_path):
+    from cin_style.training import train
+
+    def saved_rate(step):
+        with np.load(tmp_path / "checkpoints" / f"ckpt-{step:08d}" / "optimizer.npz") as saved:
+            return float(saved["arr_1"])  # Adam's variables: iterations, learning_rate, moments...
+
+    train(tiny_config(shared_data, photos, tmp_path, steps=2, learning_rate=1e-3), verbose=0)
+    assert saved_rate(2) == pytest.approx(1e-3)
+    resumed = train(tiny_config(shared_data, photos, tmp_path, steps=4, learning_rate=1e-4), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    assert saved_rate(4) == pytest.approx(1e-4)
+
+
 def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
