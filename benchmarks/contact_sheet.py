@@ -5,7 +5,10 @@
     python benchmarks/contact_sheet.py ... --styles=../shared/data/styles --blocks=2
 
 Default layout: rows are photos, columns the photo then every style, each
-column labelled with its style name. With --styles (the folder of the
+column labelled with its style name. Photos are painted at --paint_size
+(default 256, the size the model was trained at: its brush strokes are sized
+for it) and shrunk to the --size tiles, as a user would see a painted photo
+scaled down. With --styles (the folder of the
 paintings, file stem = style name) the sheet is by style instead, for models
 with many styles: a row per style, labelled with its full name, holding the
 painting and then the photos in that style, under a header row of the photos;
@@ -36,15 +39,19 @@ def square(image, side):
     return image[top : top + side, left : left + side]
 
 
-def contact_sheet(stylizer, photo_paths, side, styles=None, max_columns=None):
+def painted_tiles(stylizer, path, names, side, paint_size=None):
+    """The photo at `path` as a `side` square, then painted in each style at `paint_size`, shrunk to `side`."""
+    photo = image_io.read_image(path)
+    big = square(photo, paint_size or side)
+    return [square(photo, side)] + [square(stylizer.stylize(big, name), side) for name in names]
+
+
+def contact_sheet(stylizer, photo_paths, side, styles=None, paint_size=None):
     """PIL image: a header row of style names, then one row per photo."""
     names = styles or stylizer.style_names
     columns = ["photo", *names]
     width = len(columns) * side
-    rows = []
-    for path in photo_paths:
-        photo = square(image_io.read_image(path), side)
-        rows.append([photo] + [stylizer.stylize(photo, name) for name in names])
+    rows = [painted_tiles(stylizer, path, names, side, paint_size) for path in photo_paths]
     sheet = Image.new("RGB", (width, LABEL * 2 + len(rows) * side), "white")
     draw = ImageDraw.Draw(sheet)
     for c, name in enumerate(columns):
@@ -56,10 +63,11 @@ def contact_sheet(stylizer, photo_paths, side, styles=None, max_columns=None):
     return sheet
 
 
-def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8):
+def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8, paint_size=None):
     """PIL image: a labelled row per style (painting, then the photos painted), in `blocks` side by side."""
     names = stylizer.style_names
-    photos = [square(image_io.read_image(path), side) for path in photo_paths]
+    tiles_of = [painted_tiles(stylizer, path, names, side, paint_size) for path in photo_paths]
+    photos = [tiles[0] for tiles in tiles_of]
     paintings = {name: square(image_io.read_image(find_style_image(style_folder, name)), side) for name in names}
     per_block = math.ceil(len(names) / blocks)
     row_height = side + LABEL
@@ -75,7 +83,8 @@ def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8)
         for r, name in enumerate(names[b * per_block : (b + 1) * per_block], start=1):
             top = r * row_height
             draw.text((left + 3, top + 1), f"{b * per_block + r - 1}: {name}", fill="black")
-            tiles = [paintings[name]] + [stylizer.stylize(photo, name) for photo in photos]
+            index = names.index(name) + 1
+            tiles = [paintings[name]] + [painted[index] for painted in tiles_of]
             for c, tile in enumerate(tiles):
                 sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (left + c * side, top + LABEL))
     return sheet
@@ -87,6 +96,8 @@ def main():
     parser.add_argument("--content", required=True, help="folder of photos")
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--size", type=int, default=192, help="side of each square tile")
+    parser.add_argument("--paint_size", type=int, default=256,
+                        help="side the photos are painted at before shrinking to --size (the training size)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
     parser.add_argument("--styles", default=None, help="folder of the paintings: lay the sheet out by style")
@@ -95,9 +106,9 @@ def main():
     stylizer = Stylizer.load(args.model)
     paths = image_io.list_image_files(args.content)[: args.photos]
     if args.styles:
-        sheet = style_rows_sheet(stylizer, paths, args.size, args.styles, blocks=args.blocks)
+        sheet = style_rows_sheet(stylizer, paths, args.size, args.styles, blocks=args.blocks, paint_size=args.paint_size)
     else:
-        sheet = contact_sheet(stylizer, paths, args.size)
+        sheet = contact_sheet(stylizer, paths, args.size, paint_size=args.paint_size)
     options = {"quality": args.quality, "optimize": True} if args.output.lower().endswith((".jpg", ".jpeg")) else {}
     image_io.write_image(args.output, sheet, **options)
     print(f"wrote {args.output}: {len(paths)} photos x {stylizer.num_styles} styles, {sheet.size[0]}x{sheet.size[1]}")

@@ -1,0 +1,64 @@
+"""benchmarks/contact_sheet.py: photos are painted at the paint size, then shrunk to the tiles."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from cin_style import Stylizer
+from helpers import STYLE_NAMES, distinct_style_model
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import contact_sheet  # noqa: E402
+
+
+class RecordingStylizer:
+    """Wraps a Stylizer, noting the size of every image it paints."""
+
+    def __init__(self, stylizer):
+        self.inner, self.sizes = stylizer, []
+        self.style_names = stylizer.style_names
+
+    def stylize(self, image, style):
+        self.sizes.append(image.shape[:2])
+        return self.inner.stylize(image, style)
+
+
+@pytest.fixture(scope="module")
+def stylizer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    distinct_style_model().save(folder / "model.keras")
+    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
+    return Stylizer.load(folder / "model.keras")
+
+
+@pytest.fixture(scope="module")
+def photo_paths(shared_data):
+    return [str(shared_data / "content" / "test" / name) for name in ("kodim05.jpg", "kodim23.jpg")]
+
+
+def test_tiles_are_painted_at_the_paint_size_then_shrunk(stylizer, photo_paths):
+    recording = RecordingStylizer(stylizer)
+    tiles = contact_sheet.painted_tiles(recording, photo_paths[0], STYLE_NAMES, side=24, paint_size=64)
+    assert recording.sizes == [(64, 64)] * len(STYLE_NAMES)
+    assert [tile.shape for tile in tiles] == [(24, 24, 3)] * (1 + len(STYLE_NAMES))
+    big = contact_sheet.square(contact_sheet.image_io.read_image(photo_paths[0]), 64)
+    expected = contact_sheet.square(stylizer.stylize(big, STYLE_NAMES[1]), 24)
+    np.testing.assert_array_equal(tiles[2], expected)
+    # Without a paint size the photo is painted at the tile size, as before.
+    recording.sizes.clear()
+    contact_sheet.painted_tiles(recording, photo_paths[0], STYLE_NAMES[:1], side=24)
+    assert recording.sizes == [(24, 24)]
+
+
+def test_both_layouts_have_a_tile_per_photo_and_style(stylizer, photo_paths, shared_data):
+    by_photo = contact_sheet.contact_sheet(stylizer, photo_paths, 24, paint_size=48)
+    assert by_photo.size == ((1 + len(STYLE_NAMES)) * 24, contact_sheet.LABEL * 2 + 2 * 24)
+    by_style = contact_sheet.style_rows_sheet(stylizer, photo_paths, 24, str(shared_data / "styles"), blocks=1, paint_size=48)
+    assert by_style.size == ((1 + 2) * 24, (1 + len(STYLE_NAMES)) * (24 + contact_sheet.LABEL))
+    # The painted tiles differ between styles: each row is its own style.
+    pixels = np.asarray(by_style)
+    rows = [pixels[(r + 1) * (24 + contact_sheet.LABEL) + contact_sheet.LABEL:][:24, 24:48] for r in range(len(STYLE_NAMES))]
+    assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])
