@@ -371,7 +371,24 @@ def _perceptual_loss(config, vgg_weights):
     )
 
 
-def _tensorboard_writer(config):
+class ResumableTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback with batch scalars logged at the run's own step.
+
+    Keras counts batches from 0 in every `fit`, so after `--resume` the loss
+    curve restarted at step 0 and wrote over the first part of the run. Here
+    the count starts at `start_step`, the step the run resumed from.
+    """
+
+    def __init__(self, start_step=0, **kwargs):
+        super().__init__(**kwargs)
+        self.start_step = int(start_step)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._global_train_batch = self.start_step
+
+
+def _tensorboard_writer(config, start_step=0):
     if not config.tensorboard:
         return None, []
     try:
@@ -382,14 +399,14 @@ def _tensorboard_writer(config):
         return None, []
     log_dir = os.path.join(config.output_dir, "logs")
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
-    board = keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, config.checkpoint_every // 10))
+    board = ResumableTensorBoard(start_step, log_dir=log_dir, update_freq=max(1, config.checkpoint_every // 10))
     return writer, [board]
 
 
 def _fit(trainer, dataset, config, state, start_step, verbose):
     """Runs `fit` from `start_step` to `config.steps` with checkpoints and progress."""
     every = config.checkpoint_every
-    writer, extra = _tensorboard_writer(config)
+    writer, extra = _tensorboard_writer(config, start_step)
     progress = ProgressBar(config.steps, config.batch_size, start_step, verbose)
     callbacks = [
         StopAtStep(config.steps),

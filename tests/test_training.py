@@ -94,6 +94,23 @@ def test_resume_with_a_new_learning_rate_trains_at_the_new_rate(shared_data, pho
     assert saved_rate(4) == pytest.approx(1e-4)
 
 
+@pytest.mark.tensorflow_only
+def test_resumed_run_continues_its_tensorboard_loss_curve(shared_data, photos, tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import loss_curve
+
+    from cin_style.training import train
+
+    train(tiny_config(shared_data, photos, tmp_path, steps=2, checkpoint_every=1, tensorboard=True), verbose=0)
+    first = loss_curve.curve(str(tmp_path))
+    assert sorted(first) == [1, 2]
+    train(tiny_config(shared_data, photos, tmp_path, steps=4, checkpoint_every=1, tensorboard=True), resume=True, verbose=0)
+    points = loss_curve.curve(str(tmp_path))
+    # Steps 3 and 4 follow on; steps 1 and 2 keep the first run's values.
+    assert sorted(points) == [1, 2, 3, 4]
+    assert {step: points[step] for step in (1, 2)} == first
+
+
 def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
