@@ -229,6 +229,13 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):
         assert "Traceback" not in result.stderr
 
 
+def test_train_cli_offers_exactly_the_library_dtype_policies():
+    from cin_style.cli import train as train_cli
+    from cin_style.training import DTYPE_POLICIES
+
+    assert tuple(train_cli.FLAGS["dtype_policy"].parser.enum_values) == DTYPE_POLICIES
+
+
 def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path):
     from cin_style.training import train
 

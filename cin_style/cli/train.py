@@ -20,7 +20,7 @@ flags.DEFINE_string("output_dir", None, "Folder for checkpoints, logs, samples a
 flags.DEFINE_integer("image_size", 256, "Side of the square training crops.")
 flags.DEFINE_integer("batch_size", 16, "Photos per step.")
 flags.DEFINE_integer("steps", 40000, "Total training steps.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate; with --resume the run goes on at this rate (lower it to fine-tune).")
 flags.DEFINE_float("content_weight", None, "Content loss weight (default: the library's).")
 flags.DEFINE_float("style_weight", None, "Style loss weight (default: the library's).")
 flags.DEFINE_float("tv_weight", None, "Total-variation loss weight (default: the library's).")
@@ -32,6 +32,7 @@ flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at chec
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
+# training.DTYPE_POLICIES, spelled out so --help needs no Keras import (a test keeps them equal).
 flags.DEFINE_enum(
     "dtype_policy", "float32", ["float32", "mixed_bfloat16"],
     "mixed_bfloat16: bfloat16 convolutions, float32 weights and losses (faster on CPUs with AVX512-BF16 and on GPUs).",
