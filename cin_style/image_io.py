@@ -5,7 +5,7 @@ This module imports nothing else of cin_style.
 """
 
 import os
-import tempfile
+import uuid
 import warnings
 
 import numpy as np
@@ -206,13 +206,13 @@ def write_image(path, image, **save_options):
     if not os.access(folder, os.W_OK):
         raise OSError(f"Output folder is not writable: '{folder}'")
     suffix = os.path.splitext(path)[1] or ".png"
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}{suffix}")
+    # Created like any new file (0666 less the umask, applied by the OS), not
+    # mkstemp's 0600: no need to read the process-wide umask.
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             image.save(stream, format=Image.registered_extensions().get(suffix.lower(), "PNG"), **save_options)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

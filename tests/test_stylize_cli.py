@@ -108,3 +108,15 @@ def test_written_images_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644
     assert os.listdir(tmp_path) == ["x.png"]
+
+
+def test_writing_an_image_never_changes_the_process_umask(tmp_path, monkeypatch):
+    # Reading the umask means setting it for a moment, which races with other threads.
+    from cin_style import image_io
+
+    def no_umask(mask):
+        raise AssertionError("write_image changed the process umask")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    image_io.write_image(tmp_path / "y.jpg", np.zeros((4, 4, 3), np.uint8), quality=90)
+    assert os.listdir(tmp_path) == ["y.jpg"]
