@@ -60,7 +60,8 @@ class TrainConfig:
         image_size: Side of the square training crops.
         batch_size: Photos per step; each gets a random style.
         steps: Total optimisation steps.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate; a resumed run goes on at this
+            rate, not the checkpoint's (lower it to fine-tune).
         content_weight, style_weight, tv_weight: Loss term weights.
         style_image_size: Shorter side of style images for Gram targets.
         alpha: Width multiplier of the network (0.25: slim).
