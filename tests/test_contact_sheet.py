@@ -62,3 +62,17 @@ def test_both_layouts_have_a_tile_per_photo_and_style(stylizer, photo_paths, sha
     pixels = np.asarray(by_style)
     rows = [pixels[(r + 1) * (24 + contact_sheet.LABEL) + contact_sheet.LABEL:][:24, 24:48] for r in range(len(STYLE_NAMES))]
     assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])
+
+
+def test_interpolation_strip_paints_big_then_shrinks_and_ends_on_each_style(stylizer, photo_paths):
+    import interpolation_strip
+
+    photo = interpolation_strip.to_height(contact_sheet.image_io.read_image(photo_paths[0]), 48)
+    recording = RecordingStylizer(stylizer)
+    image = interpolation_strip.strip(recording, photo, STYLE_NAMES[0], STYLE_NAMES[2], 4, height=24)
+    assert recording.sizes == [photo.shape[:2]] * 4
+    frame_width = image.shape[1] // 4
+    assert image.shape == (24, 4 * frame_width, 3)
+    last = interpolation_strip.to_height(stylizer.stylize(photo, STYLE_NAMES[2]), 24)
+    np.testing.assert_allclose(image[:, 3 * frame_width :], last, atol=1 / 255)
+    assert not np.allclose(image[:, :frame_width], image[:, 3 * frame_width :], atol=0.05)
