@@ -82,9 +82,9 @@ def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8,
             sheet.paste(Image.fromarray(image_io.to_uint8(photo)), (left + c * side, LABEL))
         for r, name in enumerate(names[b * per_block : (b + 1) * per_block], start=1):
             top = r * row_height
-            draw.text((left + 3, top + 1), f"{b * per_block + r - 1}: {name}", fill="black")
-            index = names.index(name) + 1
-            tiles = [paintings[name]] + [painted[index] for painted in tiles_of]
+            index = b * per_block + r - 1
+            draw.text((left + 3, top + 1), f"{index}: {name}", fill="black")
+            tiles = [paintings[name]] + [painted[1 + index] for painted in tiles_of]
             for c, tile in enumerate(tiles):
                 sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (left + c * side, top + LABEL))
     return sheet

@@ -12,7 +12,6 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -21,9 +20,7 @@ from cin_style import Stylizer, image_io  # noqa: E402
 
 def to_height(image, height):
     """`image` (float, h×w×3) resized to `height` rows, aspect kept (LANCZOS)."""
-    width = max(1, round(image.shape[1] * height / image.shape[0]))
-    resized = Image.fromarray(image_io.to_uint8(image)).resize((width, height), Image.LANCZOS)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+    return image_io.resize(image, max(1, round(image.shape[1] * height / image.shape[0])), height)
 
 
 def strip(stylizer, photo, first, second, steps, height=None):

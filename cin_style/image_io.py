@@ -171,13 +171,17 @@ def list_image_files(folder):
     return found
 
 
+def resize(image, width, height):
+    """Resizes an `(h, w, 3)` float image in [0, 1] to `width`×`height` (LANCZOS, through uint8)."""
+    pil = Image.fromarray(to_uint8(image))
+    return np.asarray(pil.resize((width, height), Image.LANCZOS), dtype=np.float32) / 255.0
+
+
 def resize_shorter_side(image, side):
     """Resizes an `(h, w, 3)` float image so its shorter side is `side` (LANCZOS)."""
     height, width = image.shape[:2]
     scale = side / min(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    pil = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-    return np.asarray(pil.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
+    return resize(image, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 def to_uint8(image):

@@ -283,10 +283,7 @@ class Stylizer:
             if max(height, width) > max_size:
                 scale = max_size / max(height, width)
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                values = np.stack([
-                    np.asarray(Image.fromarray(image_io.to_uint8(v)).resize(size, Image.LANCZOS), np.float32) / 255.0
-                    for v in values
-                ])
+                values = np.stack([image_io.resize(v, *size) for v in values])
         return values, kind
 
     def _stylize_one(self, image, weights):

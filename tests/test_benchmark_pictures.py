@@ -1,4 +1,4 @@
-"""benchmarks/contact_sheet.py: photos are painted at the paint size, then shrunk to the tiles."""
+"""The picture benchmarks (contact sheet, interpolation strip): painted at the paint size, then shrunk."""
 
 import json
 import os
