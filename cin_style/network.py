@@ -31,7 +31,7 @@ def _conv_cin(x, style_weights, filters, kernel_size, strides, activation, num_s
     return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 
-def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer"):
+def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer", output_norm=True):
     """Builds the multi-style transformer network as a Keras functional model.
 
     Reflection-padded convolutions 9×9/32, 3×3/2 64, 3×3/2 128; five residual
@@ -48,6 +48,10 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
             slim model). Defaults to `1.0`.
         epsilon: CIN epsilon. Defaults to `1e-5`.
         name: Model name. Defaults to `"cin_transformer"`.
+        output_norm: Normalise the last convolution (RGB) with CIN, as
+            Dumoulin et al. do. `False`: the RGB convolution's output goes
+            straight to the sigmoid (Johnson et al.), so an output's contrast
+            is not pinned per style whatever the photo. Defaults to `True`.
 
     Returns:
         A `keras.Model` with inputs `{"image": (batch, h, w, 3) float32 in
@@ -82,7 +86,11 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
     for i, (filters, kernel) in enumerate(DECODER, start=1):
         x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{i}")(x)
         x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, 1, "relu", name=f"decoder{i}", **block)
-    x = _conv_cin(x, style_weights, 3, OUTPUT_KERNEL, 1, "sigmoid", name="output", **block)
+    if output_norm:
+        x = _conv_cin(x, style_weights, 3, OUTPUT_KERNEL, 1, "sigmoid", name="output", **block)
+    else:
+        x = ReflectionConv2D(3, OUTPUT_KERNEL, name="output_conv")(x)
+        x = keras.layers.Activation("sigmoid", name="output_sigmoid")(x)
     # float32 output also under a mixed-precision policy: images and losses want it.
     stylized = CropToMatch(name="crop", dtype="float32")([x, image])
     return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=name)
@@ -113,6 +121,11 @@ def alpha_of(model):
     return first.filters / ENCODER[0][0]
 
 
+def output_norm_of(model):
+    """Whether a transformer normalises its RGB output with CIN (`build_transformer(output_norm=)`)."""
+    return any(layer.name == "output_cin" for layer in model.layers)
+
+
 def with_more_styles(model, count, init_from=None):
     """A copy of a transformer with `count` more styles; every old weight kept bit-for-bit.
 
@@ -127,7 +140,8 @@ def with_more_styles(model, count, init_from=None):
         A new model with `num_styles_of(model) + count` styles.
     """
     epsilon = cin_layers(model)[0].epsilon
-    grown = build_transformer(num_styles_of(model) + count, alpha=alpha_of(model), epsilon=epsilon, name=model.name)
+    grown = build_transformer(num_styles_of(model) + count, alpha=alpha_of(model), epsilon=epsilon, name=model.name,
+                              output_norm=output_norm_of(model))
     for old, new in zip(all_layers(model), all_layers(grown)):
         if isinstance(old, ConditionalInstanceNormalization):
             # Grow a scratch copy of the old layer, so the rows follow add_styles' rules.
