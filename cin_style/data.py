@@ -1,16 +1,21 @@
-"""Content and style images for training: a tf.data pipeline and style loading.
+"""Content and style images for training, without TensorFlow.
 
-Content photos come from a folder (recursive; jpg, png, webp, bmp) or a
-tensorflow-datasets name (`coco/2017`, ...). Each photo is decoded to RGB,
-resized so its shorter side is `image_size`, randomly cropped to a square,
-and batched as float32 in [0, 1]. Unreadable files are skipped and counted.
+Content photos from a folder are decoded once, at training scale (shorter
+side = crop size; JPEGs decoded at reduced scale where that suffices), and
+held in memory as uint8. `PhotoCrops`, a `keras.utils.PyDataset`, then cuts
+seeded random square crops from them: batch `i` depends only on the seed and
+`i`, so a resumed run sees the batches it would have seen had it not stopped,
+and every backend (JAX with no TensorFlow installed too) trains from it.
+tensorflow-datasets sources go through `cin_style.tf_data` instead.
 """
 
 import concurrent.futures
+import functools
 import logging
 import os
 
-import tensorflow as tf
+import keras
+import numpy as np
 
 from cin_style.image_io import (
     ImageReadError,
@@ -18,16 +23,24 @@ from cin_style.image_io import (
     list_image_files,
     read_image,
     resize_shorter_side,
+    to_uint8,
 )
 
 logger = logging.getLogger("cin_style")
 
 #: Smallest training crop: VGG19 block5 needs 16 px, the network 8.
 MIN_IMAGE_SIZE = 32
+#: Photos are held decoded in memory up to this many bytes; a larger folder
+#: is decoded per batch instead (at reduced JPEG scale, in worker threads).
+DEFAULT_CACHE_BYTES = 4 * 2**30
 
 
 class ContentSourceError(ValueError):
     """The content source is neither a folder of images nor a tfds dataset."""
+
+
+def _workers():
+    return min(8, (os.cpu_count() or 1) * 2)
 
 
 def scan_image_folder(folder, max_workers=None):
@@ -40,69 +53,38 @@ def scan_image_folder(folder, max_workers=None):
         `(good_paths, [(bad_path, reason), ...])`.
     """
     files = list_image_files(folder)
-    with concurrent.futures.ThreadPoolExecutor(max_workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers or _workers()) as pool:
         reasons = list(pool.map(check_image_file, files))
     good = [f for f, r in zip(files, reasons) if r is None]
     bad = [(f, r) for f, r in zip(files, reasons) if r is not None]
     return good, bad
 
 
-def _square_crop(image, image_size, seed):
-    """Resize the shorter side to `image_size`, then a seeded random square crop."""
-    image = tf.convert_to_tensor(image)
-    if image.shape.rank == 3 and image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    image = image[..., :3]
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = image_size / tf.reduce_min(shape)
-    new_size = tf.maximum(tf.cast(tf.math.ceil(shape * scale), tf.int32), image_size)
-    image = tf.image.resize(image, new_size, method="bilinear", antialias=True)
-    image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed=seed)
-    return tf.clip_by_value(image, 0.0, 1.0)
+def check_sizes(image_size, batch_size):
+    """Raises ValueError unless the crop side and batch size can train."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+        raise ValueError(
+            f"`image_size` must be an integer of at least {MIN_IMAGE_SIZE} (VGG19's five blocks "
+            f"halve it four times). Received: image_size={image_size!r}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
 
 
-def _decode_file(path):
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+def read_photo(path, side):
+    """A photo as uint8 RGB with its shorter side resized to `side` (LANCZOS)."""
+    return to_uint8(resize_shorter_side(read_image(path, min_side=side), side))
 
 
-def _finish(images, image_size, batch_size, seed, repeat):
-    """Random crops, batching and prefetching shared by both sources."""
-    counter = tf.data.Dataset.counter()
-    base_seed = tf.constant([0 if seed is None else int(seed)], tf.int64)
-    dataset = tf.data.Dataset.zip((images, counter))
-    dataset = dataset.map(
-        lambda image, i: _square_crop(image, image_size, tf.concat([base_seed, [i]], 0)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=seed is not None,
-    )
-    dataset = dataset.ignore_errors(log_warning=True)
-    if repeat:
-        dataset = dataset.repeat()
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def folder_dataset(folder, image_size=256, batch_size=16, shuffle=True, seed=None, repeat=True):
-    """Batches of random square crops from a folder of photos.
-
-    Args:
-        folder: Folder searched recursively for jpg, jpeg, png, webp and bmp.
-        image_size: Side of the square crops. Defaults to `256`.
-        batch_size: Defaults to `16`.
-        shuffle: Reshuffle the files every pass. Defaults to `True`.
-        seed: Makes file order and crops reproducible. Defaults to `None`.
-        repeat: Repeat forever (training). Defaults to `True`.
+def folder_photos(folder):
+    """The readable photos of `folder`, and the skipped ones, with a warning for those.
 
     Returns:
-        A `tf.data.Dataset` of float32 `(batch_size, image_size, image_size, 3)`.
+        `(paths, [(bad_path, reason), ...])`.
 
     Raises:
         ContentSourceError: If the folder is missing or holds no readable image.
     """
-    _check_sizes(image_size, batch_size)
     try:
         good, bad = scan_image_folder(folder)
     except ImageReadError as error:
@@ -115,88 +97,128 @@ def folder_dataset(folder, image_size=256, batch_size=16, shuffle=True, seed=Non
         )
     if not good:
         raise ContentSourceError(f"No readable images (jpg, png, webp, bmp) in folder '{folder}'")
-    files = tf.data.Dataset.from_tensor_slices(good)
-    if shuffle:
-        files = files.shuffle(len(good), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        files = files.repeat()
-    images = files.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
-    dataset = _finish(images, image_size, batch_size, seed, repeat=False)
-    dataset.skipped_files = bad
-    dataset.num_files = len(good)
-    return dataset
+    return good, bad
 
 
-def tfds_dataset(name, image_size=256, batch_size=16, split="train", data_dir=None, image_key="image",
-                 shuffle=True, seed=None, repeat=True, download=False):
-    """Batches of random square crops from a tensorflow-datasets dataset.
+class PhotoCrops(keras.utils.PyDataset):
+    """Endless batches of seeded random square crops of photos.
+
+    Every pass over the photos visits each once, in an order shuffled per
+    pass; each crop's position and horizontal flip are drawn per batch.
+    Batch `i` is a pure function of `(seed, start_batch + i)`.
 
     Args:
-        name: A tfds name such as `"coco/2017"`.
-        split: Defaults to `"train"`.
-        data_dir: tfds data folder. Defaults to tfds' own.
-        image_key: Feature holding the image. Defaults to `"image"`.
-        download: Let tfds download and prepare the data. Defaults to `False`
-            (prepare it beforehand, e.g. with `tfds build`).
-        Others as in `folder_dataset`.
+        paths: Photo files (already checked readable, e.g. by `folder_photos`).
+        image_size: Side of the square crops; photos are resized so their
+            shorter side is this, once.
+        batch_size: Crops per batch.
+        seed: Seed of order, crops and flips. `None` draws one.
+        start_batch: Index of the first batch served (the step a resumed run
+            starts at). Can be set later through the attribute.
+        cache_bytes: Hold the decoded photos in memory if they need at most
+            this many bytes, else decode per batch. Defaults to
+            `DEFAULT_CACHE_BYTES`.
+        flip: Mirror half of the crops left-right. Defaults to `True`.
+        workers: Threads preparing batches ahead of the step (and decoding
+            photos once). Defaults to twice the CPU count, at most 8.
+        max_queue_size: Batches prepared ahead. Defaults to `8`.
 
-    Raises:
-        ContentSourceError: If tfds does not know the dataset or it has no
-            `image_key` feature.
+    Yields:
+        float32 `(batch_size, image_size, image_size, 3)` in [0, 1].
     """
-    import tensorflow_datasets as tfds
 
-    _check_sizes(image_size, batch_size)
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # noqa: BLE001 - tfds raises several kinds
-        raise ContentSourceError(
-            f"Content source '{name}' is neither an existing folder nor a tensorflow-datasets "
-            f"name tfds knows ({type(error).__name__}: {error})"
-        ) from error
-    features = getattr(builder.info, "features", None)
-    if features is not None and image_key not in features:
-        raise ContentSourceError(
-            f"tfds dataset '{name}' has no feature '{image_key}'. Its features: {sorted(features.keys())}"
-        )
-    if download:
-        builder.download_and_prepare()
-    read_config = tfds.ReadConfig(shuffle_seed=seed)
-    examples = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
-    if shuffle:
-        examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        examples = examples.repeat()
-    images = examples.map(lambda example: example[image_key], num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(images, image_size, batch_size, seed, repeat=False)
+    def __init__(self, paths, image_size=256, batch_size=16, seed=None, start_batch=0,
+                 cache_bytes=DEFAULT_CACHE_BYTES, flip=True, workers=None, max_queue_size=8):
+        workers = workers or _workers()
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        check_sizes(image_size, batch_size)
+        if not paths:
+            raise ContentSourceError("No photos to crop")
+        self.paths = list(paths)
+        self.image_size, self.batch_size, self.flip = image_size, batch_size, flip
+        self.seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
+        self.start_batch = int(start_batch)
+        # A photo 3:2 at the crop size on its shorter side; an estimate, checked as it fills.
+        estimate = len(self.paths) * image_size * image_size * 3 * 1.5
+        self.cached = estimate <= cache_bytes
+        self._photos, self._orders = None, {}
+        if self.cached:
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                self._photos = list(pool.map(functools.partial(read_photo, side=image_size), self.paths))
+
+    @property
+    def num_batches(self):
+        return None  # endless: `fit` takes `steps_per_epoch`
+
+    def _order(self, epoch):
+        order = self._orders.get(epoch)
+        if order is None:  # computed twice by two threads at worst: same result
+            order = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.paths))
+            if len(self._orders) > 8:
+                self._orders.clear()
+            self._orders[epoch] = order
+        return order
+
+    def _photo(self, index):
+        if self._photos is not None:
+            return self._photos[index]
+        return read_photo(self.paths[index], self.image_size)
+
+    def photo_indices(self, batch):
+        """Which photos batch `batch` (absolute index) crops from."""
+        first = batch * self.batch_size
+        count = len(self.paths)
+        return [int(self._order((first + j) // count)[(first + j) % count]) for j in range(self.batch_size)]
+
+    def batch(self, index):
+        """Batch number `index` counted from 0 (ignores `start_batch`)."""
+        rng = np.random.default_rng([self.seed, 2, index])
+        side = self.image_size
+        out = np.empty((self.batch_size, side, side, 3), np.float32)
+        for j, photo_index in enumerate(self.photo_indices(index)):
+            photo = self._photo(photo_index)
+            top = int(rng.integers(0, photo.shape[0] - side + 1))
+            left = int(rng.integers(0, photo.shape[1] - side + 1))
+            crop = photo[top:top + side, left:left + side]
+            if self.flip and rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            out[j] = crop
+        out *= 1.0 / 255.0
+        return out
+
+    def __getitem__(self, index):
+        return self.batch(self.start_batch + index)
 
 
-def content_dataset(source, **kwargs):
-    """`folder_dataset` if `source` is a folder, else `tfds_dataset`.
+def photo_crops(folder, image_size=256, batch_size=16, seed=None, **kwargs):
+    """`PhotoCrops` over the readable photos of `folder`; skipped files are logged.
+
+    The dataset also carries `num_files` and `skipped_files`.
 
     Raises:
-        ContentSourceError: If `source` looks like a path but no folder is there,
-            or is no tfds name.
+        ContentSourceError: If the folder is missing or holds no readable image.
+    """
+    check_sizes(image_size, batch_size)
+    good, bad = folder_photos(folder)
+    crops = PhotoCrops(good, image_size, batch_size, seed=seed, **kwargs)
+    crops.num_files, crops.skipped_files = len(good), bad
+    return crops
+
+
+def check_content_source(source):
+    """`"folder"` or `"tfds"`: which kind of content source `source` names.
+
+    Raises:
+        ContentSourceError: If `source` looks like a path but no folder is there.
     """
     source = os.fspath(source)
     if os.path.isdir(source):
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("split", "data_dir", "image_key", "download")}
-        return folder_dataset(source, **kwargs)
+        return "folder"
     if os.path.exists(source):
         raise ContentSourceError(f"Content source '{source}' is a file, not a folder of images")
     if source.startswith((".", "~", os.sep)):
         raise ContentSourceError(f"Content folder not found: '{source}'")
-    return tfds_dataset(source, **kwargs)
-
-
-def _check_sizes(image_size, batch_size):
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(
-            f"`image_size` must be an integer of at least {MIN_IMAGE_SIZE} (VGG19's five blocks "
-            f"halve it four times). Received: image_size={image_size!r}"
-        )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    return "tfds"
 
 
 def style_name(path):

@@ -28,13 +28,22 @@ from cin_style.losses import (
     DEFAULT_TV_WEIGHT,
     PerceptualLoss,
 )
-from cin_style.network import all_layers, alpha_of, build_transformer, num_styles_of, with_more_styles
+from cin_style.network import (
+    all_layers,
+    alpha_of,
+    build_transformer,
+    num_styles_of,
+    output_norm_of,
+    with_more_styles,
+)
+from cin_style.schedules import LR_SCHEDULES, learning_rate_for
 from cin_style.trainer import LOSS_PARTS, StyleTrainer
 
 logger = logging.getLogger("cin_style")
 
-#: Version of the checkpoint layout written by this module.
-CHECKPOINT_FORMAT = 1
+#: Version of the checkpoint layout written by this module. 2: the optimiser's
+#: step and slots by name, its learning rate left out (the config sets it).
+CHECKPOINT_FORMAT = 2
 #: Dtype policies training accepts. "mixed_bfloat16" runs the convolutions in
 #: bfloat16 with float32 weights, statistics, Gram matrices and losses: on a
 #: CPU with AVX512-BF16 a step takes ~0.6x the float32 time.
@@ -60,15 +69,27 @@ class TrainConfig:
         image_size: Side of the square training crops.
         batch_size: Photos per step; each gets a random style.
         steps: Total optimisation steps.
-        learning_rate: Adam learning rate; a resumed run goes on at this
-            rate, not the checkpoint's (lower it to fine-tune).
+        learning_rate: Adam learning rate (the peak of a schedule); a resumed
+            run goes on at this rate, not the checkpoint's.
+        lr_schedule: "constant" or "cosine" (see `LR_SCHEDULES`): cosine
+            decays from `decay_start` to 1% of the rate at `steps`.
+        warmup_steps: Steps of linear warm-up at the start (either schedule).
+        decay_start: Step where the cosine decay starts (after warm-up).
         content_weight, style_weight, tv_weight: Loss term weights.
-        style_image_size: Shorter side of style images for Gram targets.
+        style_image_size: Shorter side of style images for Gram targets. A
+            run resumed with another value recomputes them from `styles`
+            (a phase at another crop size, with targets at the matching scale).
         alpha: Width multiplier of the network (0.25: slim).
+        output_norm: CIN on the RGB output layer (see `build_transformer`).
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
         jit_compile: XLA under TensorFlow (JAX always compiles).
+        steps_per_execution: Steps dispatched back to back before callbacks
+            run (the host then waits for the device once per group, not per
+            step: faster on GPUs). Checkpoints fall on multiples of it.
+        max_minutes: Stop after this much wall-clock time, checkpointing and
+            saving the model as at the end of the run (`None`: no limit).
         dtype_policy: "float32" or "mixed_bfloat16" (see `DTYPE_POLICIES`);
             weights, checkpoints and saved models are float32 either way.
         tfds_split, tfds_data_dir, tfds_image_key: For tfds content.
@@ -84,15 +105,21 @@ class TrainConfig:
     batch_size: int = 16
     steps: int = 40_000
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    decay_start: int = 0
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
     style_image_size: int = 256
     alpha: float = 1.0
+    output_norm: bool = True
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = None
     jit_compile: bool = False
+    steps_per_execution: int = 1
+    max_minutes: float = None
     dtype_policy: str = "float32"
     tfds_split: str = "train"
     tfds_data_dir: str = None
@@ -102,7 +129,8 @@ class TrainConfig:
 
     def validate(self):
         """Raises ValueError naming the first setting that cannot work."""
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "style_image_size"):
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "style_image_size",
+                     "steps_per_execution"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
@@ -115,6 +143,21 @@ class TrainConfig:
             )
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive. Received: learning_rate={self.learning_rate!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"`lr_schedule` must be one of {', '.join(LR_SCHEDULES)}. Received: lr_schedule={self.lr_schedule!r}"
+            )
+        for name in ("warmup_steps", "decay_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.steps:
+                raise ValueError(f"`{name}` must be an integer in [0, steps={self.steps}). Received: {name}={value!r}")
+        if self.checkpoint_every % self.steps_per_execution:
+            raise ValueError(
+                f"`checkpoint_every` ({self.checkpoint_every}) must be a multiple of `steps_per_execution` "
+                f"({self.steps_per_execution}): callbacks only run between groups of steps"
+            )
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"`max_minutes` must be positive or None. Received: max_minutes={self.max_minutes!r}")
         if not self.alpha > 0:
             raise ValueError(f"`alpha` must be positive. Received: alpha={self.alpha!r}")
         if self.dtype_policy not in DTYPE_POLICIES:
@@ -156,8 +199,9 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
     """Writes `ckpt-<step>/` atomically: a temporary folder, then one rename.
 
     Holds the transformer weights, the Gram tables, the optimiser and seed
-    state, and `state.json` (config, style names, step) last, so a folder
-    without `state.json` is never taken for a checkpoint.
+    state, and `state.json` (config, style names, step, the learning rate at
+    that step) last, so a folder without `state.json` is never taken for a
+    checkpoint.
     """
     step = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     root = os.path.join(output_dir, CHECKPOINT_DIR)
@@ -171,12 +215,13 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
         os.path.join(tmp, "grams.npz"),
         **{name: ops.convert_to_numpy(table) for name, table in trainer.style_grams.items()},
     )
-    np.savez(
-        os.path.join(tmp, "optimizer.npz"),
-        *[ops.convert_to_numpy(v) for v in trainer.optimizer.variables],
-    )
+    np.savez(os.path.join(tmp, "optimizer.npz"), **_optimizer_state(trainer.optimizer))
     np.save(os.path.join(tmp, "seed.npy"), ops.convert_to_numpy(trainer.seed_generator.state))
-    _write_json_atomic(os.path.join(tmp, "state.json"), {**state, "step": step, "format": CHECKPOINT_FORMAT})
+    rate = float(ops.convert_to_numpy(trainer.optimizer.learning_rate))
+    _write_json_atomic(
+        os.path.join(tmp, "state.json"),
+        {**state, "step": step, "learning_rate": rate, "format": CHECKPOINT_FORMAT},
+    )
     if os.path.isdir(final):
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -185,16 +230,41 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
     return final
 
 
+def _is_learning_rate(variable):
+    return variable.path.rsplit("/", 1)[-1] == "learning_rate"
+
+
+def _optimizer_state(optimizer):
+    """The optimiser's step and slot variables, in order, without its learning rate."""
+    slots = [v for v in optimizer.variables[1:] if not _is_learning_rate(v)]
+    return {"iterations": ops.convert_to_numpy(optimizer.variables[0]),
+            **{f"slot_{i:05d}": ops.convert_to_numpy(v) for i, v in enumerate(slots)}}
+
+
+def _saved_optimizer_state(path):
+    """`(iterations, [slot values])` from a checkpoint's optimizer.npz, either format."""
+    with np.load(path) as saved:
+        if "iterations" in saved.files:
+            slots = sorted(k for k in saved.files if k.startswith("slot_"))
+            return saved["iterations"], [saved[k] for k in slots]
+        # Format 1: every variable by position; [0] the step, [1] the learning rate.
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        return values[0], values[2:]
+
+
 def restore_checkpoint(trainer, checkpoint, learning_rate=None):
     """Loads transformer weights, Gram tables, optimiser and seed state into `trainer`.
+
+    The optimiser's step count and Adam moments are restored; its learning
+    rate (or schedule) stays what `trainer` was compiled with, so a run
+    resumed with a new `--learning_rate` or `--lr_schedule` goes on under
+    those.
 
     Args:
         trainer: The `StyleTrainer` to load into (compiled).
         checkpoint: A checkpoint folder.
-        learning_rate: The learning rate to go on with. Adam keeps its rate
-            among its variables, so without this a run resumed with a new
-            `--learning_rate` (say, lower to fine-tune) would silently keep
-            the checkpoint's. `None` keeps the checkpoint's.
+        learning_rate: Deprecated, kept for callers: a float rate to set on
+            the optimiser. `None` leaves the compiled one.
     """
     trainer.transformer.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     with np.load(os.path.join(checkpoint, "grams.npz")) as grams:
@@ -202,19 +272,17 @@ def restore_checkpoint(trainer, checkpoint, learning_rate=None):
             table.assign(grams[name])
     optimizer = trainer.optimizer
     optimizer.build(trainer.trainable_variables)
-    with np.load(os.path.join(checkpoint, "optimizer.npz")) as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if len(values) != len(optimizer.variables):
+    iterations, values = _saved_optimizer_state(os.path.join(checkpoint, "optimizer.npz"))
+    slots = [v for v in optimizer.variables[1:] if not _is_learning_rate(v)]
+    if len(values) != len(slots):
         raise ValueError(
-            f"Checkpoint {checkpoint} holds {len(values)} optimiser variables; this model has "
-            f"{len(optimizer.variables)}. Was it written by another network width or style count?"
+            f"Checkpoint {checkpoint} holds {len(values)} optimiser slot variables; this model has "
+            f"{len(slots)}. Was it written by another network width or style count?"
         )
-    for variable, value in zip(optimizer.variables, values):
+    optimizer.variables[0].assign(iterations)
+    for variable, value in zip(slots, values):
         variable.assign(value)
     if learning_rate is not None:
-        previous = float(ops.convert_to_numpy(optimizer.learning_rate))
-        if not np.isclose(previous, learning_rate, rtol=1e-6, atol=0):
-            logger.info("Learning rate %g (was %g in %s)", learning_rate, previous, checkpoint)
         optimizer.learning_rate = learning_rate
     trainer.seed_generator.state.assign(np.load(os.path.join(checkpoint, "seed.npy")))
 
@@ -223,45 +291,78 @@ def restore_checkpoint(trainer, checkpoint, learning_rate=None):
 # Callbacks
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Checkpoints every `every` steps and at the end of training."""
+class HostStepCallback(keras.callbacks.Callback):
+    """A callback that knows the optimiser's step without asking the device.
 
-    def __init__(self, output_dir, state, every, keep):
+    Reading `self.model` (or `optimizer.iterations`) after every batch makes
+    Keras under JAX write the whole training state back into the model's
+    variables and waits for the step to finish. The step is counted here on
+    the host instead: `start_step` plus the batches `fit` reports, which also
+    holds with `steps_per_execution` > 1. `self.model` is touched only when a
+    subclass really needs the state (to save it).
+    """
+
+    def __init__(self, start_step=0):
         super().__init__()
-        self.output_dir, self.state, self.every, self.keep = output_dir, state, every, keep
-        self.last_step = None
+        self.step = int(start_step)
+        self._epoch_start = self.step
 
-    def _save(self):
-        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
-        if step != self.last_step:
-            save_checkpoint(self.model, self.output_dir, self.state, self.keep)
-            self.last_step = step
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.step
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) % self.every == 0:
+        previous, self.step = self.step, self._epoch_start + batch + 1
+        self.on_steps(previous, logs)
+
+    def on_steps(self, previous, logs):
+        """Called after the steps `previous + 1 ... self.step` ran."""
+
+
+class CheckpointCallback(HostStepCallback):
+    """Checkpoints when the step crosses a multiple of `every`, and at the end of training."""
+
+    def __init__(self, output_dir, state, every, keep, start_step=0):
+        super().__init__(start_step)
+        self.output_dir, self.state, self.every, self.keep = output_dir, state, every, keep
+        self.last_step = int(start_step)
+
+    def _save(self):
+        if self.step != self.last_step:
+            save_checkpoint(self.model, self.output_dir, self.state, self.keep)
+            self.last_step = self.step
+
+    def on_steps(self, previous, logs):
+        if self.step // self.every > previous // self.every:
             self._save()
 
     def on_train_end(self, logs=None):
         self._save()
 
 
-class StopAtStep(keras.callbacks.Callback):
-    """Ends `fit` once the optimiser has taken `steps` steps in all."""
+class StopAtStep(HostStepCallback):
+    """Ends `fit` once the optimiser has taken `steps` steps in all, or after `max_minutes`."""
 
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
+    def __init__(self, steps, start_step=0, max_minutes=None):
+        super().__init__(start_step)
+        self.steps, self.max_minutes = steps, max_minutes
+        self.timed_out = False
 
-    def on_train_batch_end(self, batch, logs=None):
-        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) >= self.steps:
-            self.model.stop_training = True
+    def on_train_begin(self, logs=None):
+        self.clock = time.monotonic()
+
+    def on_steps(self, previous, logs):
+        if self.max_minutes is not None and time.monotonic() - self.clock > 60.0 * self.max_minutes:
+            self.timed_out = True
+            logger.info("Stopping at step %d: the %g-minute limit is reached", self.step, self.max_minutes)
+        if self.step >= self.steps or self.timed_out:
+            self._model.stop_training = True  # a flag: no state sync needed
 
 
-class ProgressBar(keras.callbacks.Callback):
+class ProgressBar(HostStepCallback):
     """One `keras.utils.Progbar` over the whole run: losses and images/s."""
 
     def __init__(self, steps, batch_size, start_step=0, verbose=1):
-        super().__init__()
+        super().__init__(start_step)
         self.steps, self.batch_size, self.start_step, self.verbose = steps, batch_size, start_step, verbose
         self.history = []
 
@@ -273,25 +374,25 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar.update(self.start_step)
         self.clock = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_steps(self, previous, logs):
         now = time.perf_counter()
-        rate = self.batch_size / max(now - self.clock, 1e-9)
+        rate = self.batch_size * (self.step - previous) / max(now - self.clock, 1e-9)
         self.clock = now
-        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         values = [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "content_loss", "style_loss", "tv_loss")]
-        self.history.append({"step": step, **dict(values), "images_per_second": rate})
-        self.bar.update(step, values=values + [("img/s", rate)])
+        self.history.append({"step": self.step, **dict(values), "images_per_second": rate})
+        self.bar.update(self.step, values=values + [("img/s", rate)])
 
 
-class SampleSheet(keras.callbacks.Callback):
+class SampleSheet(HostStepCallback):
     """Writes a PNG sheet (rows: sample photos; columns: photo, each style) now and then.
 
     Also logs the sheet to TensorBoard when TensorFlow is importable.
     """
 
-    def __init__(self, photos, output_dir, every, writer=None):
-        super().__init__()
+    def __init__(self, photos, output_dir, every, writer=None, start_step=0):
+        super().__init__(start_step)
         self.photos, self.output_dir, self.every, self.writer = photos, output_dir, every, writer
+        self.last_step = None
 
     def sheet(self):
         transformer = self.model.transformer
@@ -306,7 +407,9 @@ class SampleSheet(keras.callbacks.Callback):
         return np.concatenate(rows, axis=0)
 
     def write(self):
-        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.step == self.last_step:
+            return
+        self.last_step = step = self.step
         sheet = self.sheet()
         folder = os.path.join(self.output_dir, "samples")
         os.makedirs(folder, exist_ok=True)
@@ -318,8 +421,8 @@ class SampleSheet(keras.callbacks.Callback):
                 tf.summary.image("samples/photo_then_each_style", sheet[None], step=step)
             self.writer.flush()
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every and int(ops.convert_to_numpy(self.model.optimizer.iterations)) % self.every == 0:
+    def on_steps(self, previous, logs):
+        if self.every and self.step // self.every > previous // self.every:
             self.write()
 
     def on_train_end(self, logs=None):
@@ -331,17 +434,44 @@ class SampleSheet(keras.callbacks.Callback):
 
 
 def _content_dataset(config):
-    from cin_style.data import content_dataset
+    """Content batches: `PhotoCrops` for a folder (any backend), tf.data for tfds.
 
-    return content_dataset(
+    A folder's crops are seeded by `config.seed` (0 if unset, so a resumed run
+    continues the same stream); set `start_batch` to the step the run starts at.
+    """
+    from cin_style.data import ContentSourceError, check_content_source, photo_crops
+
+    if check_content_source(config.content) == "folder":
+        return photo_crops(config.content, config.image_size, config.batch_size,
+                           seed=0 if config.seed is None else config.seed)
+    try:
+        from cin_style.tf_data import tfds_dataset
+    except ImportError as error:
+        raise ContentSourceError(
+            f"Content '{config.content}' is not a folder, and tensorflow-datasets names need TensorFlow "
+            f"({error}). Without TensorFlow, give a folder of photos."
+        ) from error
+    return tfds_dataset(
         config.content, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
         split=config.tfds_split, data_dir=config.tfds_data_dir, image_key=config.tfds_image_key,
     )
 
 
 def _sample_photos(dataset, count=3):
-    batch = next(iter(dataset.take(1).as_numpy_iterator()))
+    if isinstance(dataset, keras.utils.PyDataset):
+        batch = dataset.batch(0)
+    else:
+        batch = next(iter(dataset.take(1).as_numpy_iterator()))
     return [np.asarray(p, "float32") for p in batch[:count]]
+
+
+def _compile(trainer, config):
+    """Adam under the configured schedule; JAX always jit-compiles the step."""
+    rate = learning_rate_for(config.lr_schedule, config.learning_rate, config.steps, config.warmup_steps,
+                             config.decay_start)
+    jit = True if keras.backend.backend() == "jax" else config.jit_compile
+    trainer.compile(optimizer=keras.optimizers.Adam(rate), jit_compile=jit,
+                    steps_per_execution=config.steps_per_execution)
 
 
 @contextlib.contextmanager
@@ -360,7 +490,7 @@ def _float32_model(model):
     if all(layer.dtype_policy.compute_dtype == "float32" for layer in all_layers(model)):
         return model
     with dtype_policy_scope("float32"):
-        copy = build_transformer(num_styles_of(model), alpha=alpha_of(model))
+        copy = build_transformer(num_styles_of(model), alpha=alpha_of(model), output_norm=output_norm_of(model))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -407,13 +537,15 @@ def _tensorboard_writer(config, start_step=0):
 def _fit(trainer, dataset, config, state, start_step, verbose):
     """Runs `fit` from `start_step` to `config.steps` with checkpoints and progress."""
     every = config.checkpoint_every
+    if isinstance(dataset, keras.utils.PyDataset):
+        dataset.start_batch = start_step  # the batches a run without the stop would see next
     writer, extra = _tensorboard_writer(config, start_step)
     progress = ProgressBar(config.steps, config.batch_size, start_step, verbose)
     callbacks = [
-        StopAtStep(config.steps),
+        StopAtStep(config.steps, start_step, config.max_minutes),
         progress,
-        CheckpointCallback(config.output_dir, state, every, config.keep_checkpoints),
-        SampleSheet(_sample_photos(dataset), config.output_dir, config.sample_every or every, writer),
+        CheckpointCallback(config.output_dir, state, every, config.keep_checkpoints, start_step),
+        SampleSheet(_sample_photos(dataset), config.output_dir, config.sample_every or every, writer, start_step),
         *extra,
     ]
     if start_step < config.steps:
@@ -479,6 +611,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
     dataset = _content_dataset(config)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
+    style_images = None
     if checkpoint:
         with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
             saved = json.load(stream)
@@ -486,6 +619,16 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         if config.style_names and list(config.style_names) != style_names:
             raise ValueError(f"Checkpoint {checkpoint} was trained on styles {style_names}; got {config.style_names}")
         logger.info("Resuming from %s (step %d)", checkpoint, saved["step"])
+        _log_rate_change(saved.get("config", {}), config, checkpoint)
+        saved_side = saved.get("config", {}).get("style_image_size", config.style_image_size)
+        if saved_side != config.style_image_size:
+            # A new phase at another scale (e.g. 128-px crops, then 256): Gram targets to match.
+            from cin_style.data import load_style_images
+
+            logger.info("Gram targets recomputed at a %d-px style size (was %d)", config.style_image_size, saved_side)
+            names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
+            if names != style_names:
+                raise ValueError(f"Checkpoint {checkpoint} was trained on styles {style_names}; got {names}")
     else:
         from cin_style.data import load_style_images
 
@@ -493,13 +636,17 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope, dtype_policy_scope(config.dtype_policy):
         perceptual = _perceptual_loss(config, vgg_weights)
+        new_grams = perceptual.style_grams(style_images) if style_images is not None else None
         if not checkpoint:
-            grams = perceptual.style_grams(style_images)
-        transformer = build_transformer(len(style_names), alpha=config.alpha)
+            grams = new_grams
+        transformer = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
         trainer = StyleTrainer(transformer, perceptual, grams, seed=config.seed)
-        trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile)
+        _compile(trainer, config)
         if checkpoint:
-            restore_checkpoint(trainer, checkpoint, learning_rate=config.learning_rate)
+            restore_checkpoint(trainer, checkpoint)
+            if new_grams is not None:
+                for name, table in trainer.style_grams.items():
+                    table.assign(ops.convert_to_numpy(new_grams[name]))
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "train", "style_names": list(style_names), "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)
@@ -559,9 +706,9 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
     }
     all_names = list(style_names) + list(new_names)
     trainer = StyleTrainer(grown, perceptual, grams, train_styles=range(old_count, len(all_names)), seed=config.seed)
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile)
+    _compile(trainer, config)
     if checkpoint:
-        restore_checkpoint(trainer, checkpoint, learning_rate=config.learning_rate)
+        restore_checkpoint(trainer, checkpoint)
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "add_styles", "style_names": all_names, "config": dataclasses.asdict(config)}
     history = _fit(trainer, dataset, config, state, start, verbose)
@@ -589,7 +736,8 @@ def model_from_checkpoint(path):
     with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
         state = json.load(stream)
     names = state["style_names"]
-    model = build_transformer(len(names), alpha=state["config"]["alpha"])
+    model = build_transformer(len(names), alpha=state["config"]["alpha"],
+                              output_norm=state["config"].get("output_norm", True))
     model.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     return model, names, state
 
@@ -613,6 +761,14 @@ def load_trained(output_dir_or_model):
     else:
         names = [f"style_{i}" for i in range(num_styles_of(model))]
     return model, names
+
+
+def _log_rate_change(saved, config, checkpoint):
+    """Says so when a resumed run trains under another learning rate or schedule than its checkpoint."""
+    was = (saved.get("learning_rate"), saved.get("lr_schedule", "constant"))
+    now = (config.learning_rate, config.lr_schedule)
+    if was[0] is not None and (not np.isclose(was[0], now[0], rtol=1e-6, atol=0) or was[1] != now[1]):
+        logger.info("Learning rate %g, %s (was %g, %s in %s)", now[0], now[1], was[0], was[1], checkpoint)
 
 
 class _null_scope:

@@ -1,12 +1,15 @@
 """Shared test set-up: the offline data folder, the backend, small fixtures."""
 
+import importlib.util
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow where it is installed; JAX in the CI environment that has no TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow" if importlib.util.find_spec("tensorflow") else "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: ../shared/data beside the checkout, unless CIN_STYLE_DATA says otherwise.
@@ -62,3 +65,25 @@ def _load_image(path, side):
 def load_image():
     """`load_image(path, side)`: a centre crop as float32 (1, side, side, 3) in [0, 1]."""
     return _load_image
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory, shared_data):
+    """Six real photos, one grey, one RGBA PNG, one WebP, one BMP in a subfolder, plus broken files."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    train = sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]
+    for path in train[:3]:
+        shutil.copy(path, folder / path.name)
+    Image.open(train[3]).convert("L").save(folder / "grey.png")
+    Image.open(train[4]).convert("RGBA").save(folder / "rgba.png")
+    (folder / "nested").mkdir()
+    Image.open(train[5]).save(folder / "nested" / "photo.webp")
+    Image.open(train[5]).save(folder / "nested" / "photo.bmp")
+    (folder / "corrupt.jpg").write_bytes(b"not a jpeg at all" * 50)
+    data = train[0].read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("ignored: not an image extension")
+    return folder

@@ -7,6 +7,8 @@ import pytest
 
 from cin_style import ConditionalInstanceNormalization
 
+pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
+
 
 def instance_norm(x, gamma, beta, epsilon=1e-5):
     """Instance normalisation written out in numpy, per example and channel."""

@@ -1,110 +1,97 @@
+"""The TensorFlow-free content pipeline (PhotoCrops) and style loading."""
+
 import logging
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.tensorflow_only
+from cin_style.data import ContentSourceError, photo_crops, read_photo
+
+pytestmark = pytest.mark.no_tensorflow
 
 
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory, shared_data):
-    """Six real photos, one grey, one RGBA PNG, one WebP, one BMP in a subfolder, plus broken files."""
-    folder = tmp_path_factory.mktemp("photos")
-    train = sorted((shared_data / "content" / "train").glob("*.jpg"))[:6]
-    for path in train[:3]:
-        shutil.copy(path, folder / path.name)
-    Image.open(train[3]).convert("L").save(folder / "grey.png")
-    Image.open(train[4]).convert("RGBA").save(folder / "rgba.png")
-    (folder / "nested").mkdir()
-    Image.open(train[5]).save(folder / "nested" / "photo.webp")
-    Image.open(train[5]).save(folder / "nested" / "photo.bmp")
-    (folder / "corrupt.jpg").write_bytes(b"not a jpeg at all" * 50)
-    data = train[0].read_bytes()
-    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
-    (folder / "empty.png").write_bytes(b"")
-    (folder / "notes.txt").write_text("ignored: not an image extension")
-    return folder
-
-
-def test_folder_pipeline_skips_and_counts_broken_files(photo_folder, caplog):
-    from cin_style.data import folder_dataset
-
+def test_photo_crops_skip_and_count_broken_files(photo_folder, caplog):
     with caplog.at_level(logging.WARNING, logger="cin_style"):
-        dataset = folder_dataset(photo_folder, image_size=48, batch_size=4, seed=3)
-    assert dataset.num_files == 7
-    assert sorted(p.split("/")[-1] for p, _ in dataset.skipped_files) == ["corrupt.jpg", "empty.png", "truncated.jpg"]
+        crops = photo_crops(photo_folder, image_size=48, batch_size=4, seed=3)
+    assert crops.num_files == 7
+    assert sorted(p.split("/")[-1] for p, _ in crops.skipped_files) == ["corrupt.jpg", "empty.png", "truncated.jpg"]
     assert "Skipped 3 of 10 image files" in caplog.text and "corrupt.jpg" in caplog.text
-    batches = [b for b in dataset.take(4).as_numpy_iterator()]
-    for batch in batches:
-        assert batch.shape == (4, 48, 48, 3) and batch.dtype == np.float32
-        assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0.02
-
-
-def test_folder_pipeline_is_reproducible_with_a_seed(photo_folder):
-    from cin_style.data import folder_dataset
-
-    first = next(folder_dataset(photo_folder, image_size=40, batch_size=3, seed=5).as_numpy_iterator())
-    second = next(folder_dataset(photo_folder, image_size=40, batch_size=3, seed=5).as_numpy_iterator())
-    np.testing.assert_array_equal(first, second)
-
-
-def test_grey_images_become_three_equal_channels(tmp_path, shared_data):
-    from cin_style.data import folder_dataset
-
-    photo = sorted((shared_data / "content" / "train").glob("*.jpg"))[0]
-    Image.open(photo).convert("L").save(tmp_path / "grey.png")
-    batch = next(folder_dataset(tmp_path, image_size=32, batch_size=1, seed=0).as_numpy_iterator())
-    np.testing.assert_allclose(batch[..., 0], batch[..., 1], atol=1e-6)
-    np.testing.assert_allclose(batch[..., 0], batch[..., 2], atol=1e-6)
-
-
-def test_tfds_pipeline_reads_the_image_feature(tmp_path):
-    import tensorflow_datasets as tfds
-
-    from cin_style.data import content_dataset
-
-    with tfds.testing.mock_data(num_examples=6):
-        dataset = content_dataset("coco/2017", image_size=32, batch_size=2, seed=1, data_dir=str(tmp_path))
-        batch = next(dataset.as_numpy_iterator())
-    assert batch.shape == (2, 32, 32, 3) and batch.dtype == np.float32
+    batch = crops[0]
+    assert batch.shape == (4, 48, 48, 3) and batch.dtype == np.float32
     assert 0.0 <= batch.min() and batch.max() <= 1.0
 
 
-def test_tfds_unknown_feature_lists_the_features(tmp_path):
-    import tensorflow_datasets as tfds
-
-    from cin_style.data import ContentSourceError, tfds_dataset
-
-    with tfds.testing.mock_data(num_examples=2):
-        with pytest.raises(ContentSourceError, match=r"has no feature 'picture'. Its features: \[.*'image'"):
-            tfds_dataset("coco/2017", image_size=32, batch_size=1, image_key="picture", data_dir=str(tmp_path))
-
-
-def test_unknown_content_source_is_neither_folder_nor_tfds_name():
-    from cin_style.data import ContentSourceError, content_dataset
-
-    with pytest.raises(ContentSourceError, match="neither an existing folder nor a tensorflow-datasets name"):
-        content_dataset("no_such_dataset_anywhere", image_size=32, batch_size=1)
-    with pytest.raises(ContentSourceError, match="Content folder not found: './missing/photos'"):
-        content_dataset("./missing/photos", image_size=32, batch_size=1)
+def test_batch_depends_only_on_seed_and_its_index(photo_folder):
+    first = photo_crops(photo_folder, image_size=40, batch_size=3, seed=5)
+    again = photo_crops(photo_folder, image_size=40, batch_size=3, seed=5)
+    resumed = photo_crops(photo_folder, image_size=40, batch_size=3, seed=5)
+    resumed.start_batch = 4  # a run resumed at step 4 sees what an uninterrupted run sees at step 4
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[4], resumed[0])
+    np.testing.assert_array_equal(first[5], resumed[1])
+    other = photo_crops(photo_folder, image_size=40, batch_size=3, seed=6)
+    assert not np.array_equal(first[0], other[0])
 
 
-def test_folder_without_readable_images_is_refused(tmp_path):
-    from cin_style.data import ContentSourceError, folder_dataset
+def test_each_pass_visits_every_photo_once_in_a_new_order(photo_folder):
+    crops = photo_crops(photo_folder, image_size=32, batch_size=7, seed=0)
+    first_pass, second_pass = crops.photo_indices(0), crops.photo_indices(1)
+    assert sorted(first_pass) == sorted(second_pass) == list(range(7))
+    assert first_pass != second_pass
 
+
+def test_crops_are_windows_of_the_photo_at_training_scale(photo_folder):
+    crops = photo_crops(photo_folder, image_size=40, batch_size=7, seed=2)
+    batch = crops[0]
+    for crop, index in zip(batch, crops.photo_indices(0)):
+        photo = read_photo(crops.paths[index], 40)
+        assert min(photo.shape[:2]) == 40
+        crop = np.round(crop * 255).astype(np.uint8)
+        windows = [photo[:, i:i + 40] for i in range(photo.shape[1] - 39)] + [photo[i:i + 40] for i in range(photo.shape[0] - 39)]
+        assert any(np.array_equal(crop, w) or np.array_equal(crop, w[:, ::-1]) for w in windows)
+
+
+def test_photos_decoded_per_batch_give_the_cached_crops(photo_folder):
+    cached = photo_crops(photo_folder, image_size=40, batch_size=4, seed=1)
+    streamed = photo_crops(photo_folder, image_size=40, batch_size=4, seed=1, cache_bytes=0)
+    assert cached.cached and not streamed.cached
+    np.testing.assert_array_equal(cached[3], streamed[3])
+
+
+def test_grey_and_rgba_photos_become_rgb(tmp_path, shared_data):
+    photo = sorted((shared_data / "content" / "train").glob("*.jpg"))[0]
+    Image.open(photo).convert("L").save(tmp_path / "grey.png")
+    batch = photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0]
+    np.testing.assert_array_equal(batch[..., 0], batch[..., 1])
+    np.testing.assert_array_equal(batch[..., 0], batch[..., 2])
+    rgba = Image.open(photo).convert("RGBA")
+    rgba.putalpha(0)  # fully transparent: composited over white
+    rgba.save(tmp_path / "grey.png")
+    assert photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0].min() == 1.0
+
+
+def test_jpegs_are_decoded_at_reduced_scale_no_smaller_than_needed(shared_data):
+    from cin_style.image_io import read_image
+
+    path = sorted((shared_data / "content" / "test").glob("*.jpg"))[0]  # 768x512
+    assert read_image(path).shape[:2] == (512, 768)
+    assert read_image(path, min_side=200).shape[:2] == (256, 384)  # 1/2 scale: 1/4 would be 128 < 200
+    assert read_image(path, min_side=64).shape[:2] == (64, 96)
+
+
+def test_folder_problems_are_named(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"xx")
     with pytest.raises(ContentSourceError, match="No readable images"):
-        folder_dataset(tmp_path, image_size=32, batch_size=1)
+        photo_crops(tmp_path, image_size=32, batch_size=1)
+    with pytest.raises(ContentSourceError, match="Image folder not found: '.*missing'"):
+        photo_crops(tmp_path / "missing", image_size=32, batch_size=1)
 
 
 @pytest.mark.parametrize("size", [16, 0, 31.5])
 def test_too_small_image_size_is_refused(photo_folder, size):
-    from cin_style.data import folder_dataset
-
     with pytest.raises(ValueError, match=r"`image_size` must be an integer of at least 32 .*Received: image_size="):
-        folder_dataset(photo_folder, image_size=size, batch_size=1)
+        photo_crops(photo_folder, image_size=size, batch_size=1)
 
 
 def test_style_images_are_named_by_file_stem_and_resized(shared_data):

@@ -10,6 +10,8 @@ from cin_style.losses import (
     total_variation_loss,
 )
 
+pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
+
 
 @pytest.fixture(scope="module")
 def perceptual(vgg_weights):

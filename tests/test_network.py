@@ -6,6 +6,8 @@ from cin_style import build_transformer
 from cin_style.layers import CropToMatch, MirrorPadToMultiple, ReflectionConv2D
 from cin_style.network import cin_layers, num_styles_of
 
+pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
+
 
 def run(model, image, style_weights):
     return keras.ops.convert_to_numpy(model({"image": image, "style_weights": style_weights}))

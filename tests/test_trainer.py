@@ -9,6 +9,8 @@ from cin_style.losses import PerceptualLoss
 from cin_style.network import cin_layers
 from cin_style.trainer import StyleTrainer
 
+pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
+
 
 @pytest.fixture(scope="module")
 def perceptual(vgg_weights):

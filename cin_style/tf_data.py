@@ -1,0 +1,140 @@
+"""Content photos through tf.data: folders and tensorflow-datasets.
+
+Each photo is decoded to RGB, resized so its shorter side is `image_size`,
+randomly cropped to a square, and batched as float32 in [0, 1]. Unreadable
+files are skipped and counted. Training reads folders through
+`cin_style.data.PhotoCrops` (decode once, any backend) and tfds sources here.
+"""
+
+import tensorflow as tf
+
+from cin_style.data import ContentSourceError, check_content_source, check_sizes, folder_photos
+
+
+def _square_crop(image, image_size, seed):
+    """Resize the shorter side to `image_size`, then a seeded random square crop."""
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    image = image[..., :3]
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = image_size / tf.reduce_min(shape)
+    new_size = tf.maximum(tf.cast(tf.math.ceil(shape * scale), tf.int32), image_size)
+    image = tf.image.resize(image, new_size, method="bilinear", antialias=True)
+    image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed=seed)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _decode_file(path):
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _finish(images, image_size, batch_size, seed, repeat):
+    """Random crops, batching and prefetching shared by both sources."""
+    counter = tf.data.Dataset.counter()
+    base_seed = tf.constant([0 if seed is None else int(seed)], tf.int64)
+    dataset = tf.data.Dataset.zip((images, counter))
+    dataset = dataset.map(
+        lambda image, i: _square_crop(image, image_size, tf.concat([base_seed, [i]], 0)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=seed is not None,
+    )
+    dataset = dataset.ignore_errors(log_warning=True)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def folder_dataset(folder, image_size=256, batch_size=16, shuffle=True, seed=None, repeat=True):
+    """Batches of random square crops from a folder of photos.
+
+    Args:
+        folder: Folder searched recursively for jpg, jpeg, png, webp and bmp.
+        image_size: Side of the square crops. Defaults to `256`.
+        batch_size: Defaults to `16`.
+        shuffle: Reshuffle the files every pass. Defaults to `True`.
+        seed: Makes file order and crops reproducible. Defaults to `None`.
+        repeat: Repeat forever (training). Defaults to `True`.
+
+    Returns:
+        A `tf.data.Dataset` of float32 `(batch_size, image_size, image_size, 3)`.
+
+    Raises:
+        ContentSourceError: If the folder is missing or holds no readable image.
+    """
+    check_sizes(image_size, batch_size)
+    good, bad = folder_photos(folder)
+    files = tf.data.Dataset.from_tensor_slices(good)
+    if shuffle:
+        files = files.shuffle(len(good), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        files = files.repeat()
+    images = files.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+    dataset = _finish(images, image_size, batch_size, seed, repeat=False)
+    dataset.skipped_files = bad
+    dataset.num_files = len(good)
+    return dataset
+
+
+def tfds_dataset(name, image_size=256, batch_size=16, split="train", data_dir=None, image_key="image",
+                 shuffle=True, seed=None, repeat=True, download=False):
+    """Batches of random square crops from a tensorflow-datasets dataset.
+
+    Args:
+        name: A tfds name such as `"coco/2017"`.
+        split: Defaults to `"train"`.
+        data_dir: tfds data folder. Defaults to tfds' own.
+        image_key: Feature holding the image. Defaults to `"image"`.
+        download: Let tfds download and prepare the data. Defaults to `False`
+            (prepare it beforehand, e.g. with `tfds build`).
+        Others as in `folder_dataset`.
+
+    Raises:
+        ContentSourceError: If tfds does not know the dataset or it has no
+            `image_key` feature.
+    """
+    import tensorflow_datasets as tfds
+
+    check_sizes(image_size, batch_size)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # noqa: BLE001 - tfds raises several kinds
+        raise ContentSourceError(
+            f"Content source '{name}' is neither an existing folder nor a tensorflow-datasets "
+            f"name tfds knows ({type(error).__name__}: {error})"
+        ) from error
+    features = getattr(builder.info, "features", None)
+    if features is not None and image_key not in features:
+        raise ContentSourceError(
+            f"tfds dataset '{name}' has no feature '{image_key}'. Its features: {sorted(features.keys())}"
+        )
+    if download:
+        builder.download_and_prepare()
+    read_config = tfds.ReadConfig(shuffle_seed=seed)
+    examples = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
+    if shuffle:
+        examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        examples = examples.repeat()
+    images = examples.map(lambda example: example[image_key], num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(images, image_size, batch_size, seed, repeat=False)
+
+
+def content_dataset(source, **kwargs):
+    """`folder_dataset` if `source` is a folder, else `tfds_dataset`.
+
+    Raises:
+        ContentSourceError: If `source` looks like a path but no folder is there,
+            or is no tfds name.
+    """
+    if check_content_source(source) == "folder":
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("split", "data_dir", "image_key", "download")}
+        return folder_dataset(source, **kwargs)
+    return tfds_dataset(source, **kwargs)
+
+
+__all__ = ["ContentSourceError", "content_dataset", "folder_dataset", "tfds_dataset"]

@@ -1,0 +1,134 @@
+"""The training loop on every backend: host-counted steps, schedules, time limits, exact resume."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from cin_style import training
+from cin_style.network import cin_layers, output_norm_of, with_more_styles
+
+pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
+
+STYLES = ("hokusai_great_wave", "munch_the_scream")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, shared_data):
+    folder = tmp_path_factory.mktemp("content")
+    for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def tiny_config(shared_data, photos, output_dir, **overrides):
+    settings = dict(
+        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in STYLES], content=str(photos),
+        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
+        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
+    )
+    settings.update(overrides)
+    return training.TrainConfig(**settings)
+
+
+def state(output_dir, step):
+    with open(output_dir / "checkpoints" / f"ckpt-{step:08d}" / "state.json") as stream:
+        return json.load(stream)
+
+
+def test_callbacks_read_the_model_state_only_when_they_save(shared_data, photos, tmp_path, monkeypatch):
+    # Under JAX, reading `callback.model` writes the whole training state back into the
+    # model; it must happen at checkpoints and sample sheets, not after every step.
+    reads = []
+    read_model = keras.callbacks.Callback.model.fget
+
+    def counted(self):
+        reads.append(self.step)
+        return read_model(self)
+
+    monkeypatch.setattr(training.HostStepCallback, "model", property(counted))
+    result = training.train(tiny_config(shared_data, photos, tmp_path, steps=6, checkpoint_every=3), verbose=0)
+    assert [h["step"] for h in result.history] == [1, 2, 3, 4, 5, 6]
+    assert set(reads) == {3, 6}
+
+
+def test_steps_per_execution_counts_steps_and_checkpoints_on_multiples(shared_data, photos, tmp_path):
+    result = training.train(
+        tiny_config(shared_data, photos, tmp_path, steps=8, checkpoint_every=4, steps_per_execution=2,
+                    keep_checkpoints=5), verbose=0)
+    assert [h["step"] for h in result.history] == [2, 4, 6, 8]
+    assert [state(tmp_path, s)["step"] for s in (4, 8)] == [4, 8]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["ckpt-00000004", "ckpt-00000008"]
+    with pytest.raises(ValueError, match=r"`checkpoint_every` \(3\) must be a multiple of `steps_per_execution` \(2\)"):
+        tiny_config(shared_data, photos, tmp_path, checkpoint_every=3, steps_per_execution=2).validate()
+
+
+def test_max_minutes_stops_early_with_a_checkpoint_and_a_model(shared_data, photos, tmp_path):
+    result = training.train(tiny_config(shared_data, photos, tmp_path, steps=50, max_minutes=1e-9), verbose=0)
+    assert [h["step"] for h in result.history] == [1]
+    assert state(tmp_path, 1)["step"] == 1
+    assert (tmp_path / "model.keras").is_file()
+
+
+def test_cosine_schedule_resumes_at_its_own_step(shared_data, photos, tmp_path):
+    config = dict(steps=4, lr_schedule="cosine", learning_rate=1e-3)
+    training.train(tiny_config(shared_data, photos, tmp_path, **{**config, "steps": 4}), verbose=0)
+    uninterrupted = [state(tmp_path, s)["learning_rate"] for s in (2, 4)]
+    assert uninterrupted == pytest.approx([1e-3 * (0.01 + 0.99 * 0.5), 1e-5])
+    resumed_dir = tmp_path / "resumed"
+    # The same schedule over 4 steps, stopped after 2 by a time limit's twin: a run of 2 steps
+    # then --resume (the schedule depends on the configured total, so both runs say steps=4).
+    training.train(tiny_config(shared_data, photos, resumed_dir, **config, max_minutes=1e-9, checkpoint_every=1),
+                   verbose=0)
+    training.train(tiny_config(shared_data, photos, resumed_dir, **config), resume=True, verbose=0)
+    assert state(resumed_dir, 4)["learning_rate"] == pytest.approx(uninterrupted[1])
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(shared_data, photos, tmp_path):
+    # Same crops (the data stream restarts at the resumed step), same style picks, same Adam state.
+    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight"), verbose=0)
+    training.train(tiny_config(shared_data, photos, tmp_path / "split", steps=2), verbose=0)
+    resumed = training.train(tiny_config(shared_data, photos, tmp_path / "split"), resume=True, verbose=0)
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    other = training.train(tiny_config(shared_data, photos, tmp_path / "other", seed=1), verbose=0)
+    assert not np.allclose(straight.model.get_weights()[0], other.model.get_weights()[0])
+
+
+def test_plain_output_layer_survives_checkpoints_and_new_styles(shared_data, photos, tmp_path):
+    result = training.train(tiny_config(shared_data, photos, tmp_path, steps=2, output_norm=False), verbose=0)
+    assert not output_norm_of(result.model) and len(cin_layers(result.model)) == 15
+    rebuilt, names, _ = training.model_from_checkpoint(str(tmp_path))
+    assert not output_norm_of(rebuilt) and names == list(STYLES)
+    image = np.random.default_rng(0).random((1, 36, 36, 3), dtype=np.float32)
+    weights = np.eye(2, dtype="float32")[[1]]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(rebuilt({"image": image, "style_weights": weights})),
+        keras.ops.convert_to_numpy(result.model({"image": image, "style_weights": weights})), atol=1e-6)
+    assert not output_norm_of(with_more_styles(rebuilt, 1))
+
+
+def test_unknown_schedule_and_bad_step_settings_are_named(shared_data, photos, tmp_path):
+    with pytest.raises(ValueError, match="`lr_schedule` must be one of constant, cosine"):
+        tiny_config(shared_data, photos, tmp_path, lr_schedule="linear").validate()
+    with pytest.raises(ValueError, match=r"`warmup_steps` must be an integer in \[0, steps=4\)"):
+        tiny_config(shared_data, photos, tmp_path, warmup_steps=4).validate()
+    with pytest.raises(ValueError, match="`max_minutes` must be positive or None"):
+        tiny_config(shared_data, photos, tmp_path, max_minutes=0).validate()
+
+
+def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos, tmp_path):
+    from cin_style.data import load_style_images
+    from cin_style.losses import PerceptualLoss
+
+    training.train(tiny_config(shared_data, photos, tmp_path, steps=2, image_size=32, style_image_size=32), verbose=0)
+    training.train(tiny_config(shared_data, photos, tmp_path, steps=4, image_size=48, style_image_size=64),
+                   resume=True, verbose=0)
+    _, images = load_style_images([str(shared_data / "styles" / f"{n}.jpg") for n in STYLES], 64)
+    expected = PerceptualLoss().style_grams(images)
+    with np.load(tmp_path / "checkpoints" / "ckpt-00000004" / "grams.npz") as saved:
+        for name, table in expected.items():
+            np.testing.assert_allclose(saved[name], keras.ops.convert_to_numpy(table), rtol=1e-5, atol=1e-7)
+    assert state(tmp_path, 4)["config"]["image_size"] == 48
