@@ -3,12 +3,18 @@
 This is the quality reference for the fast network: `optimize` minimises
 exactly the `PerceptualLoss` that training uses (same layers, Gram
 normalisation and weights), with Adam on the pixels or with L-BFGS-B through
-SciPy, both fed by one compiled (`tf.function`) loss-and-gradient step.
+SciPy, both fed by one compiled loss-and-gradient step: `tf.function` with
+`tf.GradientTape` under TensorFlow, `jax.jit(jax.value_and_grad(...))` under
+JAX (no TensorFlow needed). Other Keras backends are refused.
 
-L-BFGS-B converges better per second here (2 CPU cores, 192 px: total loss
-1.31 after 45 s against Adam's 1.74); Adam stays the default for its fixed
+L-BFGS-B converges better per second here (TensorFlow, 2 CPU cores, 192 px:
+total loss 1.31 after 45 s against Adam's 1.74; on CPU a JAX step took 2-4x
+longer than TensorFlow's at 64 px); Adam stays the default for its fixed
 cost per step and no SciPy dependency. `benchmarks/gatys_optimizers.py` measures both at equal
 time budgets. L-BFGS needs SciPy (`pip install cin_style[gatys]`).
+
+On GPUs, JAX may run float32 convolutions in TF32 by default; set
+`JAX_DEFAULT_MATMUL_PRECISION=highest` for exact reference numbers.
 """
 
 import dataclasses
@@ -16,13 +22,14 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from cin_style import image_io
 from cin_style.losses import PerceptualLoss, mix_targets
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise")
+BACKENDS = ("tensorflow", "jax")
 
 
 @dataclasses.dataclass
@@ -80,6 +87,48 @@ def _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_wei
     return PerceptualLoss(**{**settings, **overrides})
 
 
+def _compile_loss_and_grad(loss, photo, targets):
+    """`loss_and_grad(pixels) -> (parts, gradient)`, compiled by the Keras backend's own means.
+
+    `parts` maps `"total"`, `"content"`, `"style"` and `"tv"` to scalars for
+    the one image `pixels` `(1, h, w, 3)`; `gradient` is d total / d pixels.
+
+    Raises:
+        ValueError: Under a Keras backend other than TensorFlow or JAX.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def loss_and_grad(pixels):
+            with tf.GradientTape() as tape:
+                tape.watch(pixels)
+                parts = loss(pixels, photo, targets)
+                total = tf.reduce_sum(parts["total"])
+            return {k: v[0] for k, v in parts.items()}, tape.gradient(total, pixels)
+
+        return loss_and_grad
+    if backend == "jax":
+        import jax
+
+        def total_and_parts(pixels, values, photo, targets):
+            # VGG's weights enter the compiled step as arguments rather than as baked-in constants.
+            with keras.StatelessScope(state_mapping=list(zip(loss.variables, values, strict=True))):
+                parts = loss(pixels, photo, targets)
+            return ops.sum(parts["total"]), {k: v[0] for k, v in parts.items()}
+
+        step = jax.jit(jax.value_and_grad(total_and_parts, has_aux=True))
+        values = [v.value for v in loss.variables]
+
+        def loss_and_grad(pixels):
+            (_, parts), grad = step(pixels, values, photo, targets)
+            return {k: parts[k] for k in ("total", "content", "style", "tv")}, grad  # JAX sorts dict keys
+
+        return loss_and_grad
+    raise ValueError(f"Gatys optimisation supports the Keras backends {BACKENDS}. Received: backend={backend!r}")
+
+
 def optimize(content, style, *, steps=500, content_weight=None, style_weight=None, tv_weight=None,
              init="content", optimizer="adam", size=None, style_size=256, learning_rate=0.02,
              style_blend=None, perceptual_loss=None, vgg_weights=None, callback=None, seed=0, verbose=1):
@@ -110,7 +159,8 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
         history, the seconds spent optimising and the final loss parts.
 
     Raises:
-        ValueError: For unknown `optimizer` or `init`, or bad images or blends.
+        ValueError: For unknown `optimizer` or `init`, bad images or blends,
+            or a Keras backend other than TensorFlow or JAX.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
@@ -123,19 +173,12 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
     style_images = [image_io.resize_shorter_side(_as_image(s, None, "style"), style_size) for s in styles]
     loss = _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_weight)
     targets = mix_targets(loss.style_grams(style_images), blend[None])
-    photo_batch = tf.constant(photo[None])
     if init == "content":
         start = photo[None]
     else:
         start = np.random.default_rng(seed).random(photo[None].shape, dtype=np.float32)
-    pixels = tf.Variable(start, dtype=tf.float32)
-
-    @tf.function
-    def loss_and_grad():
-        with tf.GradientTape() as tape:
-            parts = loss(pixels, photo_batch, targets)
-            total = tf.reduce_sum(parts["total"])
-        return {k: v[0] for k, v in parts.items()}, tape.gradient(total, pixels)
+    loss_and_grad = _compile_loss_and_grad(loss, ops.convert_to_tensor(photo[None]), targets)
+    pixels = keras.Variable(start, dtype="float32", trainable=True, name="pixels")
 
     bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "content", "style", "tv"])
     history = []
@@ -147,14 +190,14 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
         if callback is not None:
             callback(step, values)
 
-    loss_and_grad()  # trace and compile outside the timed loop
+    loss_and_grad(ops.convert_to_tensor(pixels))  # trace and compile outside the timed loop
     began = time.perf_counter()
     if optimizer == "adam":
         adam = keras.optimizers.Adam(learning_rate)
         for step in range(1, steps + 1):
-            parts, grad = loss_and_grad()
+            parts, grad = loss_and_grad(ops.convert_to_tensor(pixels))
             adam.apply_gradients([(grad, pixels)])
-            pixels.assign(tf.clip_by_value(pixels, 0.0, 1.0))
+            pixels.assign(ops.clip(pixels, 0.0, 1.0))
             record(step, parts)
     else:
         try:
@@ -166,9 +209,9 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
 
         def fun(flat):
             pixels.assign(flat.reshape(shape).astype(np.float32))
-            parts, grad = loss_and_grad()
+            parts, grad = loss_and_grad(ops.convert_to_tensor(pixels))
             state["parts"] = parts
-            return float(parts["total"]), grad.numpy().astype(np.float64).ravel()
+            return float(parts["total"]), ops.convert_to_numpy(grad).astype(np.float64).ravel()
 
         def on_iteration(_):
             state["step"] += 1
@@ -181,6 +224,6 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
         )
         pixels.assign(result.x.reshape(shape).astype(np.float32))
     seconds = time.perf_counter() - began
-    final, _ = loss_and_grad()
-    image = np.clip(pixels.numpy()[0], 0.0, 1.0)
+    final, _ = loss_and_grad(ops.convert_to_tensor(pixels))
+    image = np.clip(ops.convert_to_numpy(pixels)[0], 0.0, 1.0)
     return GatysResult(image, history, seconds, {k: float(v) for k, v in final.items()})

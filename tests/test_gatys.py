@@ -1,18 +1,22 @@
-"""Gatys optimisation under the training loss, its CLI, and the quality benchmark."""
+"""Gatys optimisation under the training loss, its CLI, and the quality benchmark.
+
+Everything runs under TensorFlow and JAX; the tests marked `no_tensorflow` also
+run where TensorFlow is not installed, and one pins TensorFlow against JAX.
+"""
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from helpers import distinct_style_model
-
-pytestmark = pytest.mark.tensorflow_only
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,7 @@ def styles(shared_data, load_image):
     return [load_image(shared_data / "styles" / f"{n}.jpg", 48)[0] for n in ("van_gogh_starry_night", "hokusai_great_wave")]
 
 
+@pytest.mark.no_tensorflow
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_optimisation_lowers_the_training_loss_below_the_photos(loss, photo, styles, optimizer):
     from cin_style.gatys import optimize
@@ -43,7 +48,9 @@ def test_optimisation_lowers_the_training_loss_below_the_photos(loss, photo, sty
     targets = mix_targets(loss.style_grams([styles[0]]), np.ones((1, 1), np.float32))
     photo_total = float(np.asarray(loss(photo[None], photo[None], targets)["total"])[0])
     again = float(np.asarray(loss(result.image[None], photo[None], targets)["total"])[0])
-    assert result.image.shape == photo.shape and 0 <= result.image.min() and result.image.max() <= 1
+    assert result.image.shape == photo.shape and result.image.dtype == np.float32
+    assert 0 <= result.image.min() and result.image.max() <= 1
+    assert list(result.losses) == ["total", "content", "style", "tv"]
     assert result.losses["total"] == pytest.approx(again, rel=1e-4)  # exactly the training loss
     assert again < 0.8 * photo_total
     assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 1
@@ -57,6 +64,7 @@ def test_a_blend_of_styles_sits_between_them(loss, photo, styles):
     assert result.image.shape == photo.shape
 
 
+@pytest.mark.no_tensorflow
 def test_bad_settings_are_named(loss, photo, styles):
     from cin_style.gatys import optimize
 
@@ -68,6 +76,50 @@ def test_bad_settings_are_named(loss, photo, styles):
         optimize(photo, styles, style_blend=[1], steps=1, perceptual_loss=loss)
     with pytest.raises(ValueError, match="non-negative and not all zero"):
         optimize(photo, styles, style_blend=[1, -1], steps=1, perceptual_loss=loss)
+
+
+@pytest.mark.no_tensorflow
+def test_other_backends_are_refused_by_name(loss, photo, styles, monkeypatch):
+    import keras
+
+    from cin_style.gatys import optimize
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    with pytest.raises(ValueError, match=r"backends \('tensorflow', 'jax'\). Received: backend='torch'"):
+        optimize(photo[:16, :16], styles[0][:16, :16], steps=1, perceptual_loss=loss, style_size=16, verbose=0)
+
+
+AGREEMENT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from cin_style.gatys import optimize
+
+    result = optimize(sys.argv[1], sys.argv[2], steps=4, size=32, style_size=32, learning_rate=0.05, verbose=0)
+    np.save(sys.argv[3], result.image)
+    print(json.dumps([h["total"] for h in result.history] + [result.losses["total"]]))
+""")
+
+
+@pytest.mark.tensorflow_only
+def test_tensorflow_and_jax_agree(shared_data, tmp_path):
+    """Four Adam steps on a 32 px photo give the same losses and image under both backends."""
+    from cin_style.gatys import optimize
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed")
+    photo, style = shared_data / "content" / "test" / "kodim23.jpg", shared_data / "styles" / "munch_the_scream.jpg"
+    ours = optimize(photo, style, steps=4, size=32, style_size=32, learning_rate=0.05, verbose=0)
+    tf_losses = np.array([h["total"] for h in ours.history] + [ours.losses["total"]])
+    command = [sys.executable, "-c", AGREEMENT_SCRIPT, str(photo), str(style), str(tmp_path / "jax.npy")]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    jax_losses, jax_image = np.array(json.loads(done.stdout.strip().splitlines()[-1])), np.load(tmp_path / "jax.npy")
+    assert tf_losses[-1] < 0.9 * tf_losses[0]
+    np.testing.assert_allclose(jax_losses, tf_losses, rtol=1e-5)
+    # Adam moves a pixel whose gradient is near zero by a full step either way: allow a few such pixels.
+    difference = np.abs(jax_image - ours.image)
+    assert difference.mean() < 1e-4 and difference.max() < 0.1
 
 
 def test_images_are_checked_and_converted_like_the_stylizers(loss, photo, styles):
