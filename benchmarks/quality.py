@@ -100,9 +100,10 @@ def run(model, content, styles, *, steps=500, size=256, photos=None, output_dir=
             began = time.perf_counter()
             ours = stylizer.stylize(photo, name)
             ours_seconds = time.perf_counter() - began
+            # File names, not paths: a cache computed on another machine (say a GPU one) is reused here.
             key = hashlib.sha256(json.dumps(
-                [os.path.abspath(photo_path), os.path.abspath(style_path), steps, size, optimizer, weights,
-                 style_image_size, float(photo.sum())], sort_keys=True).encode()).hexdigest()[:20]
+                [os.path.basename(photo_path), os.path.basename(style_path), steps, size, optimizer, weights,
+                 style_image_size, round(float(photo.sum()), 2)], sort_keys=True).encode()).hexdigest()[:20]
             cache = os.path.join(output_dir, "cache", f"gatys-{key}.npz")
             if os.path.isfile(cache):
                 with np.load(cache) as saved:

@@ -1,0 +1,107 @@
+"""Validation loss of trained models, side by side: the loss they were trained on, on photos they never saw.
+
+    python benchmarks/validation.py saved_models/cin_style_default runs/my_model [...] \
+        --content=../shared/data/content/test --styles=../shared/data/styles
+
+For every style of the first model and each validation photo (Kodak kodim05-08
+by default, at a 256-px shorter side, i.e. 384x256: the training scale), paints
+the photo with each model and scores it with the training loss (content, Gram
+style and total variation, at the first model's loss weights, Gram targets from
+the painting at its style-image size). Prints the mean total loss per style,
+one column per model, then the mean total, content and style loss of each
+model; lower is better. Models may be anything `Stylizer.load` takes
+(SavedModel folder, .keras file, training folder) and must share the styles.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from cin_style import image_io  # noqa: E402
+
+DEFAULT_PHOTOS = ("kodim05", "kodim06", "kodim07", "kodim08")
+
+
+def load_photos(folder, names=DEFAULT_PHOTOS, size=256):
+    """The named photos of `folder` at a `size` shorter side, float32 (h, w, 3)."""
+    photos = {}
+    for name in names:
+        path = next((os.path.join(folder, name + ext) for ext in image_io.IMAGE_EXTENSIONS
+                     if os.path.isfile(os.path.join(folder, name + ext))), None)
+        if path is None:
+            raise FileNotFoundError(f"No photo '{name}' in {folder}")
+        photos[name] = image_io.resize_shorter_side(image_io.read_image(path), size)
+    return photos
+
+
+def style_targets(loss, styles_folder, names, style_image_size):
+    """`{style: Gram targets}` from the paintings `styles_folder/<style>.*`."""
+    from quality import find_style_image
+
+    from cin_style.losses import mix_targets
+
+    targets = {}
+    for name in names:
+        painting = image_io.resize_shorter_side(image_io.read_image(find_style_image(styles_folder, name)),
+                                                style_image_size)
+        targets[name] = mix_targets(loss.style_grams([painting]), np.ones((1, 1), np.float32))
+    return targets
+
+
+def validation_losses(stylizer, photos, targets, loss):
+    """`{style: {"total", "content", "style", "tv"}}`: each loss part's mean over the photos."""
+    result = {}
+    for style, target in targets.items():
+        parts = {}
+        for photo in photos.values():
+            out = stylizer.stylize(photo, style)
+            for key, value in loss(out[None], photo[None], target).items():
+                parts.setdefault(key, []).append(float(np.asarray(value)[0]))
+        result[style] = {key: float(np.mean(values)) for key, values in parts.items()}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="models to compare (the first sets styles and loss weights)")
+    parser.add_argument("--content", required=True, help="folder holding the validation photos")
+    parser.add_argument("--styles", required=True, help="folder with the style paintings (file stem = style name)")
+    parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS), help="comma-separated photo file stems")
+    parser.add_argument("--size", type=int, default=256, help="shorter side of the photos")
+    args = parser.parse_args()
+
+    from quality import training_settings
+
+    from cin_style import Stylizer
+    from cin_style.losses import PerceptualLoss
+
+    stylizers = [Stylizer.load(path) for path in args.models]
+    names = stylizers[0].style_names
+    for path, stylizer in zip(args.models, stylizers):
+        if stylizer.style_names != names:
+            raise SystemExit(f"{path} has other styles than {args.models[0]}")
+    weights, style_image_size = training_settings(args.models[0])
+    loss = PerceptualLoss(**weights)
+    photos = load_photos(args.content, args.photos.split(","), args.size)
+    targets = style_targets(loss, args.styles, names, style_image_size)
+    results = [validation_losses(stylizer, photos, targets, loss) for stylizer in stylizers]
+    labels = [f"[{i}]" for i in range(len(args.models))]
+    for label, path in zip(labels, args.models):
+        print(f"{label} {path}")
+    print(f"total loss per style, mean over {', '.join(photos)} at a {args.size}-px shorter side")
+    print(f"{'style':<48}" + "".join(f"{label:>9}" for label in labels))
+    for name in names:
+        print(f"{name:<48}" + "".join(f"{r[name]['total']:9.3f}" for r in results))
+    for part in ("total", "content", "style"):
+        print(f"{'MEAN ' + part:<48}" + "".join(f"{np.mean([r[n][part] for n in names]):9.3f}" for r in results))
+    if len(results) > 1:
+        better = [sum(r[n]["total"] < results[0][n]["total"] for n in names) for r in results[1:]]
+        print("styles better than [0]: " + ", ".join(f"{label} {b}/{len(names)}" for label, b in zip(labels[1:], better)))
+
+
+if __name__ == "__main__":
+    main()
