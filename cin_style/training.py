@@ -252,7 +252,7 @@ def _saved_optimizer_state(path):
         return values[0], values[2:]
 
 
-def restore_checkpoint(trainer, checkpoint, learning_rate=None):
+def restore_checkpoint(trainer, checkpoint):
     """Loads transformer weights, Gram tables, optimiser and seed state into `trainer`.
 
     The optimiser's step count and Adam moments are restored; its learning
@@ -263,8 +263,6 @@ def restore_checkpoint(trainer, checkpoint, learning_rate=None):
     Args:
         trainer: The `StyleTrainer` to load into (compiled).
         checkpoint: A checkpoint folder.
-        learning_rate: Deprecated, kept for callers: a float rate to set on
-            the optimiser. `None` leaves the compiled one.
     """
     trainer.transformer.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     with np.load(os.path.join(checkpoint, "grams.npz")) as grams:
@@ -282,8 +280,6 @@ def restore_checkpoint(trainer, checkpoint, learning_rate=None):
     optimizer.variables[0].assign(iterations)
     for variable, value in zip(slots, values):
         variable.assign(value)
-    if learning_rate is not None:
-        optimizer.learning_rate = learning_rate
     trainer.seed_generator.state.assign(np.load(os.path.join(checkpoint, "seed.npy")))
 
 

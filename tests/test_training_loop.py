@@ -132,3 +132,18 @@ def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos
         for name, table in expected.items():
             np.testing.assert_allclose(saved[name], keras.ops.convert_to_numpy(table), rtol=1e-5, atol=1e-7)
     assert state(tmp_path, 4)["config"]["image_size"] == 48
+
+
+def test_checkpoints_of_the_first_format_still_resume(shared_data, photos, tmp_path):
+    # Format 1 stored every optimiser variable by position: [0] the step, [1] the rate, then the slots.
+    training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+    folder = tmp_path / "checkpoints" / "ckpt-00000002"
+    with np.load(folder / "optimizer.npz") as saved:
+        slots = [saved[k] for k in sorted(saved.files) if k.startswith("slot_")]
+        old = [saved["iterations"], np.float32(1e-3), *slots]
+    np.savez(folder / "optimizer.npz", *old)
+    resumed = training.train(tiny_config(shared_data, photos, tmp_path), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight"), verbose=0)
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):  # moments and step restored
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
