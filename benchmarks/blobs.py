@@ -35,7 +35,6 @@ worst pairs to --output_dir when one is given.
 """
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -46,7 +45,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from cin_style import image_io  # noqa: E402
-from quality import find_style_image  # noqa: E402
+from quality import find_style_image, write_csv  # noqa: E402
 
 #: BT.601 luma weights (the ones `cin_style.stylizer.preserve_colors` uses).
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -167,15 +166,6 @@ def run(model, content, styles, *, size=256, photos=None, margin=MARGIN, opening
             image_io.write_image(os.path.join(output_dir, stem + ".png"),
                                  np.concatenate([painted, overlay(painted, mask)], axis=1))
     return rows
-
-
-def write_csv(rows, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def table(rows, margin=MARGIN):

@@ -87,3 +87,12 @@ def photo_folder(tmp_path_factory, shared_data):
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.txt").write_text("ignored: not an image extension")
     return folder
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory, shared_data):
+    """Eight training photos in a folder of their own, for tiny training runs."""
+    folder = tmp_path_factory.mktemp("content")
+    for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    return folder

@@ -19,3 +19,20 @@ def distinct_style_model(num_styles=3, seed=0):
         layer.gamma.assign(rng.normal(1.0, 0.4, shape).astype("float32"))
         layer.beta.assign(rng.normal(0.0, 0.4, shape).astype("float32"))
     return model
+
+
+#: The two styles of the tiny training runs.
+TRAIN_STYLES = ("hokusai_great_wave", "munch_the_scream")
+
+
+def tiny_config(shared_data, photos, output_dir, **overrides):
+    """A `TrainConfig` for a few-second run: 32-px crops, batch 2, 4 steps, slim network, seed 0."""
+    from cin_style.training import TrainConfig
+
+    settings = dict(
+        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES], content=str(photos),
+        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
+        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)

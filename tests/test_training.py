@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,44 +12,23 @@ import numpy as np
 import pytest
 
 from cin_style.network import cin_layers
+from helpers import TRAIN_STYLES, tiny_config
 
 pytestmark = pytest.mark.tensorflow_only
-
-STYLES = ("hokusai_great_wave", "munch_the_scream")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory, shared_data):
-    folder = tmp_path_factory.mktemp("content")
-    for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-def tiny_config(shared_data, photos, output_dir, **overrides):
-    from cin_style.training import TrainConfig
-
-    settings = dict(
-        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in STYLES], content=str(photos),
-        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
-        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
-    )
-    settings.update(overrides)
-    return TrainConfig(**settings)
 
 
 def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, tmp_path):
     from cin_style.training import latest_checkpoint, load_trained, train
 
     result = train(tiny_config(shared_data, photos, tmp_path, keep_checkpoints=1), verbose=0)
-    assert result.style_names == list(STYLES)
+    assert result.style_names == list(TRAIN_STYLES)
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
     assert all(np.isfinite(h["loss"]) and h["loss"] > 0 and h["images_per_second"] > 0 for h in result.history)
     assert os.path.basename(latest_checkpoint(tmp_path)) == "ckpt-00000004"
     assert os.listdir(tmp_path / "checkpoints") == ["ckpt-00000004"]  # keep_checkpoints=1
     assert sorted(os.listdir(tmp_path / "samples")) == ["step-00000002.png", "step-00000004.png"]
     model, names = load_trained(tmp_path)
-    assert names == list(STYLES)
+    assert names == list(TRAIN_STYLES)
     image = np.random.default_rng(0).random((1, 24, 24, 3), dtype=np.float32)
     weights = np.eye(2, dtype="float32")[[1]]
     np.testing.assert_allclose(
@@ -113,7 +91,7 @@ def test_resumed_run_continues_its_tensorboard_loss_curve(shared_data, photos, t
 
 def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
+    style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES)
     command = [
         sys.executable, "-m", "cin_style.cli.train", f"--styles={style_args}", f"--content={photos}",
         f"--output_dir={tmp_path}", "--image_size=32", "--batch_size=1", "--steps=40",
@@ -186,7 +164,7 @@ def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
         styles=[str(shared_data / "styles" / "picabia_udnie.jpg")], learning_rate=1e-2,
     )
     grown = add_styles(base.model, base.style_names, config, verbose=0)
-    assert grown.style_names == [*STYLES, "picabia_udnie"]
+    assert grown.style_names == [*TRAIN_STYLES, "picabia_udnie"]
     for old_layer, new_layer in zip(cin_layers(base.model), cin_layers(grown.model)):
         new_gamma = keras.ops.convert_to_numpy(new_layer.gamma)
         np.testing.assert_array_equal(new_gamma[:2], keras.ops.convert_to_numpy(old_layer.gamma))
@@ -268,7 +246,7 @@ print("replicas", strategy.num_replicas_in_sync, "losses", [h["loss"] for h in r
 
 
 def test_training_runs_under_mirrored_strategy_on_two_cpu_devices(shared_data, photos, tmp_path):
-    styles = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in STYLES)
+    styles = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES)
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED, styles, str(photos), str(tmp_path)],
         capture_output=True, text=True, timeout=300,
@@ -295,7 +273,7 @@ def test_export_cli_from_a_checkpoint_and_from_a_trained_folder(shared_data, pho
     assert read_metadata(tmp_path / "served")["training"]["batch_size"] == 2
     assert read_metadata(tmp_path / "served" / "1")["weights_sha256"] == read_metadata(tmp_path / "served" / "2")["weights_sha256"]
     model, names, state = model_from_checkpoint(tmp_path / "run")
-    assert names == list(STYLES) and state["step"] == 2
+    assert names == list(TRAIN_STYLES) and state["step"] == 2
     photo = np.random.default_rng(2).random((24, 24, 3), dtype=np.float32)
     np.testing.assert_allclose(Stylizer.load(tmp_path / "served").stylize(photo, 1),
                                Stylizer.load(tmp_path / "run").stylize(photo, 1), atol=2e-6)

@@ -1,7 +1,6 @@
 """The training loop on every backend: host-counted steps, schedules, time limits, exact resume."""
 
 import json
-import shutil
 
 import keras
 import numpy as np
@@ -9,28 +8,9 @@ import pytest
 
 from cin_style import training
 from cin_style.network import cin_layers, output_norm_of, with_more_styles
+from helpers import TRAIN_STYLES, tiny_config
 
 pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
-
-STYLES = ("hokusai_great_wave", "munch_the_scream")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory, shared_data):
-    folder = tmp_path_factory.mktemp("content")
-    for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-def tiny_config(shared_data, photos, output_dir, **overrides):
-    settings = dict(
-        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in STYLES], content=str(photos),
-        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
-        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
-    )
-    settings.update(overrides)
-    return training.TrainConfig(**settings)
 
 
 def state(output_dir, step):
@@ -101,7 +81,7 @@ def test_plain_output_layer_survives_checkpoints_and_new_styles(shared_data, pho
     result = training.train(tiny_config(shared_data, photos, tmp_path, steps=2, output_norm=False), verbose=0)
     assert not output_norm_of(result.model) and len(cin_layers(result.model)) == 15
     rebuilt, names, _ = training.model_from_checkpoint(str(tmp_path))
-    assert not output_norm_of(rebuilt) and names == list(STYLES)
+    assert not output_norm_of(rebuilt) and names == list(TRAIN_STYLES)
     image = np.random.default_rng(0).random((1, 36, 36, 3), dtype=np.float32)
     weights = np.eye(2, dtype="float32")[[1]]
     np.testing.assert_allclose(
@@ -126,7 +106,7 @@ def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos
     training.train(tiny_config(shared_data, photos, tmp_path, steps=2, image_size=32, style_image_size=32), verbose=0)
     training.train(tiny_config(shared_data, photos, tmp_path, steps=4, image_size=48, style_image_size=64),
                    resume=True, verbose=0)
-    _, images = load_style_images([str(shared_data / "styles" / f"{n}.jpg") for n in STYLES], 64)
+    _, images = load_style_images([str(shared_data / "styles" / f"{n}.jpg") for n in TRAIN_STYLES], 64)
     expected = PerceptualLoss().style_grams(images)
     with np.load(tmp_path / "checkpoints" / "ckpt-00000004" / "grams.npz") as saved:
         for name, table in expected.items():
