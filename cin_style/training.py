@@ -81,6 +81,10 @@ class TrainConfig:
             (a phase at another crop size, with targets at the matching scale).
         alpha: Width multiplier of the network (0.25: slim).
         output_norm: CIN on the RGB output layer (see `build_transformer`).
+        init_weights: Start from a trained model's weights instead of random
+            ones (a `.keras` file, a training folder, or a checkpoint): a
+            second schedule for a model that has stopped improving, or
+            fine-tuning on other photos. Styles, alpha and layout must match.
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
@@ -114,6 +118,7 @@ class TrainConfig:
     style_image_size: int = 256
     alpha: float = 1.0
     output_norm: bool = True
+    init_weights: str = None
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = None
@@ -168,6 +173,8 @@ class TrainConfig:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
         if not self.content:
             raise ValueError("`content` is empty: give a folder of photos or a tensorflow-datasets name")
+        if self.init_weights is not None and not os.path.exists(self.init_weights):
+            raise ValueError(f"`init_weights`: no such model, folder or checkpoint: {self.init_weights}")
 
 
 # --------------------------------------------------------------------------
@@ -636,6 +643,8 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         if not checkpoint:
             grams = new_grams
         transformer = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
+        if config.init_weights and not checkpoint:
+            load_initial_weights(transformer, config.init_weights)
         trainer = StyleTrainer(transformer, perceptual, grams, seed=config.seed)
         _compile(trainer, config)
         if checkpoint:
@@ -736,6 +745,38 @@ def model_from_checkpoint(path):
                               output_norm=state["config"].get("output_norm", True))
     model.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     return model, names, state
+
+
+def load_initial_weights(transformer, source):
+    """Copies a trained model's weights into `transformer` (see `TrainConfig.init_weights`).
+
+    Args:
+        transformer: The freshly built network to fill.
+        source: A `.keras` model, a training output folder (its `model.keras`,
+            else its newest checkpoint), or a checkpoint folder. A model saved
+            in another precision (say float16) is cast to the network's.
+
+    Raises:
+        ValueError: If the source's weights do not fit the network (another
+            number of styles, width or output layer).
+    """
+    folder_model = os.path.join(source, MODEL_FILE) if os.path.isdir(source) else None
+    if folder_model and os.path.isfile(folder_model):
+        source = folder_model
+    if os.path.isdir(source):
+        model = model_from_checkpoint(source)[0]
+    else:
+        model = keras.saving.load_model(source, compile=False)
+    theirs = [tuple(w.shape) for w in model.weights]
+    ours = [tuple(w.shape) for w in transformer.weights]
+    if theirs != ours:
+        raise ValueError(
+            f"Cannot start from {source}: its network ({num_styles_of(model)} styles, "
+            f"{len(theirs)} weights) does not match this run's ({num_styles_of(transformer)} styles, "
+            f"{len(ours)} weights); styles, alpha and output_norm must be the same"
+        )
+    transformer.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+    logger.info("Started from the weights of %s", source)
 
 
 def load_trained(output_dir_or_model):

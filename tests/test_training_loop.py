@@ -127,3 +127,43 @@ def test_checkpoints_of_the_first_format_still_resume(shared_data, photos, tmp_p
     straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight"), verbose=0)
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):  # moments and step restored
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, photos, tmp_path):
+    from cin_style.network import build_transformer
+
+    trained = training.train(tiny_config(shared_data, photos, tmp_path / "first", steps=2), verbose=0)
+    # A learning rate so small that Adam's steps (about the rate each) leave the start visible.
+    still = dict(steps=1, checkpoint_every=1, learning_rate=1e-10, seed=1)
+    for source in (tmp_path / "first", tmp_path / "first" / "model.keras", tmp_path / "first" / "checkpoints" / "ckpt-00000002"):
+        started = training.train(
+            tiny_config(shared_data, photos, tmp_path / f"from_{source.name}", init_weights=str(source), **still),
+            verbose=0)
+        for a, b in zip(trained.model.get_weights(), started.model.get_weights()):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    # A half-precision copy (smaller to carry) is cast to the run's float32 weights.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float16")
+    try:
+        half = build_transformer(2, alpha=0.25)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    half.set_weights(trained.model.get_weights())
+    half.save(tmp_path / "half.keras")
+    started = training.train(
+        tiny_config(shared_data, photos, tmp_path / "from_half", init_weights=str(tmp_path / "half.keras"), **still),
+        verbose=0)
+    assert all(w.dtype == np.float32 for w in started.model.get_weights())
+    for a, b in zip(trained.model.get_weights(), started.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
+    fresh = training.train(tiny_config(shared_data, photos, tmp_path / "fresh", **still), verbose=0)
+    assert not np.allclose(trained.model.get_weights()[0], fresh.model.get_weights()[0], atol=1e-3)
+
+
+def test_init_weights_of_another_network_or_a_missing_path_is_refused(shared_data, photos, tmp_path):
+    training.train(tiny_config(shared_data, photos, tmp_path / "first", steps=2), verbose=0)
+    wider = tiny_config(shared_data, photos, tmp_path / "wider", alpha=0.5, init_weights=str(tmp_path / "first"))
+    with pytest.raises(ValueError, match="does not match this run's"):
+        training.train(wider, verbose=0)
+    with pytest.raises(ValueError, match="`init_weights`: no such model, folder or checkpoint"):
+        tiny_config(shared_data, photos, tmp_path / "x", init_weights=str(tmp_path / "nowhere.keras")).validate()

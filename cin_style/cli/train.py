@@ -32,6 +32,8 @@ flags.DEFINE_float("tv_weight", None, "Total-variation loss weight (default: the
 flags.DEFINE_integer("style_image_size", 256, "Shorter side of style images for the Gram targets.")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier of the network (0.25: slim).")
 flags.DEFINE_bool("output_norm", True, "Conditional instance norm on the RGB output layer (--nooutput_norm: none).")
+flags.DEFINE_string("init_weights", None, "Start from this trained model's weights (.keras file, training folder or checkpoint): "
+                    "a second schedule, or fine-tuning. Ignored when --resume finds a checkpoint.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
 flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
@@ -70,7 +72,8 @@ def config_from_flags():
         style_names=FLAGS.style_names, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
         steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
         warmup_steps=FLAGS.warmup_steps, decay_start=FLAGS.decay_start, style_image_size=FLAGS.style_image_size,
-        alpha=FLAGS.alpha, output_norm=FLAGS.output_norm, checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
+        alpha=FLAGS.alpha, output_norm=FLAGS.output_norm, init_weights=FLAGS.init_weights,
+        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
         seed=FLAGS.seed, jit_compile=FLAGS.jit_compile, steps_per_execution=FLAGS.steps_per_execution,
         max_minutes=FLAGS.max_minutes, dtype_policy=FLAGS.dtype_policy,
         tfds_split=FLAGS.tfds_split, tfds_data_dir=FLAGS.tfds_data_dir, tfds_image_key=FLAGS.tfds_image_key,
