@@ -1,5 +1,7 @@
 """The feed-forward style transformer network of Dumoulin et al. (2017)."""
 
+import math
+
 import keras
 
 from cin_style.layers import (
@@ -116,9 +118,35 @@ def cin_layers(model):
 
 
 def alpha_of(model):
-    """The width multiplier a transformer was built with, read from its first convolution."""
-    first = next(layer for layer in model.layers if isinstance(layer, ReflectionConv2D))
-    return first.filters / ENCODER[0][0]
+    """The width multiplier a transformer was built with, read back from its layer widths.
+
+    Widths are rounded (`scaled_width`), so several alphas build the same
+    network; this returns the one with the fewest decimals among them (0.3,
+    not 10/32; the nearest to the widest layer's ratio on a tie), which
+    always rebuilds exactly these widths.
+
+    Raises:
+        ValueError: If no alpha builds the model's widths (not a
+            `build_transformer` model).
+    """
+    full = [filters for filters, _, _ in ENCODER] + [filters for filters, _ in DECODER]
+    names = [f"encoder{i}_conv" for i in range(1, len(ENCODER) + 1)] + [
+        f"decoder{i}_conv" for i in range(1, len(DECODER) + 1)]
+    widths = [model.get_layer(name).filters for name in names]
+
+    def builds(alpha):
+        return alpha > 0 and [scaled_width(f, alpha) for f in full] == widths
+
+    # Every alpha that builds the widest layer lies in this interval (rounding half to even aside).
+    widest = max(range(len(full)), key=lambda i: full[i])
+    low, high = (widths[widest] - 0.5) / full[widest], (widths[widest] + 0.5) / full[widest]
+    centre = widths[widest] / full[widest]
+    for digits in range(1, 7):
+        scale = 10**digits
+        fits = [k / scale for k in range(math.floor(low * scale), math.ceil(high * scale) + 1) if builds(k / scale)]
+        if fits:
+            return min(fits, key=lambda alpha: abs(alpha - centre))
+    raise ValueError(f"Model '{model.name}' has layer widths {widths} that no alpha builds")
 
 
 def output_norm_of(model):

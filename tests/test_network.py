@@ -128,3 +128,19 @@ def test_with_more_styles_keeps_every_old_weight_and_output(rng):
         np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[style]]), old)
     # init_from=1: the new rows start as copies of style 1
     np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[3]]), run(model, image, np.eye(2, dtype="float32")[[1]]))
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.33, 0.7, 1.37, 0.125])
+def test_odd_alphas_read_back_as_given_and_rebuild_the_same_network(alpha, rng):
+    from cin_style.network import alpha_of, with_more_styles
+
+    model = build_transformer(num_styles=2, alpha=alpha)
+    assert alpha_of(model) == alpha  # not filters / 32 (0.3 read back as 0.3125 before)
+    rebuilt = build_transformer(num_styles=2, alpha=alpha_of(model))
+    assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
+    grown = with_more_styles(model, 1)
+    image = rng.random((1, 20, 20, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(grown({"image": image, "style_weights": np.eye(3, dtype="float32")[[1]]})),
+        keras.ops.convert_to_numpy(model({"image": image, "style_weights": np.eye(2, dtype="float32")[[1]]})),
+        atol=1e-6)

@@ -167,3 +167,21 @@ def test_init_weights_of_another_network_or_a_missing_path_is_refused(shared_dat
         training.train(wider, verbose=0)
     with pytest.raises(ValueError, match="`init_weights`: no such model, folder or checkpoint"):
         tiny_config(shared_data, photos, tmp_path / "x", init_weights=str(tmp_path / "nowhere.keras")).validate()
+
+
+def test_odd_alpha_trains_in_mixed_precision_and_grows_by_a_style(shared_data, photos, tmp_path):
+    from cin_style.network import alpha_of
+
+    # alpha=0.3 used to read back as 0.3125: the float32 copy after the last step and
+    # add_styles then failed on weight shapes.
+    result = training.train(
+        tiny_config(shared_data, photos, tmp_path / "base", alpha=0.3, steps=2, dtype_policy="mixed_bfloat16"),
+        verbose=0)
+    assert alpha_of(result.model) == 0.3
+    assert all(w.dtype == np.float32 for w in result.model.get_weights())
+    config = tiny_config(shared_data, photos, tmp_path / "grown", steps=1, checkpoint_every=1,
+                         styles=[str(shared_data / "styles" / "van_gogh_starry_night.jpg")])
+    grown = training.add_styles(result.model, result.style_names, config, verbose=0)
+    assert grown.style_names == [*TRAIN_STYLES, "van_gogh_starry_night"] and alpha_of(grown.model) == 0.3
+    with open(tmp_path / "grown" / "styles.json") as stream:
+        assert json.load(stream)["alpha"] == 0.3
