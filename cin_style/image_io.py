@@ -6,10 +6,9 @@ This module imports nothing else of cin_style.
 
 import os
 import uuid
-import warnings
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageOps
 
 #: File name endings read as images in folders.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -93,7 +92,9 @@ def to_rgb_array(image):
 
 
 def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
-    """Reads an image file as float32 RGB in [0, 1], `(height, width, 3)`.
+    """Reads an image file as float32 RGB in [0, 1], `(height, width, 3)`, upright.
+
+    An EXIF orientation tag (photos from phones and cameras) is applied.
 
     Args:
         path: Path of a JPEG, PNG, WebP, BMP (or other Pillow-readable) file.
@@ -106,7 +107,9 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
     Raises:
         ImageReadError: If the file is missing, empty, not an image, corrupt
             or truncated, or larger than `max_pixels`. `FileNotFoundError`
-            for a missing file is an `ImageReadError` too.
+            for a missing file is an `ImageReadError` too. Truncated files
+            are refused unless the application sets Pillow's global
+            `ImageFile.LOAD_TRUNCATED_IMAGES`, which cin_style leaves alone.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -116,20 +119,19 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
     if os.path.getsize(path) == 0:
         raise ImageReadError(f"Image file {_describe(path)} is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageReadError(
-                        f"Image {_describe(path)} is {width}x{height} = {width * height:,} pixels, "
-                        f"more than the limit of {max_pixels:,}; downscale it first or raise max_pixels"
-                    )
-                if min_side:
-                    scale = min_side / min(width, height)
-                    image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
-                image.load()
-                return to_rgb_array(image)
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    f"Image {_describe(path)} is {width}x{height} = {width * height:,} pixels, "
+                    f"more than the limit of {max_pixels:,}; downscale it first or raise max_pixels"
+                )
+            if min_side:
+                scale = min_side / min(width, height)
+                image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb_array(image)
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -151,13 +153,11 @@ def check_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.size[0] * image.size[1] > max_pixels:
-                    return f"{image.size[0]}x{image.size[1]} is over {max_pixels:,} pixels"
-                image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
-                image.load()
+        with Image.open(path) as image:
+            if image.size[0] * image.size[1] > max_pixels:
+                return f"{image.size[0]}x{image.size[1]} is over {max_pixels:,} pixels"
+            image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+            image.load()
     except Exception as error:  # noqa: BLE001 - any failure means "skip this file"
         return f"{type(error).__name__}: {error}"
     return None
@@ -178,9 +178,21 @@ def list_image_files(folder):
 
 
 def resize(image, width, height):
-    """Resizes an `(h, w, 3)` float image in [0, 1] to `width`×`height` (LANCZOS, through uint8)."""
-    pil = Image.fromarray(to_uint8(image))
-    return np.asarray(pil.resize((width, height), Image.LANCZOS), dtype=np.float32) / 255.0
+    """Resizes an `(h, w, 3)` float image in [0, 1] to `width`×`height` (LANCZOS).
+
+    An image holding only 8-bit levels is resized as uint8, as Pillow does;
+    one with more precision (16-bit files, float arrays) in float32, so it
+    keeps that precision.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    levels = to_uint8(image)
+    if np.array_equal(levels.astype(np.float32) / 255.0, image):
+        return np.asarray(Image.fromarray(levels).resize((width, height), Image.LANCZOS), dtype=np.float32) / 255.0
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.LANCZOS))
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
 
 
 def resize_shorter_side(image, side):
@@ -228,7 +240,3 @@ def write_image(path, image, **save_options):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-# Truncated files must fail loudly, never decode half an image silently.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
