@@ -16,6 +16,12 @@ first axis so TF Serving's row ("instances") format works:
 Bad requests (a style index out of range; blend weights that are negative,
 not finite, or sum to zero; batch sizes that disagree) fail inside the graph
 with a `tf.debugging` message instead of returning garbage pixels.
+
+Every signature that takes images refuses a request whose batch x height x
+width is over `max_pixels` (set at export, recorded in the metadata) with an
+`InvalidArgumentError` naming the size and the limit, before any work on the
+pixels: one request cannot exhaust the server's memory. The limit counts the
+whole batch, so a batch of many large images is refused like one huge image.
 """
 
 import hashlib
@@ -29,7 +35,13 @@ import tensorflow as tf
 from keras import ops
 
 from cin_style import __version__
-from cin_style.metadata import METADATA_FILE, METADATA_FORMAT, version_dirs
+from cin_style.image_io import DEFAULT_MAX_PIXELS
+from cin_style.metadata import (
+    METADATA_FILE,
+    METADATA_FORMAT,
+    portable_training_config,
+    version_dirs,
+)
 from cin_style.network import alpha_of, num_styles_of
 
 #: Signature names, for servers and clients.
@@ -50,10 +62,11 @@ def weights_hash(model):
 class _ServingGraph:
     """The serving functions: validation, uint8 conversion, the Keras model."""
 
-    def __init__(self, model, style_names):
+    def __init__(self, model, style_names, max_pixels=DEFAULT_MAX_PIXELS):
         self.model = model
         self.num_styles = len(style_names)
         self.names = list(style_names)
+        self.max_pixels = max_pixels
 
     def signatures(self):
         """`{name: (function, input_signature)}` for every signature."""
@@ -69,6 +82,18 @@ class _ServingGraph:
             "stylize_blend_float": (self._blend_f32, [image_f32, weights]),
             "style_names": (self._names, []),
         }
+
+    def _limited(self, image):
+        """`image`, once its batch x height x width is known to be at most `max_pixels`."""
+        shape = tf.shape(image, out_type=tf.int64)  # int64: 50,000 x 50,000 overflows int32
+        total = shape[0] * shape[1] * shape[2]
+        message = tf.strings.format(
+            "image too large: a batch of {} x {}x{} = {} pixels is over the limit of {} pixels per request "
+            "(batch x height x width, set at export); send smaller or fewer images",
+            (shape[0], shape[1], shape[2], total, tf.constant(self.max_pixels, tf.int64)),
+        )
+        with tf.control_dependencies([tf.debugging.Assert(total <= self.max_pixels, [message])]):
+            return tf.identity(image)
 
     def _one_hot(self, image, style_index):
         n = self.num_styles
@@ -109,22 +134,26 @@ class _ServingGraph:
         return tf.cast(tf.round(image * 255.0), tf.uint8)
 
     def _index_u8(self, image, style_index):
+        image = self._limited(image)
         return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._one_hot(image, style_index)))}
 
     def _blend_u8(self, image, style_weights):
+        image = self._limited(image)
         return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._normalised(image, style_weights)))}
 
     def _index_f32(self, image, style_index):
+        image = self._limited(image)
         return {"stylized_image": self._run(image, self._one_hot(image, style_index))}
 
     def _blend_f32(self, image, style_weights):
+        image = self._limited(image)
         return {"stylized_image": self._run(image, self._normalised(image, style_weights))}
 
     def _names(self):
         return {"style_names": tf.constant(self.names, dtype=tf.string)}
 
 
-def _write_saved_model(model, style_names, path):
+def _write_saved_model(model, style_names, path, max_pixels=DEFAULT_MAX_PIXELS):
     """Writes the SavedModel with Keras' ExportArchive.
 
     ExportArchive tracks the variables the endpoints use (not the Keras
@@ -135,7 +164,7 @@ def _write_saved_model(model, style_names, path):
     import keras
 
     archive = keras.export.ExportArchive()
-    for name, (function, signature) in _ServingGraph(model, style_names).signatures().items():
+    for name, (function, signature) in _ServingGraph(model, style_names, max_pixels).signatures().items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)
 
@@ -146,7 +175,8 @@ def next_version(export_dir):
     return int(os.path.basename(existing[-1])) + 1 if existing else 1
 
 
-def export_saved_model(model, export_dir, style_names, version=None, training_config=None):
+def export_saved_model(model, export_dir, style_names, version=None, training_config=None,
+                       max_pixels=DEFAULT_MAX_PIXELS):
     """Exports a transformer as a versioned SavedModel for TF Serving and `Stylizer`.
 
     The version is written to a temporary folder beside it and renamed into
@@ -158,14 +188,21 @@ def export_saved_model(model, export_dir, style_names, version=None, training_co
         style_names: One unique name per style, in index order.
         version: Positive integer; defaults to the next free one. An existing
             version is never overwritten.
-        training_config: Optional dict stored in the metadata.
+        training_config: Optional dict stored in the metadata, with names
+            relative to the run instead of the training machine's paths (see
+            `metadata.portable_training_config`).
+        max_pixels: Largest request the image signatures accept, counted as
+            batch x height x width; larger ones fail inside the graph.
+            Defaults to `image_io.DEFAULT_MAX_PIXELS`, the `Stylizer`'s limit
+            (it sends one image per call).
 
     Returns:
         The path of the written version folder.
 
     Raises:
-        ValueError: If the names do not match the model, repeat, or the
-            version exists or is not a positive integer.
+        ValueError: If the names do not match the model, repeat, the version
+            exists or is not a positive integer, or `max_pixels` is not a
+            positive integer.
     """
     style_names = [str(name) for name in style_names]
     num_styles = num_styles_of(model)
@@ -176,6 +213,8 @@ def export_saved_model(model, export_dir, style_names, version=None, training_co
         raise ValueError(f"Style names must be unique; repeated: {repeated}")
     if any(not name.strip() for name in style_names):
         raise ValueError("Style names must not be empty")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be a positive integer. Received: max_pixels={max_pixels!r}")
     os.makedirs(export_dir, exist_ok=True)
     if version is None:
         version = next_version(export_dir)
@@ -187,7 +226,7 @@ def export_saved_model(model, export_dir, style_names, version=None, training_co
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_saved_model(model, style_names, tmp)
+        _write_saved_model(model, style_names, tmp, max_pixels=max_pixels)
         metadata = {
             "format": METADATA_FORMAT,
             "cin_style_version": __version__,
@@ -197,7 +236,8 @@ def export_saved_model(model, export_dir, style_names, version=None, training_co
             "signatures": list(SIGNATURES),
             "weights_sha256": weights_hash(model),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "training": training_config,
+            "max_pixels": max_pixels,
+            "training": portable_training_config(training_config),
         }
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as stream:
             json.dump(metadata, stream, indent=2)

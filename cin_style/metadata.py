@@ -1,12 +1,82 @@
-"""The JSON metadata beside an exported model; readable without TensorFlow."""
+"""The JSON metadata beside an exported model; readable without TensorFlow.
+
+Keys: `format`, `cin_style_version`, `style_names`, `num_styles`, `alpha`,
+`signatures`, `weights_sha256`, `exported_at`, `max_pixels` (the largest
+request the serving graph accepts: batch x height x width; absent in models
+exported before it existed) and `training` (the training config made portable
+by `portable_training_config`, or `None`).
+"""
 
 import json
+import ntpath
 import os
+import posixpath
+import re
 
 #: Version of the metadata layout; bumped on incompatible changes.
 METADATA_FORMAT = 1
 #: File name inside each SavedModel version folder.
 METADATA_FILE = "cin_style.json"
+
+
+#: Training settings that only name folders of the training machine: left out.
+MACHINE_ONLY_KEYS = ("output_dir", "tfds_data_dir")
+
+
+def _is_absolute(text):
+    """An absolute path, POSIX or Windows, or one under a home folder (`~`)."""
+    return posixpath.isabs(text) or ntpath.isabs(text) or text.startswith("~")
+
+
+def _last_name(path):
+    """The final file or folder name of a POSIX or Windows path."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+
+
+def _names_only(value):
+    """`value` with every absolute path in it, at any depth, replaced by its last name."""
+    if isinstance(value, str):
+        return _last_name(value) if _is_absolute(value) else value
+    if isinstance(value, dict):
+        return {key: _names_only(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_names_only(item) for item in value]
+    return value
+
+
+def portable_training_config(config):
+    """A training config with names relative to the run instead of the training machine's paths.
+
+    Style images become their file names (`/root/art/udnie.jpg` -> `udnie.jpg`),
+    a content folder its final folder name, and `init_weights` its last name;
+    a tensorflow-datasets name (`coco/2017`) is kept as it is. `output_dir` and
+    `tfds_data_dir` are left out, and any other absolute path, at any depth,
+    becomes its last name. Numbers and flags are kept.
+
+    Content counts as a folder when it is one here, or when it starts with
+    `/`, `~`, `.` or a drive (the rule training applies); any other relative
+    text is taken for a tfds name and kept.
+
+    Args:
+        config: A dict (e.g. `dataclasses.asdict(TrainConfig)`), or `None`.
+
+    Returns:
+        A new dict (the argument is left as it was), or `None` for `None`.
+    """
+    if config is None:
+        return None
+    portable = {key: value for key, value in config.items() if key not in MACHINE_ONLY_KEYS}
+    styles = portable.get("styles")
+    if isinstance(styles, str):
+        portable["styles"] = _last_name(styles)
+    elif isinstance(styles, (list, tuple)):
+        portable["styles"] = [_last_name(s) if isinstance(s, str) else s for s in styles]
+    content = portable.get("content")
+    if isinstance(content, str) and (os.path.isdir(content) or _is_absolute(content) or content.startswith(".")):
+        portable["content"] = _last_name(content)
+    if isinstance(portable.get("init_weights"), str):
+        portable["init_weights"] = _last_name(portable["init_weights"])
+    return _names_only(portable)
 
 
 def version_dirs(export_dir):

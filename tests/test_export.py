@@ -76,7 +76,7 @@ def test_a_crash_mid_export_leaves_no_version_behind(model, tmp_path, monkeypatc
     from cin_style import export
     from cin_style.export import export_saved_model
 
-    def crash(model, names, path):
+    def crash(model, names, path, **options):
         os.makedirs(path, exist_ok=True)
         open(os.path.join(path, "saved_model.pb"), "wb").close()  # half written
         raise RuntimeError("disk full")
@@ -180,3 +180,168 @@ def test_a_plain_tensorflow_process_serves_every_signature_and_refuses_bad_reque
     assert "style_weights must be non-negative" in errors["negative"]
     assert "style_weights must not sum to zero" in errors["zero"]
     assert "same batch size" in errors["batch"]
+
+
+def _strings(value):
+    """Every string anywhere in a JSON value: keys and values, at any depth."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _machine_config(machine):
+    """A real training config whose paths are those of another machine (`machine` is never created)."""
+    import dataclasses
+
+    from cin_style.training import TrainConfig
+
+    config = TrainConfig(
+        styles=[str(machine / "styles" / "hokusai_great_wave.jpg"), ".devcarry/styles/munch_the_scream.jpg",
+                r"C:\Users\trainer\styles\picabia_udnie.jpg", str(machine / "more_styles") + os.sep],
+        content=str(machine / "photos" / "coco_train"), output_dir=str(machine / "runs" / "cin"),
+        init_weights=str(machine / "runs" / "first" / "model.keras"), tfds_data_dir=str(machine / "tfds"),
+        batch_size=4, steps=10, seed=3, style_weight=0.3, jit_compile=True,
+    )
+    return {**dataclasses.asdict(config), "step": 10}
+
+
+def _assert_no_machine_paths(metadata, *folders):
+    import ntpath
+    import posixpath
+
+    for text in _strings(metadata):
+        assert not posixpath.isabs(text) and not ntpath.isabs(text), f"absolute path in the metadata: {text!r}"
+        assert not text.startswith("~"), text
+        for folder in folders:
+            assert str(folder) not in text, f"{folder} in the metadata: {text!r}"
+
+
+def test_metadata_records_no_path_of_the_training_machine(model, tmp_path):
+    from cin_style.export import export_saved_model
+
+    machine = tmp_path / "training_machine"
+    path = export_saved_model(model, tmp_path / "served", STYLE_NAMES, training_config=_machine_config(machine))
+    with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
+        metadata = json.load(stream)
+    _assert_no_machine_paths(metadata, tmp_path, machine, ".devcarry", "trainer")
+    training = metadata["training"]
+    assert training["styles"] == ["hokusai_great_wave.jpg", "munch_the_scream.jpg", "picabia_udnie.jpg", "more_styles"]
+    assert training["content"] == "coco_train"
+    assert training["init_weights"] == "model.keras"
+    assert "output_dir" not in training and "tfds_data_dir" not in training
+    # The numbers and flags stay.
+    assert training["batch_size"] == 4 and training["steps"] == 10 and training["step"] == 10
+    assert training["seed"] == 3 and training["style_weight"] == 0.3
+    assert training["jit_compile"] is True and training["output_norm"] is True and training["style_names"] is None
+
+
+def test_a_tfds_content_name_is_kept_and_unknown_absolute_paths_become_names():
+    from cin_style.metadata import portable_training_config
+
+    config = {"content": "coco/2017", "tfds_data_dir": "/srv/tfds", "styles": "/home/me/styles",
+              "notes": {"source": "/home/me/extra/x.jpg", "size": [1, "/tmp/y"]}, "image_size": 256}
+    portable = portable_training_config(config)
+    assert portable == {"content": "coco/2017", "styles": "styles",
+                        "notes": {"source": "x.jpg", "size": [1, "y"]}, "image_size": 256}
+    assert config["tfds_data_dir"] == "/srv/tfds"  # the argument is left as it was
+    assert portable_training_config(None) is None
+
+
+def test_export_cli_records_relative_names_and_max_pixels(model, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    config = _machine_config(tmp_path / "training_machine")
+    (run / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES, "alpha": 0.25, "training": config}))
+    result = subprocess.run(
+        [sys.executable, "-m", "cin_style.cli.export", f"--model={run}", f"--export_dir={tmp_path / 'served'}",
+         "--max_pixels=5000"],
+        check=False, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "served" / "1" / "cin_style.json", encoding="utf-8") as stream:
+        metadata = json.load(stream)
+    assert metadata["max_pixels"] == 5000
+    _assert_no_machine_paths(metadata, tmp_path, "training_machine", ".devcarry", "trainer")
+    assert metadata["training"]["content"] == "coco_train" and metadata["training"]["batch_size"] == 4
+
+
+SMALL_LIMIT = 64 * 64
+
+
+@pytest.fixture(scope="module")
+def limited(model, tmp_path_factory):
+    import tensorflow as tf
+
+    from cin_style.export import export_saved_model
+
+    path = export_saved_model(model, tmp_path_factory.mktemp("limited"), STYLE_NAMES, max_pixels=SMALL_LIMIT)
+    return path, tf.saved_model.load(path)
+
+
+def _image_calls(loaded, shape):
+    """`{signature: call}` for every signature that takes images, on a batch of `shape`."""
+    import tensorflow as tf
+
+    batch = shape[0]
+    u8 = tf.fill(shape, tf.constant(120, tf.uint8))
+    f32 = tf.cast(u8, tf.float32) / 255
+    index = tf.zeros([batch], tf.int32)
+    weights = tf.ones([batch, 3], tf.float32)
+    s = loaded.signatures
+    return {
+        "serving_default": lambda: s["serving_default"](image=u8, style_index=index),
+        "stylize_blend": lambda: s["stylize_blend"](image=u8, style_weights=weights),
+        "stylize_float": lambda: s["stylize_float"](image=f32, style_index=index),
+        "stylize_blend_float": lambda: s["stylize_blend_float"](image=f32, style_weights=weights),
+    }
+
+
+def test_every_image_signature_refuses_requests_over_max_pixels(limited):
+    import tensorflow as tf
+
+    path, loaded = limited
+    with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
+        assert json.load(stream)["max_pixels"] == SMALL_LIMIT
+    for name, call in _image_calls(loaded, (1, 64, 64, 3)).items():  # exactly the limit
+        assert call()["stylized_image"].shape == (1, 64, 64, 3), name
+    for name, call in _image_calls(loaded, (2, 32, 48, 3)).items():  # 3,072 pixels in all
+        assert call()["stylized_image"].shape == (2, 32, 48, 3), name
+    for shape, total in [((1, 64, 65, 3), 4160), ((2, 48, 48, 3), 4608)]:  # one large image; a large batch
+        for name, call in _image_calls(loaded, shape).items():
+            with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+                call()
+            message = " ".join(raised.value.message.split())
+            assert f"{shape[0]} x {shape[1]}x{shape[2]} = {total} pixels" in message, (name, message)
+            assert f"limit of {SMALL_LIMIT} pixels" in message, (name, message)
+
+
+def test_the_default_pixel_limit_is_the_stylizers(exported):
+    import inspect
+
+    from cin_style import Stylizer, image_io
+    from cin_style.export import export_saved_model
+
+    default = inspect.signature(export_saved_model).parameters["max_pixels"].default
+    assert default == inspect.signature(Stylizer).parameters["max_pixels"].default == image_io.DEFAULT_MAX_PIXELS
+    with open(os.path.join(exported[1], "cin_style.json"), encoding="utf-8") as stream:
+        assert json.load(stream)["max_pixels"] == default
+    code = "import cin_style.cli.export as cli; print(cli.FLAGS['max_pixels'].default)"
+    shown = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split()[-1] == str(default)
+
+
+def test_max_pixels_must_be_a_positive_integer(model, tmp_path):
+    from cin_style.export import export_saved_model
+
+    for bad in (0, -5, 2.5, True, None):
+        with pytest.raises(ValueError, match=rf"Received: max_pixels={bad!r}"):
+            export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=bad)
+    assert os.listdir(tmp_path) == []

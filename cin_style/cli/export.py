@@ -2,6 +2,7 @@
 
     cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
     cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
+    cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
 """
 
 import json
@@ -10,6 +11,7 @@ import os
 from absl import app, flags
 
 from cin_style.cli._common import fail, reject_extra_args
+from cin_style.image_io import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training output folder (model.keras + styles.json) or a .keras file.")
@@ -17,6 +19,9 @@ flags.DEFINE_string("checkpoint", None, "A checkpoint folder, or a training fold
 flags.DEFINE_string("export_dir", None, "TF Serving base folder; the version goes in a numbered subfolder.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
 flags.DEFINE_list("style_names", None, "Override the style names (one per style).")
+flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS,
+                     "Largest request the served model accepts, as batch x height x width (default: the Stylizer's).",
+                     lower_bound=1)
 
 
 def main(argv):
@@ -40,7 +45,7 @@ def main(argv):
                 with open(os.path.join(folder, "styles.json"), encoding="utf-8") as stream:
                     config = json.load(stream).get("training")
         path = export_saved_model(model, FLAGS.export_dir, FLAGS.style_names or names, version=FLAGS.version,
-                                  training_config=config)
+                                  training_config=config, max_pixels=FLAGS.max_pixels)
     except (ValueError, FileNotFoundError, OSError) as error:
         fail(str(error))
     print(f"Exported {len(FLAGS.style_names or names)} styles to {path}")
