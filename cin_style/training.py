@@ -187,10 +187,58 @@ def _checkpoint_dirs(output_dir):
     return sorted(found, key=lambda d: int(os.path.basename(d).split("-")[1]))
 
 
+#: What a checkpoint folder holds; `state.json` is written last.
+CHECKPOINT_FILES = ("transformer.weights.h5", "grams.npz", "optimizer.npz", "seed.npy", "state.json")
+
+
+def checkpoint_problem(checkpoint):
+    """Why `checkpoint` cannot be resumed from (a missing, truncated or corrupt file), or `None`."""
+    import h5py
+
+    try:
+        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
+            state = json.load(stream)
+        if not isinstance(state, dict) or not {"step", "style_names", "config"} <= set(state):
+            return "state.json lacks step, style_names or config"
+        for name in ("grams.npz", "optimizer.npz"):
+            with np.load(os.path.join(checkpoint, name)) as saved:
+                for key in saved.files:
+                    saved[key]  # reads every array: checks sizes and CRCs
+        np.load(os.path.join(checkpoint, "seed.npy"))
+        with h5py.File(os.path.join(checkpoint, "transformer.weights.h5"), "r") as weights:
+            weights.visit(lambda _: None)
+    except Exception as error:  # noqa: BLE001 - any failure to read makes it unusable
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def latest_checkpoint(output_dir):
-    """The newest complete checkpoint folder under `output_dir`, or `None`."""
-    found = _checkpoint_dirs(output_dir)
-    return found[-1] if found else None
+    """The newest readable checkpoint folder under `output_dir`, or `None`.
+
+    A newest checkpoint that cannot be read (a truncated file, bad JSON: a
+    disk that filled up, a copy cut short) is skipped with a warning, and the
+    one before it is used.
+    """
+    for checkpoint in reversed(_checkpoint_dirs(output_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        logger.warning("Skipping unreadable checkpoint %s (%s); trying the one before it", checkpoint, problem)
+    return None
+
+
+def _fsync_path(path):
+    """Flushes a file's or a folder's entry to disk (folders: where the OS allows it)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot sync a folder
+    finally:
+        os.close(descriptor)
 
 
 def _write_json_atomic(path, data):
@@ -200,6 +248,7 @@ def _write_json_atomic(path, data):
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, path)
+    _fsync_path(os.path.dirname(path) or ".")
 
 
 def save_checkpoint(trainer, output_dir, state, keep=3):
@@ -208,7 +257,9 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
     Holds the transformer weights, the Gram tables, the optimiser and seed
     state, and `state.json` (config, style names, step, the learning rate at
     that step) last, so a folder without `state.json` is never taken for a
-    checkpoint.
+    checkpoint. Every file and the folder are synced to disk before the
+    rename; an existing checkpoint of the same step is replaced only once the
+    new one is complete, and old ones are deleted only after that.
     """
     step = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     root = os.path.join(output_dir, CHECKPOINT_DIR)
@@ -225,16 +276,101 @@ def save_checkpoint(trainer, output_dir, state, keep=3):
     np.savez(os.path.join(tmp, "optimizer.npz"), **_optimizer_state(trainer.optimizer))
     np.save(os.path.join(tmp, "seed.npy"), ops.convert_to_numpy(trainer.seed_generator.state))
     rate = float(ops.convert_to_numpy(trainer.optimizer.learning_rate))
+    for name in CHECKPOINT_FILES[:-1]:
+        _fsync_path(os.path.join(tmp, name))
     _write_json_atomic(
         os.path.join(tmp, "state.json"),
         {**state, "step": step, "learning_rate": rate, "format": CHECKPOINT_FORMAT},
     )
-    if os.path.isdir(final):
-        shutil.rmtree(final)
+    replaced = None
+    if os.path.isdir(final):  # the same step again: keep the old one until the new one is in place
+        replaced = os.path.join(root, f".old-ckpt-{step:08d}-{os.getpid()}")
+        os.replace(final, replaced)
     os.replace(tmp, final)
+    _fsync_path(root)
+    if replaced:
+        shutil.rmtree(replaced, ignore_errors=True)
     for old in _checkpoint_dirs(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _remove_stale_temporaries(output_dir):
+    """Cleans what a killed run left: half-written `.tmp-*` files and folders are deleted; a
+    checkpoint set aside for a rewrite of its step (`.old-ckpt-*`) goes back in place when the
+    new one never arrived, else is deleted."""
+    root = os.path.join(output_dir, CHECKPOINT_DIR)
+    for old in sorted(glob.glob(os.path.join(root, ".old-ckpt-*"))):
+        final = os.path.join(root, "ckpt-" + os.path.basename(old).split("-")[2])
+        if not os.path.isdir(final):
+            logger.warning("Restoring %s, set aside by a run killed while rewriting it", final)
+            os.replace(old, final)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for path in glob.glob(os.path.join(root, ".tmp-*")) + glob.glob(os.path.join(output_dir, ".tmp-*")):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
+#: The file that marks an output folder as in use by a running process.
+LOCK_FILE = ".lock"
+
+
+class OutputDirBusyError(ValueError):
+    """Another live process is training into the same output folder."""
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir):
+    """Holds `output_dir` for this process: a second run there is refused while this one lives.
+
+    The lock is a file with the holder's pid; one left by a killed process is
+    taken over (and that run's half-written files removed).
+
+    Raises:
+        OutputDirBusyError: If a live process holds the folder.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOCK_FILE)
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as stream:
+                    holder = int(stream.read().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _process_alive(holder):
+                raise OutputDirBusyError(
+                    f"{output_dir} is in use by another training run (pid {holder}); wait for it to finish, stop "
+                    f"it, or choose another output folder"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)  # left by a process that is gone
+            continue
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(str(os.getpid()))
+        break
+    try:
+        _remove_stale_temporaries(output_dir)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _is_learning_rate(variable):
@@ -600,17 +736,50 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         with `output_dir/styles.json` (style names, alpha, config).
 
     Raises:
-        ValueError: For settings that cannot work, or a checkpoint whose
-            styles differ from `config`'s.
+        ValueError: For settings that cannot work, a checkpoint whose
+            styles differ from `config`'s or that an add-styles run wrote.
+        OutputDirBusyError: If another live run trains into `output_dir`.
     """
     config.validate()
-    os.makedirs(config.output_dir, exist_ok=True)
-    checkpoint = latest_checkpoint(config.output_dir) if resume else None
-    if checkpoint is None and not resume and latest_checkpoint(config.output_dir):
-        raise ValueError(
-            f"{config.output_dir} already holds checkpoints; pass resume=True (--resume) to continue, "
-            "or choose another output folder"
-        )
+    with output_dir_lock(config.output_dir):
+        return _train(config, resume, vgg_weights, strategy, verbose)
+
+
+def _resume_point(output_dir, resume, kind):
+    """The checkpoint a run of `kind` starts from (`None`: from scratch), after the checks.
+
+    Refuses a folder holding checkpoints without `resume`, checkpoints that
+    another kind of run wrote, and a folder whose checkpoints are all
+    unreadable; unreadable ones newer than the chosen one are set aside as
+    `unreadable-ckpt-*` (kept for inspection, never mistaken for the newest).
+    """
+    existing = _checkpoint_dirs(output_dir)
+    if not resume:
+        if existing:
+            raise ValueError(
+                f"{output_dir} already holds checkpoints; pass resume=True (--resume) to continue, "
+                "or choose another output folder"
+            )
+        return None
+    checkpoint = latest_checkpoint(output_dir)
+    if existing and checkpoint is None:
+        raise ValueError(f"No checkpoint in {output_dir} can be read (see the warnings above); nothing to resume")
+    for newer in existing[existing.index(checkpoint) + 1:] if checkpoint else []:
+        os.replace(newer, os.path.join(os.path.dirname(newer), "unreadable-" + os.path.basename(newer)))
+    if checkpoint:
+        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
+            written_by = json.load(stream).get("kind", "train")
+        if written_by != kind:
+            command = {"train": "cin-style-train", "add_styles": "cin-style-add-style --model=<the base model>"}
+            raise ValueError(
+                f"{checkpoint} was written by a {written_by} run ({command.get(written_by, written_by)}); "
+                f"resume it with `{command.get(written_by, written_by)} ... --resume`, not as a {kind} run"
+            )
+    return checkpoint
+
+
+def _train(config, resume, vgg_weights, strategy, verbose):
+    checkpoint = _resume_point(config.output_dir, resume, "train")
     dataset = _content_dataset(config)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
@@ -679,19 +848,38 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
 
     Returns:
         A `TrainResult` with the grown model and all style names.
+
+    Raises:
+        ValueError: For bad settings, an output folder that holds checkpoints
+            (without `resume`) or those of a plain training run, or new style
+            names the model has.
+        OutputDirBusyError: If another live run trains into `output_dir`.
     """
     config.validate()
-    from cin_style.data import load_style_images
-
-    os.makedirs(config.output_dir, exist_ok=True)
     old_count = num_styles_of(model)
     if len(style_names) != old_count:
         raise ValueError(f"The model holds {old_count} styles but {len(style_names)} names were given")
-    checkpoint = latest_checkpoint(config.output_dir) if resume else None
+    with output_dir_lock(config.output_dir):
+        return _add_styles(model, style_names, config, resume, vgg_weights, init_from, verbose)
+
+
+def _add_styles(model, style_names, config, resume, vgg_weights, init_from, verbose):
+    from cin_style.data import load_style_images
+
+    old_count = num_styles_of(model)
+    checkpoint = _resume_point(config.output_dir, resume, "add_styles")
     new_names, new_images = load_style_images(config.styles, config.style_image_size, config.style_names)
     clash = sorted(set(new_names) & set(style_names))
     if clash:
         raise ValueError(f"The model already has styles named {clash}")
+    if checkpoint:
+        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
+            saved_names = json.load(stream)["style_names"]
+        if saved_names != [*style_names, *new_names]:
+            raise ValueError(
+                f"{checkpoint} adds styles to a model with styles {saved_names}; this run would make "
+                f"{[*style_names, *new_names]}: give the same --model and --styles to resume it"
+            )
     if isinstance(init_from, str):
         init_from = list(style_names).index(init_from)
     dataset = _content_dataset(config)
@@ -818,5 +1006,5 @@ class _null_scope:
 
 __all__ = [
     "TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint", "model_from_checkpoint",
-    "dtype_policy_scope",
+    "dtype_policy_scope", "OutputDirBusyError", "output_dir_lock",
 ]

@@ -185,3 +185,77 @@ def test_odd_alpha_trains_in_mixed_precision_and_grows_by_a_style(shared_data, p
     assert grown.style_names == [*TRAIN_STYLES, "van_gogh_starry_night"] and alpha_of(grown.model) == 0.3
     with open(tmp_path / "grown" / "styles.json") as stream:
         assert json.load(stream)["alpha"] == 0.3
+
+
+@pytest.mark.parametrize("damage", ["truncated_weights", "bad_json"])
+def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(shared_data, photos, tmp_path, caplog, damage):
+    training.train(tiny_config(shared_data, photos, tmp_path, steps=4, checkpoint_every=2), verbose=0)
+    newest = tmp_path / "checkpoints" / "ckpt-00000004"
+    if damage == "truncated_weights":
+        data = (newest / "transformer.weights.h5").read_bytes()
+        (newest / "transformer.weights.h5").write_bytes(data[: len(data) // 2])
+    else:
+        (newest / "state.json").write_text('{"step": 4, "style_na')
+    with caplog.at_level("WARNING", logger="cin_style"):
+        resumed = training.train(tiny_config(shared_data, photos, tmp_path, steps=6, checkpoint_every=2),
+                                 resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4, 5, 6]  # from step 2, not from scratch or a crash
+    assert "Skipping unreadable checkpoint" in caplog.text and "ckpt-00000004" in caplog.text
+    assert (tmp_path / "checkpoints" / "unreadable-ckpt-00000004").is_dir()  # kept for inspection
+    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight", steps=6, checkpoint_every=2),
+                              verbose=0)
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_removed(
+        shared_data, photos, tmp_path):
+    training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+    root = tmp_path / "checkpoints"
+    # What a kill between "old one set aside" and "new one renamed in" leaves, plus half-written files.
+    (root / "ckpt-00000002").rename(root / ".old-ckpt-00000002-99999")
+    (root / ".tmp-ckpt-00000004-99999").mkdir()
+    (root / ".tmp-ckpt-00000004-99999" / "grams.npz").write_bytes(b"half")
+    (tmp_path / ".tmp-99999-model.keras").write_bytes(b"half")
+    resumed = training.train(tiny_config(shared_data, photos, tmp_path), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    assert sorted(p.name for p in root.iterdir()) == ["ckpt-00000002", "ckpt-00000004"]
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken_over(
+        shared_data, photos, tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(str(holder.pid))
+        with pytest.raises(training.OutputDirBusyError, match=f"in use by another training run \\(pid {holder.pid}\\)"):
+            training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+        assert not (tmp_path / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    result = training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+    assert [h["step"] for h in result.history] == [1, 2]
+    assert not (tmp_path / ".lock").exists()  # released at the end
+
+
+def test_resume_refuses_checkpoints_of_another_kind_of_run(shared_data, photos, tmp_path):
+    base = training.train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
+    extra = [str(shared_data / "styles" / "van_gogh_starry_night.jpg")]
+    # add_styles into the base's own folder: its checkpoints are a training run's.
+    into_base = tiny_config(shared_data, photos, tmp_path / "base", steps=1, checkpoint_every=1, styles=extra)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        training.add_styles(base.model, base.style_names, into_base, verbose=0)
+    with pytest.raises(ValueError, match=r"written by a train run \(cin-style-train\)"):
+        training.add_styles(base.model, base.style_names, into_base, resume=True, verbose=0)
+    grown_dir = tmp_path / "grown"
+    training.add_styles(base.model, base.style_names,
+                        tiny_config(shared_data, photos, grown_dir, steps=1, checkpoint_every=1, styles=extra), verbose=0)
+    # cin-style-train --resume on an add-styles folder would retrain every style: refused, naming the command.
+    with pytest.raises(ValueError, match=r"written by a add_styles run \(cin-style-add-style"):
+        training.train(tiny_config(shared_data, photos, grown_dir, steps=2, styles=[*extra]), resume=True, verbose=0)
+    before = sorted(p.name for p in (grown_dir / "checkpoints").iterdir())
+    assert before == ["ckpt-00000001"]
