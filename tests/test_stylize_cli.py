@@ -120,3 +120,90 @@ def test_writing_an_image_never_changes_the_process_umask(tmp_path, monkeypatch)
     monkeypatch.setattr(os, "umask", no_umask)
     image_io.write_image(tmp_path / "y.jpg", np.zeros((4, 4, 3), np.uint8), quality=90)
     assert os.listdir(tmp_path) == ["y.jpg"]
+
+
+@pytest.fixture
+def run_main():
+    """Runs cin-style-stylize's `main` in this process (so tests can monkeypatch): `(status, stdout, stderr)`."""
+    from absl import flags
+
+    from cin_style.cli import stylize as cli
+
+    def run(capsys, *args):
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["cin-style-stylize", *args])
+        try:
+            status = cli.main(["cin-style-stylize"])
+        except SystemExit as stop:
+            status = stop.code
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    yield run
+    flags.FLAGS.unparse_flags()
+
+
+def _photo_tree(folder, source, names):
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(source).save(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "names, clash",
+    [
+        (["a.jpg", "a.png", "b.jpg"], ["a.jpg", "a.png"]),
+        (["x/kodim.jpg", "y/kodim.jpg", "z/other.jpg"], ["x/kodim.jpg", "y/kodim.jpg"]),
+        (["Kodim.jpg", "kodim.png"], ["Kodim.jpg", "kodim.png"]),  # one file on macOS and Windows
+    ],
+    ids=["same_stem_two_extensions", "same_name_two_subfolders", "names_differing_in_case"],
+)
+def test_folder_inputs_that_share_an_output_name_are_refused_before_any_work(
+    model_dir, photos, tmp_path, run_main, capsys, names, clash
+):
+    tree = _photo_tree(tmp_path / "in", photos / "kodim05.jpg", names)
+    out = tmp_path / "out"
+    status, stdout, stderr = run_main(
+        capsys, f"--model={model_dir}", f"--input={tree}", "--style=1", f"--output={out}", "--overwrite"
+    )
+    assert status == 1
+    assert "would write the same output file" in stderr, stderr[-2000:]
+    for name in clash:
+        assert os.path.join(str(tree), name) in stderr
+    assert "wrote" not in stdout
+    assert not out.exists() or os.listdir(out) == []  # nothing painted, nothing overwritten
+
+
+@pytest.mark.tensorflow_only
+def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
+    model_dir, photos, tmp_path, run_main, capsys, monkeypatch
+):
+    import tensorflow as tf
+
+    from cin_style.stylizer import Stylizer
+
+    tree = _photo_tree(tmp_path / "in", photos / "kodim05.jpg", ["a.jpg", "b.jpg", "c.jpg", "sub/d.jpg"])
+    errors = {
+        "a.jpg": tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[1,64,32,48]"),
+        "c.jpg": tf.errors.InvalidArgumentError(None, None, "Incompatible shapes: [1,32,48,3] vs. [1,30,48,3]"),
+    }
+    real_stylize = Stylizer.stylize
+
+    def flaky_stylize(self, image, *args, **kwargs):
+        error = errors.get(os.path.basename(image))
+        if error is not None:
+            raise error
+        return real_stylize(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(Stylizer, "stylize", flaky_stylize)
+    out = tmp_path / "out"
+    status, stdout, stderr = run_main(capsys, f"--model={model_dir}", f"--input={tree}", "--style=0", f"--output={out}")
+    assert status == 1
+    assert sorted(os.listdir(out)) == ["b_0.png", "d_0.png"]
+    assert "2 of 4 images stylised" in stdout
+    # The failures are listed together at the end, each with its input and reason.
+    summary = stderr[stderr.rindex("2 of 4 images failed:"):].splitlines()
+    assert len(summary) == 3, stderr[-2000:]
+    assert str(tree / "a.jpg") in summary[1] and "ResourceExhaustedError: OOM when allocating tensor" in summary[1]
+    assert str(tree / "c.jpg") in summary[2] and "InvalidArgumentError: Incompatible shapes" in summary[2]

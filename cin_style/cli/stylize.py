@@ -4,6 +4,14 @@
     cin-style-stylize --input=photos/ --style="munch_the_scream:0.7,picabia_udnie:0.3" --output=painted/
     cin-style-stylize --input=photo.jpg --sheet --output=all_styles.png
     cin-style-stylize --list_styles
+
+A folder is painted file by file into one flat output folder, each output named
+`<input stem>_<style>.png`. Inputs that would share an output name (`a.jpg` and
+`a.png`, the same name in two subfolders, or names differing only in case, one
+file on macOS and Windows) are refused before any work, all clashes listed. A
+file that fails (an unreadable image, a TensorFlow error such as running out of
+memory) is reported, the run goes on, and it ends with status 1 and the failures
+listed.
 """
 
 import os
@@ -12,12 +20,15 @@ import sys
 
 from absl import app, flags
 
+from cin_style.bundled import bundled_model_path
 from cin_style.cli._common import fail, reject_extra_args
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel folder, .keras file or training folder (default: $CIN_STYLE_MODEL, else the bundled model).")
 flags.DEFINE_string("input", None, "An image file or a folder of images.")
-flags.DEFINE_string("output", None, "Output file (for one input) or folder.")
+flags.DEFINE_string("output", None, "Output file (for one input) or folder: a folder input is written flat as "
+                    "<stem>_<style>.png; inputs that would share a name (a.jpg and a.png, or one name in two "
+                    "subfolders) are refused before any work.")
 flags.DEFINE_string("style", None, "A style name, an index, or a blend: name:0.7,other:0.3.")
 flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
 flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours.")
@@ -26,8 +37,8 @@ flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
-#: The bundled model, relative to the source checkout.
-BUNDLED_MODEL = pathlib.Path(__file__).resolve().parents[2] / "saved_models" / "cin_style_default"
+#: The bundled model: shipped in the package (wheel install), else in the source checkout (editable install).
+BUNDLED_MODEL = bundled_model_path()
 
 
 def default_model():
@@ -104,7 +115,8 @@ def main(argv):
     if FLAGS.sheet:
         if os.path.isdir(FLAGS.input):
             fail("--sheet takes one image as --input, not a folder")
-        return _write_one(lambda: contact_sheet(stylizer, FLAGS.input, FLAGS.max_size), FLAGS.output)
+        _write_one(lambda: contact_sheet(stylizer, FLAGS.input, FLAGS.max_size), FLAGS.output)
+        return 0
     if not FLAGS.style:
         fail("--style is required: a name, an index or a blend (see --list_styles)")
     try:
@@ -123,27 +135,61 @@ def main(argv):
         output = FLAGS.output
         if os.path.isdir(output):
             output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{style_label(FLAGS.style)}.png")
-        return _write_one(paint(FLAGS.input), output)
-    os.makedirs(FLAGS.output, exist_ok=True)
-    if not os.access(FLAGS.output, os.W_OK):
-        fail(f"Output folder is not writable: {FLAGS.output}")
+        _write_one(paint(FLAGS.input), output)
+        return 0
     inputs = image_io.list_image_files(FLAGS.input)
     if not inputs:
         fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
-    failures = 0
-    for path in inputs:
-        output = os.path.join(FLAGS.output, f"{pathlib.Path(path).stem}_{style_label(FLAGS.style)}.png")
-        status = _write_one(paint(path), output, in_batch=True)
-        failures += status != 0
-    print(f"{len(inputs) - failures} of {len(inputs)} images stylised into {FLAGS.output}")
+    outputs = folder_outputs(inputs, FLAGS.output, style_label(FLAGS.style))
+    os.makedirs(FLAGS.output, exist_ok=True)
+    if not os.access(FLAGS.output, os.W_OK):
+        fail(f"Output folder is not writable: {FLAGS.output}")
+    failures = []
+    for path, output in zip(inputs, outputs):
+        reason = _write_one(paint(path), output, in_batch=True)
+        if reason is not None:
+            failures.append((path, reason))
+    print(f"{len(inputs) - len(failures)} of {len(inputs)} images stylised into {FLAGS.output}")
     if failures:
-        print(f"{failures} failed (see above)", file=sys.stderr)
+        lines = [f"{len(failures)} of {len(inputs)} images failed:"] + [f"  {path}: {reason}" for path, reason in failures]
+        print("\n".join(lines), file=sys.stderr)
         return 1
     return 0
 
 
+def folder_outputs(inputs, output_dir, label):
+    """The output file of each input of a folder run, `<stem>_<label>.png` side by side in `output_dir`.
+
+    Ends the tool, before any work, if two inputs would get one output name
+    (compared ignoring case, as macOS and Windows file systems do).
+    """
+    outputs = [os.path.join(output_dir, f"{pathlib.Path(path).stem}_{label}.png") for path in inputs]
+    by_name = {}
+    for path, output in zip(inputs, outputs):
+        by_name.setdefault(os.path.basename(output).casefold(), []).append(path)
+    clashes = [paths for paths in by_name.values() if len(paths) > 1]
+    if clashes:
+        listed = "; ".join(" and ".join(paths) for paths in clashes)
+        fail(f"{len(clashes)} group(s) of inputs would write the same output file: {listed}. "
+             "Rename them or stylise the subfolders one at a time.")
+    return outputs
+
+
+def _describe(error):
+    """One line for an error: the expected kinds as they read, others with their type (e.g. TensorFlow's)."""
+    if isinstance(error, (ValueError, OSError)):  # ImageReadError and StyleError among them
+        return str(error)
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def _write_one(make, output, in_batch=False):
-    """Renders and writes one output atomically; in a batch, reports and continues."""
+    """Renders and writes one output atomically.
+
+    Alone, ends the tool on a failure. In a batch, reports any failure, a
+    TensorFlow error included, and returns its reason (`None` on success) so
+    the run goes on with the other files.
+    """
     from cin_style import image_io
     from cin_style.stylizer import StyleError
 
@@ -151,17 +197,22 @@ def _write_one(make, output, in_batch=False):
         message = f"{output} exists; pass --overwrite to replace it"
         if in_batch:
             print(f"FAILED {output}: {message}", file=sys.stderr)
-            return 1
+            return message
         fail(message)
-    try:
-        image_io.write_image(output, make())
-    except (image_io.ImageReadError, StyleError, ValueError, OSError) as error:
-        if in_batch:
-            print(f"FAILED {output}: {error}", file=sys.stderr)
-            return 1
-        fail(str(error))
+    if in_batch:
+        try:
+            image_io.write_image(output, make())
+        except Exception as error:  # noqa: BLE001 - one bad file must not end a folder run
+            reason = _describe(error)
+            print(f"FAILED {output}: {reason}", file=sys.stderr)
+            return reason
+    else:
+        try:
+            image_io.write_image(output, make())
+        except (image_io.ImageReadError, StyleError, ValueError, OSError) as error:
+            fail(str(error))
     print(f"wrote {output}")
-    return 0
+    return None
 
 
 def run():
