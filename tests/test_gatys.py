@@ -58,10 +58,28 @@ def test_optimisation_lowers_the_training_loss_below_the_photos(loss, photo, sty
 
 
 def test_a_blend_of_styles_sits_between_them(loss, photo, styles):
+    from cin_style import image_io
     from cin_style.gatys import optimize
+    from cin_style.losses import mix_targets
 
-    result = optimize(photo, styles, style_blend=[3, 1], steps=3, perceptual_loss=loss, style_size=48, verbose=0)
-    assert result.image.shape == photo.shape
+    grams = loss.style_grams([image_io.resize_shorter_side(s, 48) for s in styles])  # as optimize prepares them
+
+    def style_loss(image, weights):
+        targets = mix_targets(grams, np.asarray([weights], np.float32))
+        return float(np.asarray(loss(image[None], photo[None], targets)["style"])[0])
+
+    settings = {"steps": 8, "learning_rate": 0.05, "perceptual_loss": loss, "style_size": 48, "verbose": 0}
+    first, second = optimize(photo, styles[0], **settings), optimize(photo, styles[1], **settings)
+    half = optimize(photo, styles, style_blend=[1, 1], **settings)
+    # The blend optimised against the weighted mean of the styles' Gram targets (weights normalised).
+    assert half.losses["style"] == pytest.approx(style_loss(half.image, [0.5, 0.5]), rel=1e-4)
+    # Measured against either style, the 50/50 result lies between the two single-style results.
+    assert style_loss(first.image, [1, 0]) < style_loss(half.image, [1, 0]) < style_loss(second.image, [1, 0])
+    assert style_loss(second.image, [0, 1]) < style_loss(half.image, [0, 1]) < style_loss(first.image, [0, 1])
+    # A one-hot blend is that style alone: the same pixels, step for step.
+    only_second = optimize(photo, styles, style_blend=[0, 2], **settings)
+    np.testing.assert_allclose(only_second.image, second.image, rtol=0, atol=1e-6)
+    assert only_second.losses == pytest.approx(second.losses, rel=1e-6)
 
 
 @pytest.mark.no_tensorflow

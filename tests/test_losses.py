@@ -6,6 +6,7 @@ from cin_style.losses import (
     PerceptualLoss,
     content_loss,
     gram_matrix,
+    layer_style_loss,
     mix_targets,
     total_variation_loss,
 )
@@ -108,13 +109,26 @@ def test_gradients_are_finite_and_point_somewhere(perceptual, images):
     assert np.isfinite(grad).all() and np.abs(grad).max() > 0
 
 
-def test_default_weights_make_style_dominate_a_photo_against_a_painting(perceptual, images):
-    photo, other, styles = images
-    targets = mix_targets(perceptual.style_grams(styles), np.eye(2, dtype="float32")[[0]])
-    parts = {k: float(np_(v)[0]) for k, v in perceptual(photo, photo, targets).items()}
-    # Layer weights are calibrated: each Gatys layer contributes within two
-    # orders of magnitude, and the unstylised photo is far from the painting.
-    assert parts["style"] > 1.0
+def test_default_layer_weights_balance_the_style_layers(perceptual, shared_data, load_image):
+    # The calibration (losses.VGG19_MEAN_ACTIVATIONS) is for 256 px images: there, for a photo
+    # against a painting, each Gatys layer contributes within two orders of magnitude of the
+    # others (over all 50 pairs of 2 test photos x 25 paintings of the data folder: at most 58x).
+    # Without it block4_conv1 outweighs block1_conv1 by 10^5. At 64 px the balance does not hold
+    # (block5_conv1 is up to 240x block2_conv1), so this check uses the calibration size.
+    photos = [load_image(shared_data / "content" / "test" / f"{n}.jpg", 256) for n in ("kodim23", "kodim05")]
+    paintings = [load_image(shared_data / "styles" / f"{n}.jpg", 256) for n in ("van_gogh_starry_night", "hokusai_great_wave")]
+    grams = perceptual.style_grams(paintings)
+    assert list(perceptual.style_layers) == ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    for photo in photos:
+        features = perceptual.vgg(photo)
+        for i in range(len(paintings)):
+            targets = mix_targets(grams, np.eye(2, dtype="float32")[[i]])
+            terms = {name: weight * float(np_(layer_style_loss(features[name], targets[name]))[0])
+                     for name, weight in perceptual.style_layers.items()}
+            assert max(terms.values()) < 100 * min(terms.values()), terms
+            style = float(np_(perceptual(photo, photo, targets)["style"])[0])
+            assert style == pytest.approx(sum(terms.values()), rel=1e-4)  # the terms are the loss's own
+            assert style > 1.0  # the unstylised photo is far from the painting
 
 
 def test_negative_term_weight_is_refused(vgg_weights):

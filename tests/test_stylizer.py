@@ -3,6 +3,7 @@
 import concurrent.futures
 import io
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -195,11 +196,32 @@ def test_missing_file_and_bad_arrays_are_named(stylizer, tmp_path):
         stylizer.stylize(np.zeros((40, 60, 3), np.int64), 0)
 
 
-def test_eight_threads_give_the_same_pixels_as_serial_calls(stylizer, photo):
-    jobs = [(i % 3, {0: i, 2: 1}) for i in range(16)]
-    serial = [stylizer.stylize(photo, style) for _, style in jobs]
+@pytest.fixture(scope="module")
+def saved_model_dir(tmp_path_factory):
+    from cin_style.export import export_saved_model
+
+    base = tmp_path_factory.mktemp("served")
+    export_saved_model(distinct_style_model(), base, STYLE_NAMES)
+    return base
+
+
+@pytest.mark.parametrize("kind", ["keras", pytest.param("saved_model", marks=pytest.mark.tensorflow_only)])
+def test_eight_threads_give_the_same_pixels_as_serial_calls(request, kind, photo):
+    # The .keras path serialises calls behind a lock; the SavedModel path runs them truly in parallel.
+    stylizer = Stylizer.load(request.getfixturevalue("keras_file" if kind == "keras" else "saved_model_dir"))
+    assert stylizer.source.endswith(".keras" if kind == "keras" else os.sep + "1")
+    images = [photo, photo[::-1], photo[:, ::-1]]  # a different photo and blend per job: cross-talk shows
+    jobs = [(images[i % 3], {0: i, 2: 1}) for i in range(16)]
+    serial = [stylizer.stylize(image, style) for image, style in jobs]
+    assert len({a.tobytes() for a in serial}) == 16
+    start = threading.Barrier(8, timeout=60)
+
+    def together(job):
+        start.wait()  # eight calls at a time, released at once
+        return stylizer.stylize(*job)
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        parallel = list(pool.map(lambda job: stylizer.stylize(photo, job[1]), jobs))
+        parallel = list(pool.map(together, jobs))
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
 
