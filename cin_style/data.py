@@ -186,8 +186,18 @@ class PhotoCrops(keras.utils.PyDataset):
         out *= 1.0 / 255.0
         return out
 
+    def style_draws(self, index):
+        """Batch `index`'s per-example uniform draws in [0, 1) that pick each crop's style.
+
+        Drawn with the data, not on the device, so the choice depends only on
+        the seed and the batch: the same under any number of replicas, and
+        the same after a resume.
+        """
+        return np.random.default_rng([self.seed, 3, index]).random(self.batch_size, dtype=np.float32)
+
     def __getitem__(self, index):
-        return self.batch(self.start_batch + index)
+        index += self.start_batch
+        return {"images": self.batch(index), "style_draws": self.style_draws(index)}
 
 
 def photo_crops(folder, image_size=256, batch_size=16, seed=None, **kwargs):

@@ -138,3 +138,45 @@ def content_dataset(source, **kwargs):
 
 
 __all__ = ["ContentSourceError", "content_dataset", "folder_dataset", "tfds_dataset"]
+
+
+def with_style_draws(dataset, batch_size, seed=None):
+    """`{"images": batch, "style_draws": (batch_size,) uniform in [0, 1)}` from a dataset of image batches.
+
+    The draws pick each example's style in training (see `StyleTrainer`); they
+    are seeded by `seed` and the batch's position, so they come with the data
+    rather than from a per-replica random state.
+    """
+    base = 0 if seed is None else int(seed)
+    return dataset.enumerate().map(
+        lambda i, images: {
+            "images": images,
+            "style_draws": tf.random.stateless_uniform([batch_size], seed=tf.stack([tf.constant(base, tf.int64), i])),
+        },
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def indexed_batches(crops, start_batch=0):
+    """A `PhotoCrops` as a tf.data pipeline: batches `start_batch`, `start_batch + 1`, ... in order.
+
+    For `tf.distribute`, whose input pipeline would otherwise take a
+    `PyDataset`'s batches in whatever order its workers finish them: here
+    batch `i` is always the `i`-th, decoded in parallel but delivered in order,
+    so a distributed run sees the same data as a single-device one.
+    """
+    side, size = crops.image_size, crops.batch_size
+
+    def load(index):
+        index = int(index)
+        return crops.batch(index), crops.style_draws(index)
+
+    def as_dict(index):
+        images, draws = tf.numpy_function(load, [index], (tf.float32, tf.float32))
+        images.set_shape((size, side, side, 3))
+        draws.set_shape((size,))
+        return {"images": images, "style_draws": draws}
+
+    return (tf.data.Dataset.counter(start_batch)
+            .map(as_dict, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))

@@ -32,7 +32,11 @@ class StyleTrainer(keras.Model):
         **kwargs: Base model arguments.
 
     Call arguments:
-        images: `(batch, h, w, 3)` content photos in [0, 1].
+        inputs: `{"images": (batch, h, w, 3) photos in [0, 1], "style_draws":
+            (batch,) uniform draws in [0, 1)}` (style `floor(draw * len(train_styles))`
+            of `train_styles` per example, so the choice comes with the data and
+            does not depend on how the batch is split over replicas), or the
+            images alone (draws then come from the model's seed generator).
 
     Returns:
         `{"stylized": (batch, h, w, 3), "style_weights": (batch, num_styles)}`.
@@ -80,9 +84,14 @@ class StyleTrainer(keras.Model):
         """`{style_layer: (num_styles, c, c)}`: the Gram tables held by the model."""
         return dict(zip(self.gram_names, self.gram_tables))
 
-    def call(self, images, training=False):
-        batch = ops.shape(images)[0]
-        pick = keras.random.randint((batch,), 0, len(self.train_styles), seed=self.seed_generator)
+    def call(self, inputs, training=False):
+        images = _images(inputs)
+        if isinstance(inputs, dict):
+            draws = inputs["style_draws"]
+        else:
+            draws = keras.random.uniform((ops.shape(images)[0],), seed=self.seed_generator)
+        count = len(self.train_styles)
+        pick = ops.clip(ops.cast(ops.floor(ops.cast(draws, "float32") * count), "int32"), 0, count - 1)
         style_index = ops.take(self._train_styles, pick)
         style_weights = ops.one_hot(style_index, self.num_styles, dtype="float32")
         stylized = self.transformer({"image": images, "style_weights": style_weights}, training=training)
@@ -90,7 +99,27 @@ class StyleTrainer(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         targets = mix_targets(self.style_grams, y_pred["style_weights"])
-        parts = self.perceptual_loss(y_pred["stylized"], x, targets)
+        parts = self.perceptual_loss(y_pred["stylized"], _images(x), targets)
         for part in LOSS_PARTS:
             self.trackers[part].update_state(parts[part])
-        return ops.mean(parts["total"])
+        return _share_of_replicas(ops.mean(parts["total"]))
+
+
+def _images(inputs):
+    return inputs["images"] if isinstance(inputs, dict) else inputs
+
+
+def _share_of_replicas(loss):
+    """One replica's share of the global batch's mean loss: its own mean / replicas.
+
+    Under `tf.distribute`, gradients are summed over replicas and the logged
+    loss multiplied back by their number, so each replica must return its
+    mean divided by the replica count (Keras' own losses do the same; a
+    `compute_loss` override must do it itself). Other backends: unchanged.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas

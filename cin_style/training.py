@@ -584,23 +584,24 @@ def _content_dataset(config):
         return photo_crops(config.content, config.image_size, config.batch_size,
                            seed=0 if config.seed is None else config.seed)
     try:
-        from cin_style.tf_data import tfds_dataset
+        from cin_style.tf_data import tfds_dataset, with_style_draws
     except ImportError as error:
         raise ContentSourceError(
             f"Content '{config.content}' is not a folder, and tensorflow-datasets names need TensorFlow "
             f"({error}). Without TensorFlow, give a folder of photos."
         ) from error
-    return tfds_dataset(
+    batches = tfds_dataset(
         config.content, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
         split=config.tfds_split, data_dir=config.tfds_data_dir, image_key=config.tfds_image_key,
     )
+    return with_style_draws(batches, config.batch_size, config.seed)
 
 
 def _sample_photos(dataset, count=3):
     if isinstance(dataset, keras.utils.PyDataset):
         batch = dataset.batch(0)
     else:
-        batch = next(iter(dataset.take(1).as_numpy_iterator()))
+        batch = next(iter(dataset.take(1).as_numpy_iterator()))["images"]
     return [np.asarray(p, "float32") for p in batch[:count]]
 
 
@@ -823,6 +824,10 @@ def _train(config, resume, vgg_weights, strategy, verbose):
                     table.assign(ops.convert_to_numpy(new_grams[name]))
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     state = {"kind": "train", "style_names": list(style_names), "config": dataclasses.asdict(config)}
+    if strategy is not None and isinstance(dataset, keras.utils.PyDataset):
+        from cin_style.tf_data import indexed_batches
+
+        dataset = indexed_batches(dataset, start)  # in order: the same batches on any number of replicas
     history = _fit(trainer, dataset, config, state, start, verbose)
     final = _float32_model(transformer)
     model_path = _save_final(final, config.output_dir, style_names, config)

@@ -17,7 +17,7 @@ def test_photo_crops_skip_and_count_broken_files(photo_folder, caplog):
     assert crops.num_files == 7
     assert sorted(p.split("/")[-1] for p, _ in crops.skipped_files) == ["corrupt.jpg", "empty.png", "truncated.jpg"]
     assert "Skipped 3 of 10 image files" in caplog.text and "corrupt.jpg" in caplog.text
-    batch = crops[0]
+    batch = crops[0]["images"]
     assert batch.shape == (4, 48, 48, 3) and batch.dtype == np.float32
     assert 0.0 <= batch.min() and batch.max() <= 1.0
 
@@ -27,11 +27,14 @@ def test_batch_depends_only_on_seed_and_its_index(photo_folder):
     again = photo_crops(photo_folder, image_size=40, batch_size=3, seed=5)
     resumed = photo_crops(photo_folder, image_size=40, batch_size=3, seed=5)
     resumed.start_batch = 4  # a run resumed at step 4 sees what an uninterrupted run sees at step 4
-    np.testing.assert_array_equal(first[0], again[0])
-    np.testing.assert_array_equal(first[4], resumed[0])
-    np.testing.assert_array_equal(first[5], resumed[1])
+    for a, b in ((first[0], again[0]), (first[4], resumed[0]), (first[5], resumed[1])):
+        np.testing.assert_array_equal(a["images"], b["images"])
+        np.testing.assert_array_equal(a["style_draws"], b["style_draws"])  # styles come with the data
     other = photo_crops(photo_folder, image_size=40, batch_size=3, seed=6)
-    assert not np.array_equal(first[0], other[0])
+    assert not np.array_equal(first[0]["images"], other[0]["images"])
+    draws = first[0]["style_draws"]
+    assert draws.shape == (3,) and draws.dtype == np.float32 and 0 <= draws.min() and draws.max() < 1
+    assert not np.array_equal(draws, first[1]["style_draws"]) and not np.array_equal(draws, other[0]["style_draws"])
 
 
 def test_each_pass_visits_every_photo_once_in_a_new_order(photo_folder):
@@ -43,7 +46,7 @@ def test_each_pass_visits_every_photo_once_in_a_new_order(photo_folder):
 
 def test_crops_are_windows_of_the_photo_at_training_scale(photo_folder):
     crops = photo_crops(photo_folder, image_size=40, batch_size=7, seed=2)
-    batch = crops[0]
+    batch = crops[0]["images"]
     for crop, index in zip(batch, crops.photo_indices(0)):
         photo = read_photo(crops.paths[index], 40)
         assert min(photo.shape[:2]) == 40
@@ -56,19 +59,19 @@ def test_photos_decoded_per_batch_give_the_cached_crops(photo_folder):
     cached = photo_crops(photo_folder, image_size=40, batch_size=4, seed=1)
     streamed = photo_crops(photo_folder, image_size=40, batch_size=4, seed=1, cache_bytes=0)
     assert cached.cached and not streamed.cached
-    np.testing.assert_array_equal(cached[3], streamed[3])
+    np.testing.assert_array_equal(cached[3]["images"], streamed[3]["images"])
 
 
 def test_grey_and_rgba_photos_become_rgb(tmp_path, shared_data):
     photo = sorted((shared_data / "content" / "train").glob("*.jpg"))[0]
     Image.open(photo).convert("L").save(tmp_path / "grey.png")
-    batch = photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0]
+    batch = photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0]["images"]
     np.testing.assert_array_equal(batch[..., 0], batch[..., 1])
     np.testing.assert_array_equal(batch[..., 0], batch[..., 2])
     rgba = Image.open(photo).convert("RGBA")
     rgba.putalpha(0)  # fully transparent: composited over white
     rgba.save(tmp_path / "grey.png")
-    assert photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0].min() == 1.0
+    assert photo_crops(tmp_path, image_size=32, batch_size=1, seed=0)[0]["images"].min() == 1.0
 
 
 def test_jpegs_are_decoded_at_reduced_scale_no_smaller_than_needed(shared_data):

@@ -78,3 +78,13 @@ def test_bad_train_styles_and_gram_shapes_are_refused(perceptual, style_grams):
         StyleTrainer(build_transformer(3, alpha=0.25), perceptual, style_grams, train_styles=[3])
     with pytest.raises(ValueError, match=r"Gram targets for block1_conv1 must have shape \(2, 64, 64\)"):
         StyleTrainer(build_transformer(2, alpha=0.25), perceptual, style_grams)
+
+
+def test_style_draws_from_the_data_pick_the_styles(perceptual, style_grams, photos):
+    trainer = StyleTrainer(build_transformer(3, alpha=0.25), perceptual, style_grams, train_styles=[0, 2], seed=0)
+    images = np.asarray(photos[:4], "float32")
+    draws = np.array([0.0, 0.49, 0.5, 0.999], "float32")  # floor(draw * 2) -> train_styles[0, 0, 1, 1]
+    picks = keras.ops.convert_to_numpy(trainer({"images": images, "style_draws": draws})["style_weights"])
+    np.testing.assert_array_equal(picks, np.eye(3, dtype="float32")[[0, 0, 2, 2]])
+    again = keras.ops.convert_to_numpy(trainer({"images": images, "style_draws": draws})["style_weights"])
+    np.testing.assert_array_equal(again, picks)  # no hidden random state when draws are given
