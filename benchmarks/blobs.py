@@ -44,8 +44,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import image_io  # noqa: E402
-from quality import find_style_image, write_csv  # noqa: E402
+from quality import find_style_image, write_csv
+
+from cin_style import image_io
 
 #: BT.601 luma weights (the ones `cin_style.stylizer.preserve_colors` uses).
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -129,8 +130,20 @@ def overlay(stylized, mask):
     return shown
 
 
-def run(model, content, styles, *, size=256, photos=None, margin=MARGIN, opening=OPENING, style_names=None,
-        output_dir=None, examples=0, log=print):
+def run(
+    model,
+    content,
+    styles,
+    *,
+    size=256,
+    photos=None,
+    margin=MARGIN,
+    opening=OPENING,
+    style_names=None,
+    output_dir=None,
+    examples=0,
+    log=print,
+):
     """Measures every (photo, style); returns the list of rows `{style, photo, share, compact, ...}`."""
     from cin_style import Stylizer
 
@@ -151,9 +164,17 @@ def run(model, content, styles, *, size=256, photos=None, margin=MARGIN, opening
             mask = blob_mask(photo, painted, p995, margin)
             compact = binary_opening(mask, opening)
             local = local_blob_mask(painted, p995, margin, opening)
-            rows.append({"style": name, "photo": os.path.basename(path), "share": float(mask.mean()),
-                         "compact": float(compact.mean()), "local": float(local.mean()), "painting_p995": p995,
-                         "seconds": seconds})
+            rows.append(
+                {
+                    "style": name,
+                    "photo": os.path.basename(path),
+                    "share": float(mask.mean()),
+                    "compact": float(compact.mean()),
+                    "local": float(local.mean()),
+                    "painting_p995": p995,
+                    "seconds": seconds,
+                }
+            )
             if examples:
                 kept.append((float((compact | local).mean()), name, os.path.basename(path), painted, compact | local))
                 kept = sorted(kept, key=lambda k: -k[0])[:examples]
@@ -163,8 +184,9 @@ def run(model, content, styles, *, size=256, photos=None, margin=MARGIN, opening
         write_csv(rows, os.path.join(output_dir, "blobs.csv"))
         for share, name, photo_name, painted, mask in kept:
             stem = f"{os.path.splitext(photo_name)[0]}_{name}_{share * 100:.2f}pct"
-            image_io.write_image(os.path.join(output_dir, stem + ".png"),
-                                 np.concatenate([painted, overlay(painted, mask)], axis=1))
+            image_io.write_image(
+                os.path.join(output_dir, stem + ".png"), np.concatenate([painted, overlay(painted, mask)], axis=1)
+            )
     return rows
 
 
@@ -175,17 +197,21 @@ def table(rows, margin=MARGIN):
     groups = {}
     for row in rows:
         groups.setdefault(row["style"], []).append(row)
-    mean = lambda group, key: 100 * statistics.fmean(r[key] for r in group)  # noqa: E731
+    mean = lambda group, key: 100 * statistics.fmean(r[key] for r in group)
     for name, group in groups.items():
         worst = max(group, key=lambda r: r["local"])
-        lines.append(f"{name:<48} {mean(group, 'share'):8.3f} {mean(group, 'compact'):9.3f} {mean(group, 'local'):8.3f} "
-                     f"{100 * worst['local']:8.3f}  {worst['photo']:<12} {group[0]['painting_p995']:5.3f}")
+        lines.append(
+            f"{name:<48} {mean(group, 'share'):8.3f} {mean(group, 'compact'):9.3f} {mean(group, 'local'):8.3f} "
+            f"{100 * worst['local']:8.3f}  {worst['photo']:<12} {group[0]['painting_p995']:5.3f}"
+        )
     lines.append(f"{'MEAN':<48} {mean(rows, 'share'):8.3f} {mean(rows, 'compact'):9.3f} {mean(rows, 'local'):8.3f}")
     photos = {r["photo"] for r in rows}
     with_blob = sum(max(r["compact"], r["local"]) > 0.001 for r in rows)
-    lines.append(f"{len(rows)} pairs ({len(photos)} photos x {len(groups)} styles), margin {margin}; "
-                 f"pairs with > 0.1% compact or local blob pixels: {with_blob}/{len(rows)}; "
-                 f"{statistics.fmean(r['seconds'] for r in rows):.2f} s per image")
+    lines.append(
+        f"{len(rows)} pairs ({len(photos)} photos x {len(groups)} styles), margin {margin}; "
+        f"pairs with > 0.1% compact or local blob pixels: {with_blob}/{len(rows)}; "
+        f"{statistics.fmean(r['seconds'] for r in rows):.2f} s per image"
+    )
     return "\n".join(lines)
 
 
@@ -205,10 +231,18 @@ def main():
     if args.examples and not args.output_dir:
         parser.error("--examples needs --output_dir")
     began = time.perf_counter()
-    run(args.model, args.content, args.styles, size=args.size, photos=args.photos, margin=args.margin,
+    run(
+        args.model,
+        args.content,
+        args.styles,
+        size=args.size,
+        photos=args.photos,
+        margin=args.margin,
         opening=args.opening,
-        style_names=args.style_names.split(",") if args.style_names else None, output_dir=args.output_dir,
-        examples=args.examples)
+        style_names=args.style_names.split(",") if args.style_names else None,
+        output_dir=args.output_dir,
+        examples=args.examples,
+    )
     print(f"total {time.perf_counter() - began:.0f} s")
 
 

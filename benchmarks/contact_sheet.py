@@ -22,13 +22,13 @@ import math
 import os
 import sys
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import Stylizer, image_io  # noqa: E402
-from quality import find_style_image  # noqa: E402  (benchmarks/ is the script's folder)
+from quality import find_style_image
+
+from cin_style import Stylizer, image_io
 
 LABEL = 14
 
@@ -96,8 +96,12 @@ def main():
     parser.add_argument("--content", required=True, help="folder of photos")
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--size", type=int, default=192, help="side of each square tile")
-    parser.add_argument("--paint_size", type=int, default=256,
-                        help="side the photos are painted at before shrinking to --size (the training size)")
+    parser.add_argument(
+        "--paint_size",
+        type=int,
+        default=256,
+        help="side the photos are painted at before shrinking to --size (the training size)",
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
     parser.add_argument("--styles", default=None, help="folder of the paintings: lay the sheet out by style")
@@ -106,7 +110,9 @@ def main():
     stylizer = Stylizer.load(args.model)
     paths = image_io.list_image_files(args.content)[: args.photos]
     if args.styles:
-        sheet = style_rows_sheet(stylizer, paths, args.size, args.styles, blocks=args.blocks, paint_size=args.paint_size)
+        sheet = style_rows_sheet(
+            stylizer, paths, args.size, args.styles, blocks=args.blocks, paint_size=args.paint_size
+        )
     else:
         sheet = contact_sheet(stylizer, paths, args.size, paint_size=args.paint_size)
     options = {"quality": args.quality, "optimize": True} if args.output.lower().endswith((".jpg", ".jpeg")) else {}

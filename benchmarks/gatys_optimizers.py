@@ -15,9 +15,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import image_io  # noqa: E402
-from cin_style.gatys import optimize  # noqa: E402
-from cin_style.losses import PerceptualLoss  # noqa: E402
+from cin_style import image_io
+from cin_style.gatys import optimize
+from cin_style.losses import PerceptualLoss
 
 
 class Budget(Exception):
@@ -26,8 +26,14 @@ class Budget(Exception):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--content", default=os.path.join(os.environ.get("CIN_STYLE_DATA", "../shared/data"), "content/test/kodim23.jpg"))
-    parser.add_argument("--style", default=os.path.join(os.environ.get("CIN_STYLE_DATA", "../shared/data"), "styles/van_gogh_starry_night.jpg"))
+    parser.add_argument(
+        "--content",
+        default=os.path.join(os.environ.get("CIN_STYLE_DATA", "../shared/data"), "content/test/kodim23.jpg"),
+    )
+    parser.add_argument(
+        "--style",
+        default=os.path.join(os.environ.get("CIN_STYLE_DATA", "../shared/data"), "styles/van_gogh_starry_night.jpg"),
+    )
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
@@ -41,7 +47,7 @@ def main():
         trace = []
         began = [None]
 
-        def callback(step, parts):
+        def callback(step, parts, trace=trace, began=began):
             now = time.perf_counter()
             began[0] = began[0] or now
             trace.append((now - began[0], parts["total"]))
@@ -53,10 +59,14 @@ def main():
         except Budget:
             pass
         reached[name] = [min(total for t, total in trace if t <= m * args.seconds) for m in marks]
-        print(f"{name:>6}: {len(trace)} steps in {trace[-1][0]:.0f} s; loss at " +
-              ", ".join(f"{m * args.seconds:.0f}s {v:.3f}" for m, v in zip(marks, reached[name])))
-    print(f"ratio adam/lbfgs at {args.seconds:.0f} s: {reached['adam'][-1] / reached['lbfgs'][-1]:.2f} "
-          f"({'L-BFGS' if reached['adam'][-1] > reached['lbfgs'][-1] else 'Adam'} converges better per second)")
+        print(
+            f"{name:>6}: {len(trace)} steps in {trace[-1][0]:.0f} s; loss at "
+            + ", ".join(f"{m * args.seconds:.0f}s {v:.3f}" for m, v in zip(marks, reached[name]))
+        )
+    print(
+        f"ratio adam/lbfgs at {args.seconds:.0f} s: {reached['adam'][-1] / reached['lbfgs'][-1]:.2f} "
+        f"({'L-BFGS' if reached['adam'][-1] > reached['lbfgs'][-1] else 'Adam'} converges better per second)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """An interpolation strip: one photo, from one style to another in N steps.
 
     python benchmarks/interpolation_strip.py --model=saved_models/cin_style_default \
-        --input=examples/parrots.jpg --first=hokusai_great_wave --second=munch_the_scream --output=docs/interpolation.jpg
+        --input=examples/parrots.jpg --first=hokusai_great_wave --second=munch_the_scream \
+        --output=docs/interpolation.jpg
 
 The photo is painted at --paint_height (default 256, the training size: the
 model's strokes are sized for it), and each frame shrunk to --height.
@@ -15,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import Stylizer, image_io  # noqa: E402
+from cin_style import Stylizer, image_io
 
 
 def to_height(image, height):

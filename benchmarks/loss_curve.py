@@ -25,7 +25,9 @@ def curve(run_dir):
             if not tag.startswith("batch_"):
                 continue
             for event in events.Tensors(tag):
-                points.setdefault(event.step, {})[tag[len("batch_"):]] = float(tensor_util.make_ndarray(event.tensor_proto))
+                points.setdefault(event.step, {})[tag[len("batch_") :]] = float(
+                    tensor_util.make_ndarray(event.tensor_proto)
+                )
     return points
 
 
@@ -41,8 +43,10 @@ def main():
     for step in sorted(points):
         if step % args.every == 0 or step == max(points):
             p = points[step]
-            print(f"{step:6d} {p.get('loss', float('nan')):8.3f} {p.get('content_loss', float('nan')):8.3f} "
-                  f"{p.get('style_loss', float('nan')):8.3f} {p.get('tv_loss', float('nan')):8.4f}")
+            print(
+                f"{step:6d} {p.get('loss', float('nan')):8.3f} {p.get('content_loss', float('nan')):8.3f} "
+                f"{p.get('style_loss', float('nan')):8.3f} {p.get('tv_loss', float('nan')):8.4f}"
+            )
 
 
 if __name__ == "__main__":

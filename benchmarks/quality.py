@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import image_io  # noqa: E402
+from cin_style import image_io
 
 
 def training_settings(model_path):
@@ -56,7 +56,9 @@ def find_style_image(folder, name):
 
 
 def _thumbnail(image, side):
-    return image_io.resize_shorter_side(image, side)[:side, :side] if min(image.shape[:2]) != side else image[:side, :side]
+    return (
+        image_io.resize_shorter_side(image, side)[:side, :side] if min(image.shape[:2]) != side else image[:side, :side]
+    )
 
 
 def _sheet(rows, thumb):
@@ -64,8 +66,21 @@ def _sheet(rows, thumb):
     return np.concatenate(lines, axis=0)
 
 
-def run(model, content, styles, *, steps=500, size=256, photos=None, output_dir="benchmarks/results/quality",
-        optimizer="adam", style_names=None, thumb=128, verbose=1, log=print):
+def run(
+    model,
+    content,
+    styles,
+    *,
+    steps=500,
+    size=256,
+    photos=None,
+    output_dir="benchmarks/results/quality",
+    optimizer="adam",
+    style_names=None,
+    thumb=128,
+    verbose=1,
+    log=print,
+):
     """Runs the comparison; returns the list of per-(photo, style) rows."""
     from cin_style import Stylizer
     from cin_style.gatys import optimize
@@ -93,7 +108,7 @@ def run(model, content, styles, *, steps=500, size=256, photos=None, output_dir=
         for photo_path in photo_paths:
             photo = pictures[photo_path][0]
 
-            def losses(image):
+            def losses(image, photo=photo, targets=targets):
                 parts = loss(image[None], photo[None], targets)
                 return {k: float(np.asarray(v)[0]) for k, v in parts.items()}
 
@@ -101,29 +116,55 @@ def run(model, content, styles, *, steps=500, size=256, photos=None, output_dir=
             ours = stylizer.stylize(photo, name)
             ours_seconds = time.perf_counter() - began
             # File names, not paths: a cache computed on another machine (say a GPU one) is reused here.
-            key = hashlib.sha256(json.dumps(
-                [os.path.basename(photo_path), os.path.basename(style_path), steps, size, optimizer, weights,
-                 style_image_size, round(float(photo.sum()), 2)], sort_keys=True).encode()).hexdigest()[:20]
+            key = hashlib.sha256(
+                json.dumps(
+                    [
+                        os.path.basename(photo_path),
+                        os.path.basename(style_path),
+                        steps,
+                        size,
+                        optimizer,
+                        weights,
+                        style_image_size,
+                        round(float(photo.sum()), 2),
+                    ],
+                    sort_keys=True,
+                ).encode()
+            ).hexdigest()[:20]
             cache = os.path.join(output_dir, "cache", f"gatys-{key}.npz")
             if os.path.isfile(cache):
                 with np.load(cache) as saved:
                     gatys_image, gatys_seconds = saved["image"], float(saved["seconds"])
             else:
-                result = optimize(photo, style_image, steps=steps, optimizer=optimizer, perceptual_loss=loss,
-                                  style_size=min(style_image.shape[:2]), verbose=verbose)
+                result = optimize(
+                    photo,
+                    style_image,
+                    steps=steps,
+                    optimizer=optimizer,
+                    perceptual_loss=loss,
+                    style_size=min(style_image.shape[:2]),
+                    verbose=verbose,
+                )
                 gatys_image, gatys_seconds = result.image, result.seconds
                 tmp = cache + ".tmp.npz"
                 np.savez(tmp, image=gatys_image, seconds=gatys_seconds)
                 os.replace(tmp, cache)
-            row = {"style": name, "photo": os.path.basename(photo_path), "ours_seconds": ours_seconds,
-                   "gatys_seconds": gatys_seconds, "gatys_steps": steps}
+            row = {
+                "style": name,
+                "photo": os.path.basename(photo_path),
+                "ours_seconds": ours_seconds,
+                "gatys_seconds": gatys_seconds,
+                "gatys_steps": steps,
+            }
             for label, image in (("ours", ours), ("gatys", gatys_image), ("photo", photo)):
                 for part, value in losses(image).items():
                     row[f"{label}_{part}"] = value
             results.append(row)
             pictures[photo_path] += [ours, gatys_image]
-            log(f"{name:>45} {row['photo']:>24}  ours {row['ours_total']:.3f}  gatys {row['gatys_total']:.3f}  "
-                f"photo {row['photo_total']:.3f}")
+            log(
+                f"{name:>45} {row['photo']:>24}  ours {row['ours_total']:.3f}  gatys {row['gatys_total']:.3f}  "
+                f"photo {row['photo_total']:.3f}"
+            )
     sheet_rows = [pictures[p] for p in photo_paths]
     image_io.write_image(os.path.join(output_dir, "quality_sheet.png"), _sheet(sheet_rows, thumb))
     write_csv(results, os.path.join(output_dir, "quality.csv"))
@@ -142,20 +183,27 @@ def write_csv(rows, path):
 
 def summary(rows):
     """Mean losses, ratio ours/Gatys and speed-up over a group of rows."""
-    mean = lambda key: statistics.fmean(r[key] for r in rows)  # noqa: E731
+    mean = lambda key: statistics.fmean(r[key] for r in rows)
     return {
-        "ours_total": mean("ours_total"), "gatys_total": mean("gatys_total"), "photo_total": mean("photo_total"),
-        "ours_content": mean("ours_content"), "gatys_content": mean("gatys_content"),
-        "ours_style": mean("ours_style"), "gatys_style": mean("gatys_style"),
+        "ours_total": mean("ours_total"),
+        "gatys_total": mean("gatys_total"),
+        "photo_total": mean("photo_total"),
+        "ours_content": mean("ours_content"),
+        "gatys_content": mean("gatys_content"),
+        "ours_style": mean("ours_style"),
+        "gatys_style": mean("gatys_style"),
         "ratio": statistics.fmean(r["ours_total"] / r["gatys_total"] for r in rows),
-        "ours_seconds": mean("ours_seconds"), "gatys_seconds": mean("gatys_seconds"),
+        "ours_seconds": mean("ours_seconds"),
+        "gatys_seconds": mean("gatys_seconds"),
     }
 
 
 def table(rows):
     """The printed table: one line per style, then the overall line."""
-    header = (f"{'style':<45} {'ours':>8} {'gatys':>8} {'photo':>8} {'ours/gatys':>10} "
-              f"{'ours s':>7} {'gatys s':>8} {'speed-up':>9}")
+    header = (
+        f"{'style':<45} {'ours':>8} {'gatys':>8} {'photo':>8} {'ours/gatys':>10} "
+        f"{'ours s':>7} {'gatys s':>8} {'speed-up':>9}"
+    )
     lines = [header, "-" * len(header)]
     groups = {}
     for row in rows:
@@ -164,11 +212,14 @@ def table(rows):
         s = summary(group)
         lines.append(
             f"{name:<45} {s['ours_total']:8.3f} {s['gatys_total']:8.3f} {s['photo_total']:8.3f} {s['ratio']:10.2f} "
-            f"{s['ours_seconds']:7.2f} {s['gatys_seconds']:8.1f} {s['gatys_seconds'] / max(s['ours_seconds'], 1e-9):8.0f}x"
+            f"{s['ours_seconds']:7.2f} {s['gatys_seconds']:8.1f} "
+            f"{s['gatys_seconds'] / max(s['ours_seconds'], 1e-9):8.0f}x"
         )
     worst = max(summary(g)["ratio"] for g in groups.values())
-    lines.append(f"mean ratio ours/Gatys {summary(rows)['ratio']:.2f}; worst style {worst:.2f} "
-                 f"(Gatys: {rows[0]['gatys_steps']} steps from the photo)")
+    lines.append(
+        f"mean ratio ours/Gatys {summary(rows)['ratio']:.2f}; worst style {worst:.2f} "
+        f"(Gatys: {rows[0]['gatys_steps']} steps from the photo)"
+    )
     return "\n".join(lines)
 
 
@@ -184,9 +235,18 @@ def main():
     parser.add_argument("--optimizer", default="adam", choices=["adam", "lbfgs"])
     parser.add_argument("--output_dir", default="benchmarks/results/quality")
     args = parser.parse_args()
-    run(args.model, args.content, args.styles, steps=args.steps, size=args.size, photos=args.photos,
-        output_dir=args.output_dir, optimizer=args.optimizer,
-        style_names=args.style_names.split(",") if args.style_names else None, verbose=0)
+    run(
+        args.model,
+        args.content,
+        args.styles,
+        steps=args.steps,
+        size=args.size,
+        photos=args.photos,
+        output_dir=args.output_dir,
+        optimizer=args.optimizer,
+        style_names=args.style_names.split(",") if args.style_names else None,
+        verbose=0,
+    )
 
 
 if __name__ == "__main__":

@@ -31,26 +31,49 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from validation import load_photos, style_targets, validation_losses  # noqa: E402
+from validation import load_photos, style_targets, validation_losses
 
 #: The default model's styles, in its order.
 DEFAULT_STYLES = (
-    "van_gogh_starry_night", "munch_the_scream", "turner_shipwreck_of_the_minotaur", "matisse_woman_with_a_hat",
-    "gauguin_te_fare", "kandinsky_composition_vii", "picabia_udnie", "monet_water_lilies_1906",
-    "monet_san_giorgio_maggiore_at_dusk", "degas_dance_foyer_at_the_opera", "seurat_sunday_on_la_grande_jatte",
-    "delaunay_portrait_of_jean_metzinger", "hokusai_great_wave", "hiroshige_numazu_tokaido",
-    "huang_gongwang_dwelling_in_the_fuchun_mountains", "claude_lorrain_harbour_with_large_tower",
+    "van_gogh_starry_night",
+    "munch_the_scream",
+    "turner_shipwreck_of_the_minotaur",
+    "matisse_woman_with_a_hat",
+    "gauguin_te_fare",
+    "kandinsky_composition_vii",
+    "picabia_udnie",
+    "monet_water_lilies_1906",
+    "monet_san_giorgio_maggiore_at_dusk",
+    "degas_dance_foyer_at_the_opera",
+    "seurat_sunday_on_la_grande_jatte",
+    "delaunay_portrait_of_jean_metzinger",
+    "hokusai_great_wave",
+    "hiroshige_numazu_tokaido",
+    "huang_gongwang_dwelling_in_the_fuchun_mountains",
+    "claude_lorrain_harbour_with_large_tower",
 )
-BASE = dict(batch_size=4, image_size=256, style_image_size=256, learning_rate=1e-3, style_weight=0.3,
-            dtype_policy="mixed_bfloat16", seed=0, tensorboard=False, keep_checkpoints=1)
+BASE = dict(
+    batch_size=4,
+    image_size=256,
+    style_image_size=256,
+    learning_rate=1e-3,
+    style_weight=0.3,
+    dtype_policy="mixed_bfloat16",
+    seed=0,
+    tensorboard=False,
+    keep_checkpoints=1,
+)
 #: name -> (overrides for the whole run, overrides for the last quarter or None, cosine?)
 CANDIDATES = {
     "baseline": ({}, None, False),
     "lowres": ({"image_size": 128, "style_image_size": 128}, {"image_size": 256, "style_image_size": 256}, False),
     "half_width": ({"alpha": 0.5}, None, False),
     "cosine": ({}, None, True),
-    "combined": ({"image_size": 128, "style_image_size": 128, "alpha": 0.5},
-                 {"image_size": 256, "style_image_size": 256}, True),
+    "combined": (
+        {"image_size": 128, "style_image_size": 128, "alpha": 0.5},
+        {"image_size": 256, "style_image_size": 256},
+        True,
+    ),
 }
 
 
@@ -62,8 +85,15 @@ def steps_per_minute(config, vgg_weights):
     from cin_style.training import train
 
     with tempfile.TemporaryDirectory() as out:
-        probe = dataclasses.replace(config, output_dir=out, steps=25, checkpoint_every=25, lr_schedule="constant",
-                                    warmup_steps=0, max_minutes=None)
+        probe = dataclasses.replace(
+            config,
+            output_dir=out,
+            steps=25,
+            checkpoint_every=25,
+            lr_schedule="constant",
+            warmup_steps=0,
+            max_minutes=None,
+        )
         history = train(probe, vgg_weights=vgg_weights, verbose=0).history
     seconds = sum(config.batch_size / h["images_per_second"] for h in history[5:])
     return 60.0 * len(history[5:]) / seconds
@@ -78,8 +108,14 @@ def run_candidate(name, args, photos, targets, loss, log=print):
 
     overrides, last_quarter, cosine = CANDIDATES[name]
     styles = [os.path.join(args.styles, f"{s}.jpg") for s in DEFAULT_STYLES]
-    config = TrainConfig(styles=styles, content=args.content, output_dir=os.path.join(args.output_dir, name),
-                         steps=10**6, checkpoint_every=10**5, **{**BASE, **overrides})
+    config = TrainConfig(
+        styles=styles,
+        content=args.content,
+        output_dir=os.path.join(args.output_dir, name),
+        steps=10**6,
+        checkpoint_every=10**5,
+        **{**BASE, **overrides},
+    )
     if cosine:
         rate = steps_per_minute(config, args.vgg_weights)
         if last_quarter:  # the 256-px quarter runs ~4x slower per step
@@ -95,8 +131,12 @@ def run_candidate(name, args, photos, targets, loss, log=print):
         if last_quarter and stretch > args.evals * 0.75:
             phase = dataclasses.replace(config, **last_quarter)
         began = time.perf_counter()
-        result = train(dataclasses.replace(phase, max_minutes=args.minutes / args.evals), resume=stretch > 1,
-                       vgg_weights=args.vgg_weights, verbose=0)
+        result = train(
+            dataclasses.replace(phase, max_minutes=args.minutes / args.evals),
+            resume=stretch > 1,
+            vgg_weights=args.vgg_weights,
+            verbose=0,
+        )
         spent += (time.perf_counter() - began) / 60.0
         step = result.history[-1]["step"] if result.history else 0
         scores = validation_losses(Stylizer.load(phase.output_dir), photos, targets, loss)

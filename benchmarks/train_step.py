@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from cin_style import build_transformer  # noqa: E402
-from cin_style.losses import PerceptualLoss  # noqa: E402
-from cin_style.trainer import StyleTrainer  # noqa: E402
-from cin_style.training import dtype_policy_scope  # noqa: E402
+from cin_style import build_transformer
+from cin_style.losses import PerceptualLoss
+from cin_style.trainer import StyleTrainer
+from cin_style.training import dtype_policy_scope
 
 
 def make_trainer(style_images, eager, jit_compile, dtype_policy="float32"):
@@ -45,8 +45,12 @@ def main():
     parser.add_argument("--image_size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each kind (after one warm-up)")
     parser.add_argument("--jit_compile", action="store_true", help="XLA for the compiled step (TensorFlow)")
-    parser.add_argument("--against", choices=["eager", "mixed_bfloat16"], default="eager",
-                        help="what the compiled float32 step is compared with")
+    parser.add_argument(
+        "--against",
+        choices=["eager", "mixed_bfloat16"],
+        default="eager",
+        help="what the compiled float32 step is compared with",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -75,10 +79,14 @@ def main():
     if args.against == "eager":
         print(f"ratio eager/compiled (speed-up of the compiled step): {medians['eager'] / medians['compiled']:.2f}x")
     else:
-        print(f"first-step loss: float32 {first['compiled']:.4f}, mixed_bfloat16 {first['bfloat16']:.4f} "
-              f"(relative difference {abs(first['bfloat16'] - first['compiled']) / first['compiled']:.2%})")
-        print(f"ratio float32/mixed_bfloat16 (speed-up of mixed_bfloat16): "
-              f"{medians['compiled'] / medians['bfloat16']:.2f}x")
+        print(
+            f"first-step loss: float32 {first['compiled']:.4f}, mixed_bfloat16 {first['bfloat16']:.4f} "
+            f"(relative difference {abs(first['bfloat16'] - first['compiled']) / first['compiled']:.2%})"
+        )
+        print(
+            f"ratio float32/mixed_bfloat16 (speed-up of mixed_bfloat16): "
+            f"{medians['compiled'] / medians['bfloat16']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

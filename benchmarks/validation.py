@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cin_style import image_io  # noqa: E402
+from cin_style import image_io
 
 DEFAULT_PHOTOS = ("kodim05", "kodim06", "kodim07", "kodim08")
 
@@ -30,8 +30,14 @@ def load_photos(folder, names=DEFAULT_PHOTOS, size=256):
     """The named photos of `folder` at a `size` shorter side, float32 (h, w, 3)."""
     photos = {}
     for name in names:
-        path = next((os.path.join(folder, name + ext) for ext in image_io.IMAGE_EXTENSIONS
-                     if os.path.isfile(os.path.join(folder, name + ext))), None)
+        path = next(
+            (
+                os.path.join(folder, name + ext)
+                for ext in image_io.IMAGE_EXTENSIONS
+                if os.path.isfile(os.path.join(folder, name + ext))
+            ),
+            None,
+        )
         if path is None:
             raise FileNotFoundError(f"No photo '{name}' in {folder}")
         photos[name] = image_io.resize_shorter_side(image_io.read_image(path), size)
@@ -46,8 +52,9 @@ def style_targets(loss, styles_folder, names, style_image_size):
 
     targets = {}
     for name in names:
-        painting = image_io.resize_shorter_side(image_io.read_image(find_style_image(styles_folder, name)),
-                                                style_image_size)
+        painting = image_io.resize_shorter_side(
+            image_io.read_image(find_style_image(styles_folder, name)), style_image_size
+        )
         targets[name] = mix_targets(loss.style_grams([painting]), np.ones((1, 1), np.float32))
     return targets
 
@@ -100,7 +107,9 @@ def main():
         print(f"{'MEAN ' + part:<48}" + "".join(f"{np.mean([r[n][part] for n in names]):9.3f}" for r in results))
     if len(results) > 1:
         better = [sum(r[n]["total"] < results[0][n]["total"] for n in names) for r in results[1:]]
-        print("styles better than [0]: " + ", ".join(f"{label} {b}/{len(names)}" for label, b in zip(labels[1:], better)))
+        print(
+            "styles better than [0]: " + ", ".join(f"{label} {b}/{len(names)}" for label, b in zip(labels[1:], better))
+        )
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ losses use `keras.ops` only and run under the TensorFlow and JAX backends.
 
 __version__ = "0.1.0"
 
-from cin_style.layers import ConditionalInstanceNormalization  # noqa: E402
-from cin_style.network import build_transformer  # noqa: E402
-from cin_style.stylizer import Stylizer  # noqa: E402
+from cin_style.layers import ConditionalInstanceNormalization
+from cin_style.network import build_transformer
+from cin_style.stylizer import Stylizer
 
 # Modules that need TensorFlow itself load on first use, so that layers,
 # network and losses import under KERAS_BACKEND=jax without TensorFlow.

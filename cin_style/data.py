@@ -93,7 +93,11 @@ def folder_photos(folder):
         sample = ", ".join(f"{os.path.basename(p)} ({r})" for p, r in bad[:3])
         logger.warning(
             "Skipped %d of %d image files in %s that could not be read: %s%s",
-            len(bad), len(bad) + len(good), folder, sample, ", ..." if len(bad) > 3 else "",
+            len(bad),
+            len(bad) + len(good),
+            folder,
+            sample,
+            ", ..." if len(bad) > 3 else "",
         )
     if not good:
         raise ContentSourceError(f"No readable images (jpg, png, webp, bmp) in folder '{folder}'")
@@ -127,8 +131,18 @@ class PhotoCrops(keras.utils.PyDataset):
         float32 `(batch_size, image_size, image_size, 3)` in [0, 1].
     """
 
-    def __init__(self, paths, image_size=256, batch_size=16, seed=None, start_batch=0,
-                 cache_bytes=DEFAULT_CACHE_BYTES, flip=True, workers=None, max_queue_size=8):
+    def __init__(
+        self,
+        paths,
+        image_size=256,
+        batch_size=16,
+        seed=None,
+        start_batch=0,
+        cache_bytes=DEFAULT_CACHE_BYTES,
+        flip=True,
+        workers=None,
+        max_queue_size=8,
+    ):
         workers = workers or _workers()
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         check_sizes(image_size, batch_size)
@@ -179,7 +193,7 @@ class PhotoCrops(keras.utils.PyDataset):
             photo = self._photo(photo_index)
             top = int(rng.integers(0, photo.shape[0] - side + 1))
             left = int(rng.integers(0, photo.shape[1] - side + 1))
-            crop = photo[top:top + side, left:left + side]
+            crop = photo[top : top + side, left : left + side]
             if self.flip and rng.random() < 0.5:
                 crop = crop[:, ::-1]
             out[j] = crop

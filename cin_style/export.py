@@ -102,8 +102,10 @@ class _ServingGraph:
             tf.debugging.assert_greater_equal(style_index, 0, message=message),
             tf.debugging.assert_less(style_index, n, message=message),
             tf.debugging.assert_equal(
-                tf.shape(image)[0], tf.shape(style_index)[0],
-                message="image and style_index must have the same batch size"),
+                tf.shape(image)[0],
+                tf.shape(style_index)[0],
+                message="image and style_index must have the same batch size",
+            ),
         ]
         with tf.control_dependencies(checks):
             return tf.one_hot(style_index, n, dtype=tf.float32)
@@ -113,10 +115,13 @@ class _ServingGraph:
             tf.debugging.assert_all_finite(style_weights, "style_weights must be finite (no NaN or inf)"),
             tf.debugging.assert_non_negative(style_weights, message="style_weights must be non-negative"),
             tf.debugging.assert_positive(
-                tf.reduce_sum(style_weights, axis=1), message="style_weights must not sum to zero in any row"),
+                tf.reduce_sum(style_weights, axis=1), message="style_weights must not sum to zero in any row"
+            ),
             tf.debugging.assert_equal(
-                tf.shape(image)[0], tf.shape(style_weights)[0],
-                message="image and style_weights must have the same batch size"),
+                tf.shape(image)[0],
+                tf.shape(style_weights)[0],
+                message="image and style_weights must have the same batch size",
+            ),
         ]
         with tf.control_dependencies(checks):
             return style_weights / tf.reduce_sum(style_weights, axis=1, keepdims=True)
@@ -175,8 +180,9 @@ def next_version(export_dir):
     return int(os.path.basename(existing[-1])) + 1 if existing else 1
 
 
-def export_saved_model(model, export_dir, style_names, version=None, training_config=None,
-                       max_pixels=DEFAULT_MAX_PIXELS):
+def export_saved_model(
+    model, export_dir, style_names, version=None, training_config=None, max_pixels=DEFAULT_MAX_PIXELS
+):
     """Exports a transformer as a versioned SavedModel for TF Serving and `Stylizer`.
 
     The version is written to a temporary folder beside it and renamed into

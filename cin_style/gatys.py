@@ -68,22 +68,31 @@ def _blend(style, style_blend):
         style_blend = [1.0] * len(styles)
     weights = np.asarray(style_blend, np.float64)
     if weights.shape != (len(styles),):
-        raise ValueError(f"`style_blend` needs one weight per style image ({len(styles)}). Received: {list(style_blend)}")
+        raise ValueError(
+            f"`style_blend` needs one weight per style image ({len(styles)}). Received: {list(style_blend)}"
+        )
     if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"`style_blend` weights must be finite, non-negative and not all zero. Received: {weights.tolist()}")
+        raise ValueError(
+            f"`style_blend` weights must be finite, non-negative and not all zero. Received: {weights.tolist()}"
+        )
     return styles, (weights / weights.sum()).astype(np.float32)
 
 
 def _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_weight):
     """`perceptual_loss` as is, or a copy with some term weights replaced."""
-    overrides = {k: v for k, v in (("content_weight", content_weight), ("style_weight", style_weight),
-                                   ("tv_weight", tv_weight)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight))
+        if v is not None
+    }
     if perceptual_loss is not None and not overrides:
         return perceptual_loss
     if perceptual_loss is None:
         return PerceptualLoss(vgg_weights=vgg_weights, **overrides)
-    settings = {k: getattr(perceptual_loss, k) for k in ("content_layers", "style_layers", "content_weight",
-                                                          "style_weight", "tv_weight", "vgg_weights")}
+    settings = {
+        k: getattr(perceptual_loss, k)
+        for k in ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "vgg_weights")
+    }
     return PerceptualLoss(**{**settings, **overrides})
 
 
@@ -129,9 +138,26 @@ def _compile_loss_and_grad(loss, photo, targets):
     raise ValueError(f"Gatys optimisation supports the Keras backends {BACKENDS}. Received: backend={backend!r}")
 
 
-def optimize(content, style, *, steps=500, content_weight=None, style_weight=None, tv_weight=None,
-             init="content", optimizer="adam", size=None, style_size=256, learning_rate=0.02,
-             style_blend=None, perceptual_loss=None, vgg_weights=None, callback=None, seed=0, verbose=1):
+def optimize(
+    content,
+    style,
+    *,
+    steps=500,
+    content_weight=None,
+    style_weight=None,
+    tv_weight=None,
+    init="content",
+    optimizer="adam",
+    size=None,
+    style_size=256,
+    learning_rate=0.02,
+    style_blend=None,
+    perceptual_loss=None,
+    vgg_weights=None,
+    callback=None,
+    seed=0,
+    verbose=1,
+):
     """Stylises one image by optimising its pixels (Gatys et al. 2016).
 
     Args:
@@ -218,8 +244,12 @@ def optimize(content, style, *, steps=500, content_weight=None, style_weight=Non
             record(state["step"], state["parts"])
 
         result = minimize(
-            fun, start.astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * start.size, callback=on_iteration,
+            fun,
+            start.astype(np.float64).ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * start.size,
+            callback=on_iteration,
             options={"maxiter": steps, "maxfun": steps * 2},
         )
         pixels.assign(result.x.reshape(shape).astype(np.float32))

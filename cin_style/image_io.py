@@ -158,7 +158,7 @@ def check_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
                 return f"{image.size[0]}x{image.size[1]} is over {max_pixels:,} pixels"
             image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
             image.load()
-    except Exception as error:  # noqa: BLE001 - any failure means "skip this file"
+    except Exception as error:
         return f"{type(error).__name__}: {error}"
     return None
 

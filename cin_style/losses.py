@@ -51,7 +51,9 @@ def gram_matrix(features):
         `(batch, channels, channels)`: `F^T F / (height * width)`, symmetric.
     """
     if len(features.shape) != 4:
-        raise ValueError(f"gram_matrix expects (batch, height, width, channels). Received: features.shape={tuple(features.shape)}")
+        raise ValueError(
+            f"gram_matrix expects (batch, height, width, channels). Received: features.shape={tuple(features.shape)}"
+        )
     features = ops.cast(features, "float32")
     shape = ops.shape(features)
     positions = ops.cast(shape[1] * shape[2], "float32")
@@ -153,7 +155,11 @@ class PerceptualLoss(keras.layers.Layer):
         super().__init__(**kwargs)
         self.content_layers = dict(DEFAULT_CONTENT_LAYERS if content_layers is None else content_layers)
         self.style_layers = dict(DEFAULT_STYLE_LAYERS if style_layers is None else style_layers)
-        for label, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
+        for label, value in (
+            ("content_weight", content_weight),
+            ("style_weight", style_weight),
+            ("tv_weight", tv_weight),
+        ):
             if not value >= 0:
                 raise ValueError(f"`{label}` must be a non-negative number. Received: {label}={value!r}")
         if not self.style_layers:

@@ -83,7 +83,9 @@ def version_dirs(export_dir):
     """Numeric version folders under a TF Serving base folder, oldest first."""
     if not os.path.isdir(export_dir):
         return []
-    versions = [name for name in os.listdir(export_dir) if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))]
+    versions = [
+        name for name in os.listdir(export_dir) if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))
+    ]
     return [os.path.join(export_dir, name) for name in sorted(versions, key=int)]
 
 
@@ -123,6 +125,7 @@ def read_metadata(path):
         raise ValueError(f"'{path}' is not cin_style metadata (no 'format' and 'style_names')")
     if data["format"] > METADATA_FORMAT:
         raise ValueError(
-            f"'{path}' has metadata format {data['format']}; this cin_style reads up to {METADATA_FORMAT}. Upgrade cin_style."
+            f"'{path}' has metadata format {data['format']}; this cin_style reads up to {METADATA_FORMAT}. "
+            "Upgrade cin_style."
         )
     return data

@@ -81,7 +81,9 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
 
     x = MirrorPadToMultiple(multiple=4, minimum=8, name="pad")(image)
     for i, (filters, kernel, strides) in enumerate(ENCODER, start=1):
-        x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, strides, "relu", name=f"encoder{i}", **block)
+        x = _conv_cin(
+            x, style_weights, scaled_width(filters, alpha), kernel, strides, "relu", name=f"encoder{i}", **block
+        )
     bottleneck = scaled_width(ENCODER[-1][0], alpha)
     for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
         x = ResidualBlock(bottleneck, num_styles, epsilon=epsilon, name=f"residual{i}")([x, style_weights])
@@ -131,7 +133,8 @@ def alpha_of(model):
     """
     full = [filters for filters, _, _ in ENCODER] + [filters for filters, _ in DECODER]
     names = [f"encoder{i}_conv" for i in range(1, len(ENCODER) + 1)] + [
-        f"decoder{i}_conv" for i in range(1, len(DECODER) + 1)]
+        f"decoder{i}_conv" for i in range(1, len(DECODER) + 1)
+    ]
     widths = [model.get_layer(name).filters for name in names]
 
     def builds(alpha):
@@ -168,8 +171,13 @@ def with_more_styles(model, count, init_from=None):
         A new model with `num_styles_of(model) + count` styles.
     """
     epsilon = cin_layers(model)[0].epsilon
-    grown = build_transformer(num_styles_of(model) + count, alpha=alpha_of(model), epsilon=epsilon, name=model.name,
-                              output_norm=output_norm_of(model))
+    grown = build_transformer(
+        num_styles_of(model) + count,
+        alpha=alpha_of(model),
+        epsilon=epsilon,
+        name=model.name,
+        output_norm=output_norm_of(model),
+    )
     for old, new in zip(all_layers(model), all_layers(grown)):
         if isinstance(old, ConditionalInstanceNormalization):
             # Grow a scratch copy of the old layer, so the rows follow add_styles' rules.

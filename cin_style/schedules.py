@@ -35,7 +35,9 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         if not peak > 0:
             raise ValueError(f"`peak` must be positive. Received: peak={peak!r}")
         if warmup_steps < 0 or decay_start < 0:
-            raise ValueError(f"Steps must be non-negative. Received: warmup_steps={warmup_steps}, decay_start={decay_start}")
+            raise ValueError(
+                f"Steps must be non-negative. Received: warmup_steps={warmup_steps}, decay_start={decay_start}"
+            )
         if not 0 <= final_fraction <= 1:
             raise ValueError(f"`final_fraction` must be in [0, 1]. Received: final_fraction={final_fraction!r}")
         self.peak, self.warmup_steps, self.final_fraction = float(peak), int(warmup_steps), float(final_fraction)
@@ -56,8 +58,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {
-            "peak": self.peak, "decay_end": self.decay_end, "warmup_steps": self.warmup_steps,
-            "decay_start": self.decay_start, "final_fraction": self.final_fraction,
+            "peak": self.peak,
+            "decay_end": self.decay_end,
+            "warmup_steps": self.warmup_steps,
+            "decay_start": self.decay_start,
+            "final_fraction": self.final_fraction,
         }
 
 
@@ -76,8 +81,9 @@ def learning_rate_for(name, peak, steps, warmup_steps=0, decay_start=0):
     """
     if name == "constant":
         if warmup_steps:
-            return WarmupCosineDecay(peak, decay_end=steps + 1, warmup_steps=warmup_steps, decay_start=steps,
-                                     final_fraction=1.0)
+            return WarmupCosineDecay(
+                peak, decay_end=steps + 1, warmup_steps=warmup_steps, decay_start=steps, final_fraction=1.0
+            )
         return float(peak)
     if name == "cosine":
         return WarmupCosineDecay(peak, decay_end=steps, warmup_steps=warmup_steps, decay_start=decay_start)

@@ -98,8 +98,15 @@ class Stylizer:
             `DEFAULT_TILE_SIZE`.
     """
 
-    def __init__(self, run, style_names, source=None, max_pixels=image_io.DEFAULT_MAX_PIXELS,
-                 tile_size=DEFAULT_TILE_SIZE, tile_overlap=DEFAULT_TILE_OVERLAP):
+    def __init__(
+        self,
+        run,
+        style_names,
+        source=None,
+        max_pixels=image_io.DEFAULT_MAX_PIXELS,
+        tile_size=DEFAULT_TILE_SIZE,
+        tile_overlap=DEFAULT_TILE_OVERLAP,
+    ):
         self._run = run
         self.style_names = list(style_names)
         self.source = source
@@ -150,7 +157,7 @@ class Stylizer:
         try:
             loaded = tf.saved_model.load(folder)
             blend = loaded.signatures["stylize_blend_float"]
-        except Exception as error:  # noqa: BLE001 - re-raised with the path
+        except Exception as error:
             raise ModelLoadError(f"Could not load the SavedModel at '{folder}': {error}") from error
 
         def run(images, weights):
@@ -171,7 +178,7 @@ class Stylizer:
         try:
             model = keras.saving.load_model(path)
             num_styles = num_styles_of(model)
-        except Exception as error:  # noqa: BLE001 - re-raised with the path
+        except Exception as error:
             raise ModelLoadError(f"'{path}' is not a loadable cin_style .keras model: {error}") from error
         styles_file = os.path.join(os.path.dirname(path), "styles.json")
         names = [f"style_{i}" for i in range(num_styles)]
@@ -197,7 +204,9 @@ class Stylizer:
             raise StyleError(f"A style is an index, a name, a dict or a weight vector. Received: {key!r}")
         if isinstance(key, (int, np.integer)):
             if not 0 <= key < self.num_styles:
-                raise StyleError(f"Style index {int(key)} is out of range: the model has styles 0 to {self.num_styles - 1}")
+                raise StyleError(
+                    f"Style index {int(key)} is out of range: the model has styles 0 to {self.num_styles - 1}"
+                )
             return int(key)
         if isinstance(key, str):
             if key in self.style_names:
@@ -238,7 +247,9 @@ class Stylizer:
             except (TypeError, ValueError) as error:
                 raise StyleError(f"Style weights must be numbers. Received: {style!r}") from error
             if weights.shape != (n,):
-                raise StyleError(f"A style weight vector needs {n} entries, one per style. Received: shape={weights.shape}")
+                raise StyleError(
+                    f"A style weight vector needs {n} entries, one per style. Received: shape={weights.shape}"
+                )
         if not np.isfinite(weights).all():
             raise StyleError(f"Style weights must be finite; got NaN or infinity in {weights.tolist()}")
         if (weights < 0).any():
@@ -263,7 +274,9 @@ class Stylizer:
         elif isinstance(image, Image.Image):
             width, height = image.size
             if width * height > self.max_pixels:
-                raise image_io.ImageReadError(f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels")
+                raise image_io.ImageReadError(
+                    f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels"
+                )
             values = image_io.to_rgb_array(image)[None]
             kind = _ImageKind("pil")
         else:
@@ -272,14 +285,18 @@ class Stylizer:
             kind = _ImageKind("array", array.dtype if array.dtype == np.uint8 else np.float32, array.ndim == 4)
         height, width = values.shape[1:3]
         if height * width > self.max_pixels:
-            raise image_io.ImageReadError(f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels")
+            raise image_io.ImageReadError(
+                f"Image is {width}x{height}, more than the limit of {self.max_pixels:,} pixels"
+            )
         if min(height, width) < MIN_SIDE:
             raise image_io.ImageReadError(
                 f"Image is {width}x{height}; the smallest side cin_style stylises is {MIN_SIDE} pixels"
             )
         if max_size is not None:
             if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE:
-                raise ValueError(f"`max_size` must be an integer of at least {MIN_SIDE}. Received: max_size={max_size!r}")
+                raise ValueError(
+                    f"`max_size` must be an integer of at least {MIN_SIDE}. Received: max_size={max_size!r}"
+                )
             if max(height, width) > max_size:
                 scale = max_size / max(height, width)
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -80,8 +80,18 @@ def folder_dataset(folder, image_size=256, batch_size=16, shuffle=True, seed=Non
     return dataset
 
 
-def tfds_dataset(name, image_size=256, batch_size=16, split="train", data_dir=None, image_key="image",
-                 shuffle=True, seed=None, repeat=True, download=False):
+def tfds_dataset(
+    name,
+    image_size=256,
+    batch_size=16,
+    split="train",
+    data_dir=None,
+    image_key="image",
+    shuffle=True,
+    seed=None,
+    repeat=True,
+    download=False,
+):
     """Batches of random square crops from a tensorflow-datasets dataset.
 
     Args:
@@ -102,7 +112,7 @@ def tfds_dataset(name, image_size=256, batch_size=16, split="train", data_dir=No
     check_sizes(image_size, batch_size)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # noqa: BLE001 - tfds raises several kinds
+    except Exception as error:
         raise ContentSourceError(
             f"Content source '{name}' is neither an existing folder nor a tensorflow-datasets "
             f"name tfds knows ({type(error).__name__}: {error})"
@@ -177,6 +187,8 @@ def indexed_batches(crops, start_batch=0):
         draws.set_shape((size,))
         return {"images": images, "style_draws": draws}
 
-    return (tf.data.Dataset.counter(start_batch)
-            .map(as_dict, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.counter(start_batch)
+        .map(as_dict, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -65,7 +65,9 @@ class StyleTrainer(keras.Model):
             if value is not None and value.shape != shape:
                 raise ValueError(f"Gram targets for {name} must have shape {shape}. Received: {value.shape}")
             table = self.add_weight(
-                name=f"gram_{name}", shape=shape, trainable=False,
+                name=f"gram_{name}",
+                shape=shape,
+                trainable=False,
                 initializer="zeros" if value is None else keras.initializers.Constant(value),
             )
             self.gram_tables.append(table)

@@ -134,14 +134,24 @@ class TrainConfig:
 
     def validate(self):
         """Raises ValueError naming the first setting that cannot work."""
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "style_image_size",
-                     "steps_per_execution"):
+        for name in (
+            "steps",
+            "batch_size",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "style_image_size",
+            "steps_per_execution",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
         from cin_style.data import MIN_IMAGE_SIZE
 
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < MIN_IMAGE_SIZE:
+        if (
+            isinstance(self.image_size, bool)
+            or not isinstance(self.image_size, int)
+            or self.image_size < MIN_IMAGE_SIZE
+        ):
             raise ValueError(
                 f"`image_size` must be at least {MIN_IMAGE_SIZE}: VGG19 halves it four times before "
                 f"block5. Received: image_size={self.image_size!r}"
@@ -167,7 +177,8 @@ class TrainConfig:
             raise ValueError(f"`alpha` must be positive. Received: alpha={self.alpha!r}")
         if self.dtype_policy not in DTYPE_POLICIES:
             raise ValueError(
-                f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. Received: dtype_policy={self.dtype_policy!r}"
+                f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. "
+                f"Received: dtype_policy={self.dtype_policy!r}"
             )
         if not self.styles:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
@@ -207,7 +218,7 @@ def checkpoint_problem(checkpoint):
         np.load(os.path.join(checkpoint, "seed.npy"))
         with h5py.File(os.path.join(checkpoint, "transformer.weights.h5"), "r") as weights:
             weights.visit(lambda _: None)
-    except Exception as error:  # noqa: BLE001 - any failure to read makes it unusable
+    except Exception as error:
         return f"{type(error).__name__}: {error}"
     return None
 
@@ -380,8 +391,10 @@ def _is_learning_rate(variable):
 def _optimizer_state(optimizer):
     """The optimiser's step and slot variables, in order, without its learning rate."""
     slots = [v for v in optimizer.variables[1:] if not _is_learning_rate(v)]
-    return {"iterations": ops.convert_to_numpy(optimizer.variables[0]),
-            **{f"slot_{i:05d}": ops.convert_to_numpy(v) for i, v in enumerate(slots)}}
+    return {
+        "iterations": ops.convert_to_numpy(optimizer.variables[0]),
+        **{f"slot_{i:05d}": ops.convert_to_numpy(v) for i, v in enumerate(slots)},
+    }
 
 
 def _saved_optimizer_state(path):
@@ -507,7 +520,9 @@ class ProgressBar(HostStepCallback):
 
     def on_train_begin(self, logs=None):
         self.bar = keras.utils.Progbar(
-            self.steps, verbose=self.verbose, unit_name="step",
+            self.steps,
+            verbose=self.verbose,
+            unit_name="step",
             stateful_metrics=["loss", *[f"{p}_loss" for p in LOSS_PARTS], "img/s"],
         )
         self.bar.update(self.start_step)
@@ -517,7 +532,9 @@ class ProgressBar(HostStepCallback):
         now = time.perf_counter()
         rate = self.batch_size * (self.step - previous) / max(now - self.clock, 1e-9)
         self.clock = now
-        values = [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "content_loss", "style_loss", "tv_loss")]
+        values = [
+            (k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "content_loss", "style_loss", "tv_loss")
+        ]
         self.history.append({"step": self.step, **dict(values), "images_per_second": rate})
         self.bar.update(self.step, values=values + [("img/s", rate)])
 
@@ -581,8 +598,9 @@ def _content_dataset(config):
     from cin_style.data import ContentSourceError, check_content_source, photo_crops
 
     if check_content_source(config.content) == "folder":
-        return photo_crops(config.content, config.image_size, config.batch_size,
-                           seed=0 if config.seed is None else config.seed)
+        return photo_crops(
+            config.content, config.image_size, config.batch_size, seed=0 if config.seed is None else config.seed
+        )
     try:
         from cin_style.tf_data import tfds_dataset, with_style_draws
     except ImportError as error:
@@ -591,8 +609,13 @@ def _content_dataset(config):
             f"({error}). Without TensorFlow, give a folder of photos."
         ) from error
     batches = tfds_dataset(
-        config.content, image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
-        split=config.tfds_split, data_dir=config.tfds_data_dir, image_key=config.tfds_image_key,
+        config.content,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        split=config.tfds_split,
+        data_dir=config.tfds_data_dir,
+        image_key=config.tfds_image_key,
     )
     return with_style_draws(batches, config.batch_size, config.seed)
 
@@ -607,11 +630,13 @@ def _sample_photos(dataset, count=3):
 
 def _compile(trainer, config):
     """Adam under the configured schedule; JAX always jit-compiles the step."""
-    rate = learning_rate_for(config.lr_schedule, config.learning_rate, config.steps, config.warmup_steps,
-                             config.decay_start)
+    rate = learning_rate_for(
+        config.lr_schedule, config.learning_rate, config.steps, config.warmup_steps, config.decay_start
+    )
     jit = True if keras.backend.backend() == "jax" else config.jit_compile
-    trainer.compile(optimizer=keras.optimizers.Adam(rate), jit_compile=jit,
-                    steps_per_execution=config.steps_per_execution)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(rate), jit_compile=jit, steps_per_execution=config.steps_per_execution
+    )
 
 
 @contextlib.contextmanager
@@ -637,7 +662,9 @@ def _float32_model(model):
 
 def _perceptual_loss(config, vgg_weights):
     return PerceptualLoss(
-        content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        tv_weight=config.tv_weight,
         vgg_weights=vgg_weights,
     )
 
@@ -690,8 +717,13 @@ def _fit(trainer, dataset, config, state, start_step, verbose):
     ]
     if start_step < config.steps:
         trainer.fit(
-            dataset, epochs=-(-config.steps // every), steps_per_epoch=every,
-            initial_epoch=start_step // every, callbacks=callbacks, verbose=0, shuffle=False,
+            dataset,
+            epochs=-(-config.steps // every),
+            steps_per_epoch=every,
+            initial_epoch=start_step // every,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
         )
     return progress.history
 
@@ -765,7 +797,7 @@ def _resume_point(output_dir, resume, kind):
     checkpoint = latest_checkpoint(output_dir)
     if existing and checkpoint is None:
         raise ValueError(f"No checkpoint in {output_dir} can be read (see the warnings above); nothing to resume")
-    for newer in existing[existing.index(checkpoint) + 1:] if checkpoint else []:
+    for newer in existing[existing.index(checkpoint) + 1 :] if checkpoint else []:
         os.replace(newer, os.path.join(os.path.dirname(newer), "unreadable-" + os.path.basename(newer)))
     if checkpoint:
         with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
@@ -934,8 +966,9 @@ def model_from_checkpoint(path):
     with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
         state = json.load(stream)
     names = state["style_names"]
-    model = build_transformer(len(names), alpha=state["config"]["alpha"],
-                              output_norm=state["config"].get("output_norm", True))
+    model = build_transformer(
+        len(names), alpha=state["config"]["alpha"], output_norm=state["config"].get("output_norm", True)
+    )
     model.load_weights(os.path.join(checkpoint, "transformer.weights.h5"))
     return model, names, state
 
@@ -1010,6 +1043,14 @@ class _null_scope:
 
 
 __all__ = [
-    "TrainConfig", "TrainResult", "train", "add_styles", "load_trained", "latest_checkpoint", "model_from_checkpoint",
-    "dtype_policy_scope", "OutputDirBusyError", "output_dir_lock",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "add_styles",
+    "load_trained",
+    "latest_checkpoint",
+    "model_from_checkpoint",
+    "dtype_policy_scope",
+    "OutputDirBusyError",
+    "output_dir_lock",
 ]

@@ -53,11 +53,10 @@ def _load_vgg19(weights):
     """`keras.applications.VGG19` without its top, with clear errors."""
     try:
         return keras.applications.VGG19(include_top=False, weights=weights, input_shape=(None, None, 3))
-    except Exception as error:  # noqa: BLE001 - re-raised with what to do
+    except Exception as error:
         if weights == "imagenet":
             raise VGGWeightsError(
-                f"Could not download the VGG19 ImageNet weights ({type(error).__name__}: {error}). "
-                f"{_HOW_TO_POINT}"
+                f"Could not download the VGG19 ImageNet weights ({type(error).__name__}: {error}). {_HOW_TO_POINT}"
             ) from error
         raise VGGWeightsError(
             f"VGG19 weights file {weights} could not be read as Keras VGG19 no-top weights "
@@ -119,7 +118,9 @@ class VGGFeatures(keras.layers.Layer):
 
     def call(self, images):
         if images.shape[-1] is not None and images.shape[-1] != 3:
-            raise ValueError(f"VGGFeatures expects RGB images with 3 channels. Received: images.shape={tuple(images.shape)}")
+            raise ValueError(
+                f"VGGFeatures expects RGB images with 3 channels. Received: images.shape={tuple(images.shape)}"
+            )
         images = ops.cast(images, "float32") * 255.0
         bgr = ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype="float32")
         return self.extractor(bgr, training=False)

@@ -19,7 +19,7 @@ SHARED_DATA = pathlib.Path(
 VGG_FILE = SHARED_DATA / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 os.environ.setdefault("CIN_STYLE_VGG19_WEIGHTS", str(VGG_FILE))
 
-import keras  # noqa: E402  (after KERAS_BACKEND is set)
+import keras
 
 
 def pytest_collection_modifyitems(config, items):
@@ -55,7 +55,9 @@ def _load_image(path, side):
     with Image.open(path) as image:
         image = image.convert("RGB")
         scale = side / min(image.size)
-        image = image.resize((max(side, round(image.size[0] * scale)), max(side, round(image.size[1] * scale))), Image.LANCZOS)
+        image = image.resize(
+            (max(side, round(image.size[0] * scale)), max(side, round(image.size[1] * scale))), Image.LANCZOS
+        )
         left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
         image = image.crop((left, top, left + side, top + side))
     return (np.asarray(image, np.float32) / 255.0)[None]

@@ -30,9 +30,17 @@ def tiny_config(shared_data, photos, output_dir, **overrides):
     from cin_style.training import TrainConfig
 
     settings = dict(
-        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES], content=str(photos),
-        output_dir=str(output_dir), image_size=32, batch_size=2, steps=4, checkpoint_every=2,
-        style_image_size=48, alpha=0.25, seed=0, tensorboard=False,
+        styles=[str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES],
+        content=str(photos),
+        output_dir=str(output_dir),
+        image_size=32,
+        batch_size=2,
+        steps=4,
+        checkpoint_every=2,
+        style_image_size=48,
+        alpha=0.25,
+        seed=0,
+        tensorboard=False,
     )
     settings.update(overrides)
     return TrainConfig(**settings)

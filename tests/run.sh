@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The test command: the whole suite under TensorFlow, then again under JAX for everything not
+# The test command: ruff (lint, format), then the whole suite under TensorFlow, then again under JAX for everything not
 # marked tensorflow_only (layers, network, VGG, losses, training loop, ...), then the tests marked
 # no_tensorflow in a second environment where TensorFlow is not installed at all (jax, keras, numpy,
 # pillow, absl-py, h5py: what a lent GPU machine has), made on first use in .venv-notf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
+# Lint and formatting first (settings in ruff.toml): a failure stops the run before the slow part.
+"$PYTHON" -m ruff check .
+"$PYTHON" -m ruff format --check .
 KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "$@"
 KERAS_BACKEND=jax "$PYTHON" -m pytest -m "not tensorflow_only" "$@"
 

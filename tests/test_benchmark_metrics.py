@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import blobs  # noqa: E402
+import blobs
 
 pytestmark = pytest.mark.no_tensorflow
 

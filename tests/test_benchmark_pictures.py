@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
-
-from cin_style import Stylizer
 from helpers import STYLE_NAMES, distinct_style_model
 
+from cin_style import Stylizer
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import contact_sheet  # noqa: E402
+import contact_sheet
 
 
 class RecordingStylizer:
@@ -56,11 +56,16 @@ def test_tiles_are_painted_at_the_paint_size_then_shrunk(stylizer, photo_paths):
 def test_both_layouts_have_a_tile_per_photo_and_style(stylizer, photo_paths, shared_data):
     by_photo = contact_sheet.contact_sheet(stylizer, photo_paths, 24, paint_size=48)
     assert by_photo.size == ((1 + len(STYLE_NAMES)) * 24, contact_sheet.LABEL * 2 + 2 * 24)
-    by_style = contact_sheet.style_rows_sheet(stylizer, photo_paths, 24, str(shared_data / "styles"), blocks=1, paint_size=48)
+    by_style = contact_sheet.style_rows_sheet(
+        stylizer, photo_paths, 24, str(shared_data / "styles"), blocks=1, paint_size=48
+    )
     assert by_style.size == ((1 + 2) * 24, (1 + len(STYLE_NAMES)) * (24 + contact_sheet.LABEL))
     # The painted tiles differ between styles: each row is its own style.
     pixels = np.asarray(by_style)
-    rows = [pixels[(r + 1) * (24 + contact_sheet.LABEL) + contact_sheet.LABEL:][:24, 24:48] for r in range(len(STYLE_NAMES))]
+    rows = [
+        pixels[(r + 1) * (24 + contact_sheet.LABEL) + contact_sheet.LABEL :][:24, 24:48]
+        for r in range(len(STYLE_NAMES))
+    ]
     assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])
 
 

@@ -1,6 +1,3 @@
-import os
-import pathlib
-
 import keras
 import numpy as np
 import pytest
@@ -131,9 +128,7 @@ def test_keras_file_round_trip_reproduces_outputs(rng, tmp_path):
     loaded = keras.saving.load_model(path)
     x = rng.normal(size=(2, 5, 5, 4)).astype("float32")
     w = np.array([[1, 0, 0], [0.2, 0.3, 0.5]], "float32")
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(model([x, w])), keras.ops.convert_to_numpy(loaded([x, w]))
-    )
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model([x, w])), keras.ops.convert_to_numpy(loaded([x, w])))
 
 
 @pytest.mark.parametrize("num_styles", [0, -2, 2.5, True, "4"])

@@ -51,7 +51,9 @@ def test_crops_are_windows_of_the_photo_at_training_scale(photo_folder):
         photo = read_photo(crops.paths[index], 40)
         assert min(photo.shape[:2]) == 40
         crop = np.round(crop * 255).astype(np.uint8)
-        windows = [photo[:, i:i + 40] for i in range(photo.shape[1] - 39)] + [photo[i:i + 40] for i in range(photo.shape[0] - 39)]
+        windows = [photo[:, i : i + 40] for i in range(photo.shape[1] - 39)] + [
+            photo[i : i + 40] for i in range(photo.shape[0] - 39)
+        ]
         assert any(np.array_equal(crop, w) or np.array_equal(crop, w[:, ::-1]) for w in windows)
 
 

@@ -30,8 +30,9 @@ def test_quickstart_writes_a_style_a_blend_and_a_soft_version_of_the_photo(tmp_p
     photo = as_array(ROOT / "examples" / "parrots.jpg")
     full, blend, soft = (as_array(path) for path in written)
     assert full.shape == blend.shape == soft.shape == photo.shape
-    distance = {name: float(np.abs(image - photo).mean()) for name, image in
-                (("full", full), ("blend", blend), ("soft", soft))}
+    distance = {
+        name: float(np.abs(image - photo).mean()) for name, image in (("full", full), ("blend", blend), ("soft", soft))
+    }
     assert distance["full"] > 0.05 and distance["blend"] > 0.05  # painted, not the photo
     assert float(np.abs(full - blend).mean()) > 0.02  # the blend is another picture
     assert distance["soft"] < distance["full"] * 0.75  # half strength stays nearer the photo

@@ -8,7 +8,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-
 from helpers import STYLE_NAMES, distinct_style_model
 
 pytestmark = pytest.mark.tensorflow_only
@@ -114,7 +113,13 @@ def test_signatures_have_dynamic_batch_height_and_width(exported):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(exported[1])
-    assert set(loaded.signatures) == {"serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "style_names"}
+    assert set(loaded.signatures) == {
+        "serving_default",
+        "stylize_blend",
+        "stylize_float",
+        "stylize_blend_float",
+        "style_names",
+    }
     spec = loaded.signatures["stylize_blend"].structured_input_signature[1]
     assert spec["image"].shape.as_list() == [None, None, None, 3]
     assert spec["style_weights"].shape.as_list() == [None, 3]
@@ -129,10 +134,23 @@ def test_saved_model_cli_lists_and_runs_the_signatures(exported, photo, tmp_path
     np.save(tmp_path / "image.npy", np.round(photo * 255).astype(np.uint8))
     np.save(tmp_path / "index.npy", np.array([1], np.int32))
     ran = subprocess.run(
-        [cli, "run", "--dir", exported[1], "--tag_set", "serve", "--signature_def", "serving_default",
-         "--inputs", f"image={tmp_path / 'image.npy'};style_index={tmp_path / 'index.npy'}",
-         "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        [
+            cli,
+            "run",
+            "--dir",
+            exported[1],
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"image={tmp_path / 'image.npy'};style_index={tmp_path / 'index.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     result = np.load(tmp_path / "out" / "stylized_image.npy")
@@ -143,20 +161,26 @@ PLAIN_TF_CLIENT = r"""
 import sys, numpy as np, tensorflow as tf
 assert not any(m.startswith("cin_style") for m in sys.modules)
 m = tf.saved_model.load(sys.argv[1])
-img8 = tf.constant(np.full((2, 21, 34, 3), 120, np.uint8)); imgf = tf.cast(img8, tf.float32) / 255
-print("default", m.signatures["serving_default"](image=img8, style_index=tf.constant([0, 2]))["stylized_image"].dtype.name)
-print("blend", m.signatures["stylize_blend"](image=img8, style_weights=tf.constant([[1., 1., 0.], [0., 0., 3.]]))["stylized_image"].shape)
-print("float", m.signatures["stylize_float"](image=imgf, style_index=tf.constant([1, 1]))["stylized_image"].dtype.name)
-print("blendf", m.signatures["stylize_blend_float"](image=imgf, style_weights=tf.constant([[.5, .5, 0.], [0., 0., 1.]]))["stylized_image"].shape)
-print("names", [n.decode() for n in m.signatures["style_names"]()["style_names"].numpy()])
+img8 = tf.constant(np.full((2, 21, 34, 3), 120, np.uint8))
+imgf = tf.cast(img8, tf.float32) / 255
+sig = m.signatures
+out = sig["serving_default"](image=img8, style_index=tf.constant([0, 2]))
+print("default", out["stylized_image"].dtype.name)
+out = sig["stylize_blend"](image=img8, style_weights=tf.constant([[1., 1., 0.], [0., 0., 3.]]))
+print("blend", out["stylized_image"].shape)
+out = sig["stylize_float"](image=imgf, style_index=tf.constant([1, 1]))
+print("float", out["stylized_image"].dtype.name)
+out = sig["stylize_blend_float"](image=imgf, style_weights=tf.constant([[.5, .5, 0.], [0., 0., 1.]]))
+print("blendf", out["stylized_image"].shape)
+print("names", [n.decode() for n in sig["style_names"]()["style_names"].numpy()])
 assert not any(m.startswith("cin_style") for m in sys.modules)
 for name, call in [
-    ("index", lambda: m.signatures["serving_default"](image=img8, style_index=tf.constant([0, 3]))),
-    ("negative_index", lambda: m.signatures["serving_default"](image=img8, style_index=tf.constant([-1, 0]))),
-    ("nan", lambda: m.signatures["stylize_blend"](image=img8, style_weights=tf.constant([[np.nan, 1., 0.], [1., 0., 0.]]))),
-    ("negative", lambda: m.signatures["stylize_blend"](image=img8, style_weights=tf.constant([[-1., 2., 0.], [1., 0., 0.]]))),
-    ("zero", lambda: m.signatures["stylize_blend"](image=img8, style_weights=tf.constant([[0., 0., 0.], [1., 0., 0.]]))),
-    ("batch", lambda: m.signatures["serving_default"](image=img8, style_index=tf.constant([0]))),
+    ("index", lambda: sig["serving_default"](image=img8, style_index=tf.constant([0, 3]))),
+    ("negative_index", lambda: sig["serving_default"](image=img8, style_index=tf.constant([-1, 0]))),
+    ("nan", lambda: sig["stylize_blend"](image=img8, style_weights=tf.constant([[np.nan, 1., 0.], [1., 0., 0.]]))),
+    ("negative", lambda: sig["stylize_blend"](image=img8, style_weights=tf.constant([[-1., 2., 0.], [1., 0., 0.]]))),
+    ("zero", lambda: sig["stylize_blend"](image=img8, style_weights=tf.constant([[0., 0., 0.], [1., 0., 0.]]))),
+    ("batch", lambda: sig["serving_default"](image=img8, style_index=tf.constant([0]))),
 ]:
     try:
         call()
@@ -167,7 +191,9 @@ for name, call in [
 
 
 def test_a_plain_tensorflow_process_serves_every_signature_and_refuses_bad_requests(exported):
-    result = subprocess.run([sys.executable, "-c", PLAIN_TF_CLIENT, exported[1]], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_TF_CLIENT, exported[1]], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert "default uint8" in lines and "blend (2, 21, 34, 3)" in lines
@@ -202,11 +228,21 @@ def _machine_config(machine):
     from cin_style.training import TrainConfig
 
     config = TrainConfig(
-        styles=[str(machine / "styles" / "hokusai_great_wave.jpg"), ".devcarry/styles/munch_the_scream.jpg",
-                r"C:\Users\trainer\styles\picabia_udnie.jpg", str(machine / "more_styles") + os.sep],
-        content=str(machine / "photos" / "coco_train"), output_dir=str(machine / "runs" / "cin"),
-        init_weights=str(machine / "runs" / "first" / "model.keras"), tfds_data_dir=str(machine / "tfds"),
-        batch_size=4, steps=10, seed=3, style_weight=0.3, jit_compile=True,
+        styles=[
+            str(machine / "styles" / "hokusai_great_wave.jpg"),
+            ".devcarry/styles/munch_the_scream.jpg",
+            r"C:\Users\trainer\styles\picabia_udnie.jpg",
+            str(machine / "more_styles") + os.sep,
+        ],
+        content=str(machine / "photos" / "coco_train"),
+        output_dir=str(machine / "runs" / "cin"),
+        init_weights=str(machine / "runs" / "first" / "model.keras"),
+        tfds_data_dir=str(machine / "tfds"),
+        batch_size=4,
+        steps=10,
+        seed=3,
+        style_weight=0.3,
+        jit_compile=True,
     )
     return {**dataclasses.asdict(config), "step": 10}
 
@@ -244,11 +280,20 @@ def test_metadata_records_no_path_of_the_training_machine(model, tmp_path):
 def test_a_tfds_content_name_is_kept_and_unknown_absolute_paths_become_names():
     from cin_style.metadata import portable_training_config
 
-    config = {"content": "coco/2017", "tfds_data_dir": "/srv/tfds", "styles": "/home/me/styles",
-              "notes": {"source": "/home/me/extra/x.jpg", "size": [1, "/tmp/y"]}, "image_size": 256}
+    config = {
+        "content": "coco/2017",
+        "tfds_data_dir": "/srv/tfds",
+        "styles": "/home/me/styles",
+        "notes": {"source": "/home/me/extra/x.jpg", "size": [1, "/tmp/y"]},
+        "image_size": 256,
+    }
     portable = portable_training_config(config)
-    assert portable == {"content": "coco/2017", "styles": "styles",
-                        "notes": {"source": "x.jpg", "size": [1, "y"]}, "image_size": 256}
+    assert portable == {
+        "content": "coco/2017",
+        "styles": "styles",
+        "notes": {"source": "x.jpg", "size": [1, "y"]},
+        "image_size": 256,
+    }
     assert config["tfds_data_dir"] == "/srv/tfds"  # the argument is left as it was
     assert portable_training_config(None) is None
 
@@ -260,9 +305,18 @@ def test_export_cli_records_relative_names_and_max_pixels(model, tmp_path):
     config = _machine_config(tmp_path / "training_machine")
     (run / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES, "alpha": 0.25, "training": config}))
     result = subprocess.run(
-        [sys.executable, "-m", "cin_style.cli.export", f"--model={run}", f"--export_dir={tmp_path / 'served'}",
-         "--max_pixels=5000"],
-        check=False, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "cin_style.cli.export",
+            f"--model={run}",
+            f"--export_dir={tmp_path / 'served'}",
+            "--max_pixels=5000",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     with open(tmp_path / "served" / "1" / "cin_style.json", encoding="utf-8") as stream:

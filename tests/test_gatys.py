@@ -14,9 +14,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import distinct_style_model
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,9 @@ def photo(shared_data, load_image):
 
 @pytest.fixture(scope="module")
 def styles(shared_data, load_image):
-    return [load_image(shared_data / "styles" / f"{n}.jpg", 48)[0] for n in ("van_gogh_starry_night", "hokusai_great_wave")]
+    return [
+        load_image(shared_data / "styles" / f"{n}.jpg", 48)[0] for n in ("van_gogh_starry_night", "hokusai_great_wave")
+    ]
 
 
 @pytest.mark.no_tensorflow
@@ -43,8 +44,17 @@ def test_optimisation_lowers_the_training_loss_below_the_photos(loss, photo, sty
     from cin_style.losses import mix_targets
 
     seen = []
-    result = optimize(photo, styles[0], steps=8, optimizer=optimizer, perceptual_loss=loss, style_size=48,
-                      callback=lambda step, parts: seen.append(step), verbose=0, learning_rate=0.05)
+    result = optimize(
+        photo,
+        styles[0],
+        steps=8,
+        optimizer=optimizer,
+        perceptual_loss=loss,
+        style_size=48,
+        callback=lambda step, parts: seen.append(step),
+        verbose=0,
+        learning_rate=0.05,
+    )
     targets = mix_targets(loss.style_grams([styles[0]]), np.ones((1, 1), np.float32))
     photo_total = float(np.asarray(loss(photo[None], photo[None], targets)["total"])[0])
     again = float(np.asarray(loss(result.image[None], photo[None], targets)["total"])[0])
@@ -129,8 +139,9 @@ def test_tensorflow_and_jax_agree(shared_data, tmp_path):
     ours = optimize(photo, style, steps=4, size=32, style_size=32, learning_rate=0.05, verbose=0)
     tf_losses = np.array([h["total"] for h in ours.history] + [ours.losses["total"]])
     command = [sys.executable, "-c", AGREEMENT_SCRIPT, str(photo), str(style), str(tmp_path / "jax.npy")]
-    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    done = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"}
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     jax_losses, jax_image = np.array(json.loads(done.stdout.strip().splitlines()[-1])), np.load(tmp_path / "jax.npy")
     assert tf_losses[-1] < 0.9 * tf_losses[0]
@@ -156,16 +167,28 @@ def test_images_are_checked_and_converted_like_the_stylizers(loss, photo, styles
 
 def test_gatys_cli_writes_the_image_and_refuses_to_overwrite(shared_data, tmp_path):
     out = tmp_path / "g.png"
-    command = [sys.executable, "-m", "cin_style.cli.gatys", f"--content={shared_data / 'content' / 'test' / 'kodim05.jpg'}",
-               f"--style={shared_data / 'styles' / 'munch_the_scream.jpg'}", f"--output={out}", "--steps=2",
-               "--size=40", "--style_size=48"]
+    command = [
+        sys.executable,
+        "-m",
+        "cin_style.cli.gatys",
+        f"--content={shared_data / 'content' / 'test' / 'kodim05.jpg'}",
+        f"--style={shared_data / 'styles' / 'munch_the_scream.jpg'}",
+        f"--output={out}",
+        "--steps=2",
+        "--size=40",
+        "--style_size=48",
+    ]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert Image.open(out).size == (40, 27) and "after 2 adam steps" in first.stdout
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode != 0 and "exists; pass --overwrite" in second.stderr
-    missing = subprocess.run(command[:4] + [f"--style={tmp_path / 'nope.jpg'}", f"--output={tmp_path / 'h.png'}"],
-                             capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        command[:4] + [f"--style={tmp_path / 'nope.jpg'}", f"--output={tmp_path / 'h.png'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert missing.returncode != 0 and "Image file not found" in missing.stderr
 
 
@@ -176,14 +199,25 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     distinct_style_model(num_styles=1).save(model_dir / "model.keras")
-    (model_dir / "styles.json").write_text(json.dumps({"style_names": ["munch_the_scream"], "training": {"style_image_size": 48}}))
+    (model_dir / "styles.json").write_text(
+        json.dumps({"style_names": ["munch_the_scream"], "training": {"style_image_size": 48}})
+    )
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("kodim05", "kodim23"):
         Image.open(shared_data / "content" / "test" / f"{name}.jpg").save(photos / f"{name}.jpg")
     printed = []
-    rows = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), steps=6, size=40,
-                       output_dir=str(tmp_path / "out"), thumb=32, verbose=0, log=printed.append)
+    rows = quality.run(
+        str(model_dir),
+        str(photos),
+        str(shared_data / "styles"),
+        steps=6,
+        size=40,
+        output_dir=str(tmp_path / "out"),
+        thumb=32,
+        verbose=0,
+        log=printed.append,
+    )
     assert len(rows) == 2
     for row in rows:
         assert row["gatys_total"] < row["photo_total"]
@@ -195,7 +229,16 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 3, 32 * 2)
     cached = sorted(os.listdir(tmp_path / "out" / "cache"))
     assert len(cached) == 2
-    again = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), steps=6, size=40,
-                        output_dir=str(tmp_path / "out"), thumb=32, verbose=0, log=lambda *_: None)
+    again = quality.run(
+        str(model_dir),
+        str(photos),
+        str(shared_data / "styles"),
+        steps=6,
+        size=40,
+        output_dir=str(tmp_path / "out"),
+        thumb=32,
+        verbose=0,
+        log=lambda *_: None,
+    )
     assert [r["gatys_total"] for r in again] == [r["gatys_total"] for r in rows]
     assert sorted(os.listdir(tmp_path / "out" / "cache")) == cached

@@ -135,7 +135,9 @@ def test_importing_and_reading_leave_pillow_globals_alone(shared_data, tmp_path)
         """
     )
     paths = [str(shared_data / "content" / "test" / "kodim05.jpg"), str(tmp_path / "cut.jpg")]
-    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-3:] == ["import True 12345678", "read True 12345678 True", ""]
 

@@ -23,7 +23,10 @@ def perceptual(vgg_weights):
 def images(shared_data, load_image):
     photo = load_image(shared_data / "content" / "test" / "kodim23.jpg", 64)
     other = load_image(shared_data / "content" / "test" / "kodim05.jpg", 64)
-    styles = [load_image(shared_data / "styles" / f"{name}.jpg", 96) for name in ("van_gogh_starry_night", "hokusai_great_wave")]
+    styles = [
+        load_image(shared_data / "styles" / f"{name}.jpg", 96)
+        for name in ("van_gogh_starry_night", "hokusai_great_wave")
+    ]
     return photo, other, styles
 
 
@@ -58,9 +61,7 @@ def test_style_targets_are_computed_once_per_style(perceptual, images):
     assert np_(grams["block1_conv1"]).shape == (2, 64, 64)
     mixed = mix_targets(grams, np.array([[0.0, 1.0], [0.5, 0.5]], "float32"))
     np.testing.assert_allclose(np_(mixed["block5_conv1"][0]), np_(grams["block5_conv1"][1]), rtol=1e-6)
-    np.testing.assert_allclose(
-        np_(mixed["block5_conv1"][1]), np_(grams["block5_conv1"]).mean(axis=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(np_(mixed["block5_conv1"][1]), np_(grams["block5_conv1"]).mean(axis=0), rtol=1e-5)
 
 
 def test_losses_are_zero_for_identical_inputs_and_positive_otherwise(perceptual, images):
@@ -116,15 +117,25 @@ def test_default_layer_weights_balance_the_style_layers(perceptual, shared_data,
     # Without it block4_conv1 outweighs block1_conv1 by 10^5. At 64 px the balance does not hold
     # (block5_conv1 is up to 240x block2_conv1), so this check uses the calibration size.
     photos = [load_image(shared_data / "content" / "test" / f"{n}.jpg", 256) for n in ("kodim23", "kodim05")]
-    paintings = [load_image(shared_data / "styles" / f"{n}.jpg", 256) for n in ("van_gogh_starry_night", "hokusai_great_wave")]
+    paintings = [
+        load_image(shared_data / "styles" / f"{n}.jpg", 256) for n in ("van_gogh_starry_night", "hokusai_great_wave")
+    ]
     grams = perceptual.style_grams(paintings)
-    assert list(perceptual.style_layers) == ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    assert list(perceptual.style_layers) == [
+        "block1_conv1",
+        "block2_conv1",
+        "block3_conv1",
+        "block4_conv1",
+        "block5_conv1",
+    ]
     for photo in photos:
         features = perceptual.vgg(photo)
         for i in range(len(paintings)):
             targets = mix_targets(grams, np.eye(2, dtype="float32")[[i]])
-            terms = {name: weight * float(np_(layer_style_loss(features[name], targets[name]))[0])
-                     for name, weight in perceptual.style_layers.items()}
+            terms = {
+                name: weight * float(np_(layer_style_loss(features[name], targets[name]))[0])
+                for name, weight in perceptual.style_layers.items()
+            }
             assert max(terms.values()) < 100 * min(terms.values()), terms
             style = float(np_(perceptual(photo, photo, targets)["style"])[0])
             assert style == pytest.approx(sum(terms.values()), rel=1e-4)  # the terms are the loss's own

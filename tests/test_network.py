@@ -31,20 +31,27 @@ def test_architecture_matches_dumoulin_et_al():
     model = build_transformer(num_styles=2)
     convs = [layer for layer in model.layers if isinstance(layer, ReflectionConv2D)]
     assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
-        (32, 9, 1), (64, 3, 2), (128, 3, 2), (64, 3, 1), (32, 3, 1), (3, 9, 1)
+        (32, 9, 1),
+        (64, 3, 2),
+        (128, 3, 2),
+        (64, 3, 1),
+        (32, 3, 1),
+        (3, 9, 1),
     ]
     assert len([layer for layer in model.layers if layer.name.startswith("residual")]) == 5
     # CIN after every convolution: 6 plain + 2 in each of 5 residual blocks.
     assert len(cin_layers(model)) == 16
     assert num_styles_of(model) == 2
-    assert all(isinstance(layer, keras.layers.UpSampling2D) for layer in model.layers if layer.name.startswith("upsample"))
+    assert all(
+        isinstance(layer, keras.layers.UpSampling2D) for layer in model.layers if layer.name.startswith("upsample")
+    )
 
 
 def test_alpha_scales_every_width():
     full = build_transformer(num_styles=1, alpha=1.0)
     slim = build_transformer(num_styles=1, alpha=0.25)
-    full_widths = [l.filters for l in full.layers if isinstance(l, ReflectionConv2D)]
-    slim_widths = [l.filters for l in slim.layers if isinstance(l, ReflectionConv2D)]
+    full_widths = [layer.filters for layer in full.layers if isinstance(layer, ReflectionConv2D)]
+    slim_widths = [layer.filters for layer in slim.layers if isinstance(layer, ReflectionConv2D)]
     assert slim_widths == [8, 16, 32, 16, 8, 3] and full_widths[:3] == [32, 64, 128]
     assert slim.count_params() < full.count_params() / 10
 
@@ -127,7 +134,9 @@ def test_with_more_styles_keeps_every_old_weight_and_output(rng):
         old = run(model, image, np.eye(2, dtype="float32")[[style]])
         np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[style]]), old)
     # init_from=1: the new rows start as copies of style 1
-    np.testing.assert_array_equal(run(grown, image, np.eye(4, dtype="float32")[[3]]), run(model, image, np.eye(2, dtype="float32")[[1]]))
+    np.testing.assert_array_equal(
+        run(grown, image, np.eye(4, dtype="float32")[[3]]), run(model, image, np.eye(2, dtype="float32")[[1]])
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.3, 0.33, 0.7, 1.37, 0.125])
@@ -143,4 +152,5 @@ def test_odd_alphas_read_back_as_given_and_rebuild_the_same_network(alpha, rng):
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(grown({"image": image, "style_weights": np.eye(3, dtype="float32")[[1]]})),
         keras.ops.convert_to_numpy(model({"image": image, "style_weights": np.eye(2, dtype="float32")[[1]]})),
-        atol=1e-6)
+        atol=1e-6,
+    )

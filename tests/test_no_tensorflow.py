@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.no_tensorflow
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import importlib.abc, json, sys
 
     class NoTensorFlow(importlib.abc.MetaPathFinder):
@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent('''
         "difference_to_checkpoint": float(abs(painted[stylizer.style_names[1]] - direct).max()),
         "tensorflow_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorboard")),
     }))
-''')
+""")
 
 
 def test_train_resume_and_stylize_under_jax_without_tensorflow(shared_data, tmp_path):
@@ -63,7 +63,10 @@ def test_train_resume_and_stylize_under_jax_without_tensorflow(shared_data, tmp_
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, ",".join(styles), str(photos), str(tmp_path / "run")],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

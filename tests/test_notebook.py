@@ -1,12 +1,10 @@
 """The style-interpolation notebook runs headless, top to bottom, without errors."""
 
 import json
-import os
 import pathlib
 import time
 
 import pytest
-
 from helpers import distinct_style_model
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "style_interpolation.ipynb"
@@ -32,8 +30,9 @@ def test_notebook_executes_headless_within_two_minutes(tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend records the figures
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     began = time.perf_counter()
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     assert time.perf_counter() - began < 120
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]

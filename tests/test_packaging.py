@@ -22,8 +22,12 @@ pytestmark = pytest.mark.tensorflow_only  # builds a wheel and runs the bundled 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL_FILES = ("saved_model.pb", "variables/variables.index", "cin_style.json")
 #: The README's stylise command (run from a folder holding examples/parrots.jpg).
-README_ARGS = ["--input=examples/parrots.jpg", "--style=hokusai_great_wave", "--output=parrots_great_wave.png",
-               "--overwrite"]
+README_ARGS = [
+    "--input=examples/parrots.jpg",
+    "--style=hokusai_great_wave",
+    "--output=parrots_great_wave.png",
+    "--overwrite",
+]
 
 
 def _copy_ignore(folder, names):
@@ -36,8 +40,10 @@ def _can_build_here():
     """Whether this venv's setuptools can build a wheel itself (before setuptools 70.1, with `wheel`)."""
     if importlib.util.find_spec("setuptools") is None:
         return False  # pip's build isolation fetches setuptools (needs the package index)
-    return (importlib.util.find_spec("wheel") is not None
-            or importlib.util.find_spec("setuptools.command.bdist_wheel") is not None)
+    return (
+        importlib.util.find_spec("wheel") is not None
+        or importlib.util.find_spec("setuptools.command.bdist_wheel") is not None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,7 @@ def test_wheel_carries_the_bundled_model_and_no_junk(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     model = "cin_style/saved_models/cin_style_default/"
-    versions = {name[len(model):].split("/")[0] for name in names if name.startswith(model)}
+    versions = {name[len(model) :].split("/")[0] for name in names if name.startswith(model)}
     assert versions, f"no {model} in the wheel"
     for version in versions:
         for file in MODEL_FILES:
@@ -68,8 +74,11 @@ def test_wheel_carries_the_bundled_model_and_no_junk(wheel):
     assert "cin_style/cli/stylize.py" in names and "cin_style/bundled.py" in names
     strays = [name for name in names if not name.startswith(("cin_style/", "cin_style-"))]
     assert not strays, f"outside the package: {strays[:10]}"
-    junk = [name for name in names if any(part in {"tests", "benchmarks", "notebooks", "docs", ".venv", "__pycache__"}
-                                          for part in name.split("/"))]
+    junk = [
+        name
+        for name in names
+        if any(part in {"tests", "benchmarks", "notebooks", "docs", ".venv", "__pycache__"} for part in name.split("/"))
+    ]
     assert not junk, junk[:10]
     model_bytes = sum(p.stat().st_size for p in (ROOT / "saved_models").rglob("*") if p.is_file())
     assert wheel.stat().st_size < model_bytes + 2_000_000, f"{wheel.stat().st_size} bytes"
@@ -90,14 +99,22 @@ def test_readme_stylise_command_from_an_installed_wheel(wheel, tmp_path):
     # only the installed wheel (then the venv's TensorFlow, Keras, ...) can be imported; cwd is not the checkout.
     libraries = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     env = {key: value for key, value in os.environ.items() if key not in ("CIN_STYLE_MODEL", "PYTHONPATH")}
-    env.update(PYTHONPATH=os.pathsep.join([str(site), *libraries]), KERAS_BACKEND="tensorflow",
-               TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(site), *libraries]), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2"
+    )
     runner = (
         "import runpy, sys, cin_style; print('cin_style from', cin_style.__file__, flush=True); "
         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     )
-    result = subprocess.run([sys.executable, "-S", "-c", runner, str(script), *README_ARGS], check=False, cwd=work,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", runner, str(script), *README_ARGS],
+        check=False,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     loaded_from = pathlib.Path(result.stdout.split("cin_style from ", 1)[1].split("\n", 1)[0])
     assert loaded_from.is_relative_to(site), loaded_from

@@ -2,15 +2,13 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import STYLE_NAMES, distinct_style_model
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +31,10 @@ def photos(tmp_path_factory, shared_data):
 
 def stylize(*args):
     return subprocess.run(
-        [sys.executable, "-m", "cin_style.cli.stylize", *args], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "cin_style.cli.stylize", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -65,7 +66,9 @@ def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tm
 
 
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
-    result = stylize(f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}")
+    result = stylize(
+        f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
     assert sheet.shape == (32 + 18, 4 * 48, 3)  # photo + 3 styles in one labelled row
@@ -203,7 +206,7 @@ def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
     assert sorted(os.listdir(out)) == ["b_0.png", "d_0.png"]
     assert "2 of 4 images stylised" in stdout
     # The failures are listed together at the end, each with its input and reason.
-    summary = stderr[stderr.rindex("2 of 4 images failed:"):].splitlines()
+    summary = stderr[stderr.rindex("2 of 4 images failed:") :].splitlines()
     assert len(summary) == 3, stderr[-2000:]
     assert str(tree / "a.jpg") in summary[1] and "ResourceExhaustedError: OOM when allocating tensor" in summary[1]
     assert str(tree / "c.jpg") in summary[2] and "InvalidArgumentError: Incompatible shapes" in summary[2]

@@ -1,18 +1,17 @@
 """Stylizer: loading, style specifications, image kinds, bad input, threads, tiling."""
 
 import concurrent.futures
-import io
 import os
 import threading
 
 import numpy as np
 import pytest
+from helpers import STYLE_NAMES, distinct_style_model
 from PIL import Image
 
 from cin_style import Stylizer
 from cin_style.image_io import ImageReadError
 from cin_style.stylizer import ModelLoadError, StyleError
-from helpers import STYLE_NAMES, distinct_style_model
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +189,9 @@ def test_missing_file_and_bad_arrays_are_named(stylizer, tmp_path):
         stylizer.stylize(tmp_path / "missing.jpg", 0)
     with pytest.raises(ValueError, match=r"values in \[0, 1\]; got \[0, 255\]"):
         stylizer.stylize(np.linspace(0, 255, 40 * 60 * 3).reshape(40, 60, 3).astype(np.float32), 0)
-    with pytest.raises(ValueError, match=r"1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels. Received: shape=\(40, 60, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels. Received: shape=\(40, 60, 2\)"
+    ):
         stylizer.stylize(np.zeros((40, 60, 2), np.uint8), 0)
     with pytest.raises(ValueError, match="uint8 .* or float .* Received: dtype=int64"):
         stylizer.stylize(np.zeros((40, 60, 3), np.int64), 0)

@@ -47,7 +47,10 @@ def test_two_compiled_steps_give_finite_positive_loss_and_leave_vgg_alone(percep
     assert int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)) == 2
     for before, after in zip(vgg_before, perceptual.vgg.weights):
         np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(after))
-    changed = [not np.array_equal(b, keras.ops.convert_to_numpy(a)) for b, a in zip(transformer_before, trainer.transformer.weights)]
+    changed = [
+        not np.array_equal(b, keras.ops.convert_to_numpy(a))
+        for b, a in zip(transformer_before, trainer.transformer.weights)
+    ]
     assert any(changed)
 
 
@@ -56,13 +59,19 @@ def test_styles_outside_train_styles_keep_their_rows_bit_for_bit(perceptual, sty
     transformer = build_transformer(3, alpha=0.25)
     trainer = StyleTrainer(transformer, perceptual, style_grams, train_styles=[2], seed=1)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
-    before = [(keras.ops.convert_to_numpy(c.gamma).copy(), keras.ops.convert_to_numpy(c.beta).copy()) for c in cin_layers(transformer)]
+    before = [
+        (keras.ops.convert_to_numpy(c.gamma).copy(), keras.ops.convert_to_numpy(c.beta).copy())
+        for c in cin_layers(transformer)
+    ]
     trainer.fit(photos, batch_size=2, epochs=1, steps_per_epoch=2, verbose=0)
     for (gamma, beta), layer in zip(before, cin_layers(transformer)):
         new_gamma = keras.ops.convert_to_numpy(layer.gamma)
         np.testing.assert_array_equal(new_gamma[:2], gamma[:2])
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.beta)[:2], beta[:2])
-    assert any(not np.array_equal(keras.ops.convert_to_numpy(l.gamma)[2], g[2]) for (g, _), l in zip(before, cin_layers(transformer)))
+    assert any(
+        not np.array_equal(keras.ops.convert_to_numpy(layer.gamma)[2], g[2])
+        for (g, _), layer in zip(before, cin_layers(transformer))
+    )
 
 
 def test_each_example_gets_a_random_one_hot_style(perceptual, style_grams, photos):

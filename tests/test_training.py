@@ -10,9 +10,9 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import TRAIN_STYLES, tiny_config
 
 from cin_style.network import cin_layers
-from helpers import TRAIN_STYLES, tiny_config
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -82,7 +82,11 @@ def test_resumed_run_continues_its_tensorboard_loss_curve(shared_data, photos, t
     train(tiny_config(shared_data, photos, tmp_path, steps=2, checkpoint_every=1, tensorboard=True), verbose=0)
     first = loss_curve.curve(str(tmp_path))
     assert sorted(first) == [1, 2]
-    train(tiny_config(shared_data, photos, tmp_path, steps=4, checkpoint_every=1, tensorboard=True), resume=True, verbose=0)
+    train(
+        tiny_config(shared_data, photos, tmp_path, steps=4, checkpoint_every=1, tensorboard=True),
+        resume=True,
+        verbose=0,
+    )
     points = loss_curve.curve(str(tmp_path))
     # Steps 3 and 4 follow on; steps 1 and 2 keep the first run's values.
     assert sorted(points) == [1, 2, 3, 4]
@@ -93,9 +97,21 @@ def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(share
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     style_args = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES)
     command = [
-        sys.executable, "-m", "cin_style.cli.train", f"--styles={style_args}", f"--content={photos}",
-        f"--output_dir={tmp_path}", "--image_size=32", "--batch_size=1", "--steps=40",
-        "--checkpoint_every=2", "--style_image_size=48", "--alpha=0.25", "--seed=0", "--notensorboard", "--resume",
+        sys.executable,
+        "-m",
+        "cin_style.cli.train",
+        f"--styles={style_args}",
+        f"--content={photos}",
+        f"--output_dir={tmp_path}",
+        "--image_size=32",
+        "--batch_size=1",
+        "--steps=40",
+        "--checkpoint_every=2",
+        "--style_image_size=48",
+        "--alpha=0.25",
+        "--seed=0",
+        "--notensorboard",
+        "--resume",
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -115,7 +131,10 @@ def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(share
         assert json.load(stream)["step"] == killed_at
     finished = subprocess.run(
         [c.replace("--steps=40", f"--steps={killed_at + 2}") for c in command],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert f"Resuming from {newest}" in finished.stderr
@@ -160,16 +179,22 @@ def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
         for i in range(2)
     ]
     config = tiny_config(
-        shared_data, photos, tmp_path / "grown", steps=3,
-        styles=[str(shared_data / "styles" / "picabia_udnie.jpg")], learning_rate=1e-2,
+        shared_data,
+        photos,
+        tmp_path / "grown",
+        steps=3,
+        styles=[str(shared_data / "styles" / "picabia_udnie.jpg")],
+        learning_rate=1e-2,
     )
     grown = add_styles(base.model, base.style_names, config, verbose=0)
     assert grown.style_names == [*TRAIN_STYLES, "picabia_udnie"]
     for old_layer, new_layer in zip(cin_layers(base.model), cin_layers(grown.model)):
         new_gamma = keras.ops.convert_to_numpy(new_layer.gamma)
         np.testing.assert_array_equal(new_gamma[:2], keras.ops.convert_to_numpy(old_layer.gamma))
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new_layer.beta)[:2], keras.ops.convert_to_numpy(old_layer.beta))
-    assert any(not np.allclose(keras.ops.convert_to_numpy(l.gamma)[2], 1.0) for l in cin_layers(grown.model))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(new_layer.beta)[:2], keras.ops.convert_to_numpy(old_layer.beta)
+        )
+    assert any(not np.allclose(keras.ops.convert_to_numpy(layer.gamma)[2], 1.0) for layer in cin_layers(grown.model))
     cin_weights = {id(w) for layer in cin_layers(grown.model) for w in (layer.gamma, layer.beta)}
     others = [w for w in grown.model.weights if id(w) not in cin_weights]
     old_others = [w for w, v in zip(base.model.weights, before) if "gamma" not in w.path and "beta" not in w.path]
@@ -185,7 +210,10 @@ def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
 
 def run_cli(module, *args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -194,10 +222,22 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):
     (tmp_path / "no_styles").mkdir()
     style = str(shared_data / "styles" / "hokusai_great_wave.jpg")
     cases = [
-        ([f"--styles={tmp_path / 'no_styles'}", f"--content={photos}", f"--output_dir={tmp_path / 'a'}"], "holds no images"),
-        ([f"--styles={style}", f"--content={tmp_path / 'missing'}", f"--output_dir={tmp_path / 'b'}"], "Content folder not found"),
-        ([f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'c'}", "--image_size=16"], "`image_size` must be at least 32"),
-        ([f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'd'}", "--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+        (
+            [f"--styles={tmp_path / 'no_styles'}", f"--content={photos}", f"--output_dir={tmp_path / 'a'}"],
+            "holds no images",
+        ),
+        (
+            [f"--styles={style}", f"--content={tmp_path / 'missing'}", f"--output_dir={tmp_path / 'b'}"],
+            "Content folder not found",
+        ),
+        (
+            [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'c'}", "--image_size=16"],
+            "`image_size` must be at least 32",
+        ),
+        (
+            [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'd'}", "--no_such_flag=1"],
+            "Unknown command line flag 'no_such_flag'",
+        ),
         ([f"--content={photos}", f"--output_dir={tmp_path / 'e'}"], "--styles is required"),
     ]
     for args, message in cases:
@@ -219,15 +259,27 @@ def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path):
 
     train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
     result = run_cli(
-        "cin_style.cli.add_style", f"--model={tmp_path / 'base'}", f"--styles={shared_data / 'styles' / 'picabia_udnie.jpg'}",
-        f"--content={photos}", f"--output_dir={tmp_path / 'grown'}", "--image_size=32", "--batch_size=1", "--steps=2",
-        "--checkpoint_every=2", "--style_image_size=48", "--notensorboard",
+        "cin_style.cli.add_style",
+        f"--model={tmp_path / 'base'}",
+        f"--styles={shared_data / 'styles' / 'picabia_udnie.jpg'}",
+        f"--content={photos}",
+        f"--output_dir={tmp_path / 'grown'}",
+        "--image_size=32",
+        "--batch_size=1",
+        "--steps=2",
+        "--checkpoint_every=2",
+        "--style_image_size=48",
+        "--notensorboard",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Model now has 3 styles: hokusai_great_wave, munch_the_scream, picabia_udnie" in result.stdout
     bad = run_cli(
-        "cin_style.cli.add_style", f"--model={tmp_path / 'base'}", f"--styles={shared_data / 'styles' / 'munch_the_scream.jpg'}",
-        f"--content={photos}", f"--output_dir={tmp_path / 'clash'}", "--image_size=32",
+        "cin_style.cli.add_style",
+        f"--model={tmp_path / 'base'}",
+        f"--styles={shared_data / 'styles' / 'munch_the_scream.jpg'}",
+        f"--content={photos}",
+        f"--output_dir={tmp_path / 'clash'}",
+        "--image_size=32",
     )
     assert bad.returncode != 0 and "already has styles named ['munch_the_scream']" in bad.stderr
 
@@ -256,7 +308,9 @@ def test_two_replicas_train_exactly_as_one_on_the_same_global_batch(shared_data,
     styles = ",".join(str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES)
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED, styles, str(photos), str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])
@@ -279,20 +333,32 @@ def test_export_cli_from_a_checkpoint_and_from_a_trained_folder(shared_data, pho
     from cin_style.metadata import read_metadata
     from cin_style.training import model_from_checkpoint, train
 
-    result = train(tiny_config(shared_data, photos, tmp_path / "run", steps=2), verbose=0)
-    from_checkpoint = run_cli("cin_style.cli.export", f"--checkpoint={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}")
+    train(tiny_config(shared_data, photos, tmp_path / "run", steps=2), verbose=0)
+    from_checkpoint = run_cli(
+        "cin_style.cli.export", f"--checkpoint={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}"
+    )
     assert from_checkpoint.returncode == 0, from_checkpoint.stderr[-2000:]
     from_model = run_cli("cin_style.cli.export", f"--model={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}")
     assert from_model.returncode == 0, from_model.stderr[-2000:]
     assert f"Exported 2 styles to {tmp_path / 'served' / '2'}" in from_model.stdout
     assert read_metadata(tmp_path / "served" / "1")["training"]["step"] == 2
     assert read_metadata(tmp_path / "served")["training"]["batch_size"] == 2
-    assert read_metadata(tmp_path / "served" / "1")["weights_sha256"] == read_metadata(tmp_path / "served" / "2")["weights_sha256"]
+    assert (
+        read_metadata(tmp_path / "served" / "1")["weights_sha256"]
+        == read_metadata(tmp_path / "served" / "2")["weights_sha256"]
+    )
     model, names, state = model_from_checkpoint(tmp_path / "run")
     assert names == list(TRAIN_STYLES) and state["step"] == 2
     photo = np.random.default_rng(2).random((24, 24, 3), dtype=np.float32)
-    np.testing.assert_allclose(Stylizer.load(tmp_path / "served").stylize(photo, 1),
-                               Stylizer.load(tmp_path / "run").stylize(photo, 1), atol=2e-6)
-    both = run_cli("cin_style.cli.export", f"--model={tmp_path / 'run'}", f"--checkpoint={tmp_path / 'run'}",
-                   f"--export_dir={tmp_path / 'x'}")
+    np.testing.assert_allclose(
+        Stylizer.load(tmp_path / "served").stylize(photo, 1),
+        Stylizer.load(tmp_path / "run").stylize(photo, 1),
+        atol=2e-6,
+    )
+    both = run_cli(
+        "cin_style.cli.export",
+        f"--model={tmp_path / 'run'}",
+        f"--checkpoint={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'x'}",
+    )
     assert both.returncode != 0 and "exactly one of --model or --checkpoint" in both.stderr

@@ -5,10 +5,10 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import TRAIN_STYLES, tiny_config
 
 from cin_style import training
 from cin_style.network import cin_layers, output_norm_of, with_more_styles
-from helpers import TRAIN_STYLES, tiny_config
 
 pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not installed
 
@@ -36,8 +36,11 @@ def test_callbacks_read_the_model_state_only_when_they_save(shared_data, photos,
 
 def test_steps_per_execution_counts_steps_and_checkpoints_on_multiples(shared_data, photos, tmp_path):
     result = training.train(
-        tiny_config(shared_data, photos, tmp_path, steps=8, checkpoint_every=4, steps_per_execution=2,
-                    keep_checkpoints=5), verbose=0)
+        tiny_config(
+            shared_data, photos, tmp_path, steps=8, checkpoint_every=4, steps_per_execution=2, keep_checkpoints=5
+        ),
+        verbose=0,
+    )
     assert [h["step"] for h in result.history] == [2, 4, 6, 8]
     assert [state(tmp_path, s)["step"] for s in (4, 8)] == [4, 8]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["ckpt-00000004", "ckpt-00000008"]
@@ -60,8 +63,9 @@ def test_cosine_schedule_resumes_at_its_own_step(shared_data, photos, tmp_path):
     resumed_dir = tmp_path / "resumed"
     # The same schedule over 4 steps, stopped after 2 by a time limit's twin: a run of 2 steps
     # then --resume (the schedule depends on the configured total, so both runs say steps=4).
-    training.train(tiny_config(shared_data, photos, resumed_dir, **config, max_minutes=1e-9, checkpoint_every=1),
-                   verbose=0)
+    training.train(
+        tiny_config(shared_data, photos, resumed_dir, **config, max_minutes=1e-9, checkpoint_every=1), verbose=0
+    )
     training.train(tiny_config(shared_data, photos, resumed_dir, **config), resume=True, verbose=0)
     assert state(resumed_dir, 4)["learning_rate"] == pytest.approx(uninterrupted[1])
 
@@ -86,7 +90,9 @@ def test_plain_output_layer_survives_checkpoints_and_new_styles(shared_data, pho
     weights = np.eye(2, dtype="float32")[[1]]
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(rebuilt({"image": image, "style_weights": weights})),
-        keras.ops.convert_to_numpy(result.model({"image": image, "style_weights": weights})), atol=1e-6)
+        keras.ops.convert_to_numpy(result.model({"image": image, "style_weights": weights})),
+        atol=1e-6,
+    )
     assert not output_norm_of(with_more_styles(rebuilt, 1))
 
 
@@ -104,8 +110,9 @@ def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos
     from cin_style.losses import PerceptualLoss
 
     training.train(tiny_config(shared_data, photos, tmp_path, steps=2, image_size=32, style_image_size=32), verbose=0)
-    training.train(tiny_config(shared_data, photos, tmp_path, steps=4, image_size=48, style_image_size=64),
-                   resume=True, verbose=0)
+    training.train(
+        tiny_config(shared_data, photos, tmp_path, steps=4, image_size=48, style_image_size=64), resume=True, verbose=0
+    )
     _, images = load_style_images([str(shared_data / "styles" / f"{n}.jpg") for n in TRAIN_STYLES], 64)
     expected = PerceptualLoss().style_grams(images)
     with np.load(tmp_path / "checkpoints" / "ckpt-00000004" / "grams.npz") as saved:
@@ -135,10 +142,15 @@ def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, ph
     trained = training.train(tiny_config(shared_data, photos, tmp_path / "first", steps=2), verbose=0)
     # A learning rate so small that Adam's steps (about the rate each) leave the start visible.
     still = dict(steps=1, checkpoint_every=1, learning_rate=1e-10, seed=1)
-    for source in (tmp_path / "first", tmp_path / "first" / "model.keras", tmp_path / "first" / "checkpoints" / "ckpt-00000002"):
+    for source in (
+        tmp_path / "first",
+        tmp_path / "first" / "model.keras",
+        tmp_path / "first" / "checkpoints" / "ckpt-00000002",
+    ):
         started = training.train(
             tiny_config(shared_data, photos, tmp_path / f"from_{source.name}", init_weights=str(source), **still),
-            verbose=0)
+            verbose=0,
+        )
         for a, b in zip(trained.model.get_weights(), started.model.get_weights()):
             np.testing.assert_allclose(a, b, atol=1e-6)
     # A half-precision copy (smaller to carry) is cast to the run's float32 weights.
@@ -152,7 +164,8 @@ def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, ph
     half.save(tmp_path / "half.keras")
     started = training.train(
         tiny_config(shared_data, photos, tmp_path / "from_half", init_weights=str(tmp_path / "half.keras"), **still),
-        verbose=0)
+        verbose=0,
+    )
     assert all(w.dtype == np.float32 for w in started.model.get_weights())
     for a, b in zip(trained.model.get_weights(), started.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
@@ -176,11 +189,18 @@ def test_odd_alpha_trains_in_mixed_precision_and_grows_by_a_style(shared_data, p
     # add_styles then failed on weight shapes.
     result = training.train(
         tiny_config(shared_data, photos, tmp_path / "base", alpha=0.3, steps=2, dtype_policy="mixed_bfloat16"),
-        verbose=0)
+        verbose=0,
+    )
     assert alpha_of(result.model) == 0.3
     assert all(w.dtype == np.float32 for w in result.model.get_weights())
-    config = tiny_config(shared_data, photos, tmp_path / "grown", steps=1, checkpoint_every=1,
-                         styles=[str(shared_data / "styles" / "van_gogh_starry_night.jpg")])
+    config = tiny_config(
+        shared_data,
+        photos,
+        tmp_path / "grown",
+        steps=1,
+        checkpoint_every=1,
+        styles=[str(shared_data / "styles" / "van_gogh_starry_night.jpg")],
+    )
     grown = training.add_styles(result.model, result.style_names, config, verbose=0)
     assert grown.style_names == [*TRAIN_STYLES, "van_gogh_starry_night"] and alpha_of(grown.model) == 0.3
     with open(tmp_path / "grown" / "styles.json") as stream:
@@ -197,19 +217,20 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(shared_data
     else:
         (newest / "state.json").write_text('{"step": 4, "style_na')
     with caplog.at_level("WARNING", logger="cin_style"):
-        resumed = training.train(tiny_config(shared_data, photos, tmp_path, steps=6, checkpoint_every=2),
-                                 resume=True, verbose=0)
+        resumed = training.train(
+            tiny_config(shared_data, photos, tmp_path, steps=6, checkpoint_every=2), resume=True, verbose=0
+        )
     assert [h["step"] for h in resumed.history] == [3, 4, 5, 6]  # from step 2, not from scratch or a crash
     assert "Skipping unreadable checkpoint" in caplog.text and "ckpt-00000004" in caplog.text
     assert (tmp_path / "checkpoints" / "unreadable-ckpt-00000004").is_dir()  # kept for inspection
-    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight", steps=6, checkpoint_every=2),
-                              verbose=0)
+    straight = training.train(
+        tiny_config(shared_data, photos, tmp_path / "straight", steps=6, checkpoint_every=2), verbose=0
+    )
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_removed(
-        shared_data, photos, tmp_path):
+def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_removed(shared_data, photos, tmp_path):
     training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
     root = tmp_path / "checkpoints"
     # What a kill between "old one set aside" and "new one renamed in" leaves, plus half-written files.
@@ -223,8 +244,7 @@ def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_
     assert not list(tmp_path.glob(".tmp-*"))
 
 
-def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken_over(
-        shared_data, photos, tmp_path):
+def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken_over(shared_data, photos, tmp_path):
     import subprocess
     import sys
 
@@ -252,8 +272,12 @@ def test_resume_refuses_checkpoints_of_another_kind_of_run(shared_data, photos, 
     with pytest.raises(ValueError, match=r"written by a train run \(cin-style-train\)"):
         training.add_styles(base.model, base.style_names, into_base, resume=True, verbose=0)
     grown_dir = tmp_path / "grown"
-    training.add_styles(base.model, base.style_names,
-                        tiny_config(shared_data, photos, grown_dir, steps=1, checkpoint_every=1, styles=extra), verbose=0)
+    training.add_styles(
+        base.model,
+        base.style_names,
+        tiny_config(shared_data, photos, grown_dir, steps=1, checkpoint_every=1, styles=extra),
+        verbose=0,
+    )
     # cin-style-train --resume on an add-styles folder would retrain every style: refused, naming the command.
     with pytest.raises(ValueError, match=r"written by a add_styles run \(cin-style-add-style"):
         training.train(tiny_config(shared_data, photos, grown_dir, steps=2, styles=[*extra]), resume=True, verbose=0)

@@ -31,9 +31,7 @@ def test_preprocessing_is_keras_caffe_mode_on_unit_images(features, vgg_weights,
     images = rng.random((1, 16, 16, 3), dtype=np.float32)
     base = keras.applications.VGG19(include_top=False, weights=vgg_weights)
     reference = keras.Model(base.input, base.get_layer("block1_conv1").output)
-    expected = keras.ops.convert_to_numpy(
-        reference(keras.applications.vgg19.preprocess_input(images.copy() * 255.0))
-    )
+    expected = keras.ops.convert_to_numpy(reference(keras.applications.vgg19.preprocess_input(images.copy() * 255.0)))
     ours = keras.ops.convert_to_numpy(features(images)["block1_conv1"])
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-3)
 
@@ -49,14 +47,19 @@ def test_weights_come_from_the_argument_then_the_environment_then_imagenet(vgg_w
 def test_missing_weights_file_names_the_path_and_the_variable(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere.h5"
     monkeypatch.setenv(vgg.WEIGHTS_ENV, str(missing))
-    with pytest.raises(VGGWeightsError, match=r"VGG19 weights file not found: .*nowhere.h5 \(from the environment variable CIN_STYLE_VGG19_WEIGHTS\)"):
+    with pytest.raises(
+        VGGWeightsError,
+        match=r"VGG19 weights file not found: .*nowhere.h5 \(from the environment variable CIN_STYLE_VGG19_WEIGHTS\)",
+    ):
         VGGFeatures(LAYERS)
 
 
 def test_corrupt_weights_file_is_reported_as_such(tmp_path):
     corrupt = tmp_path / "vgg19.h5"
     corrupt.write_bytes(b"this is not an HDF5 file" * 100)
-    with pytest.raises(VGGWeightsError, match=r"vgg19.h5 could not be read as Keras VGG19 no-top weights.*corrupt or truncated"):
+    with pytest.raises(
+        VGGWeightsError, match=r"vgg19.h5 could not be read as Keras VGG19 no-top weights.*corrupt or truncated"
+    ):
         VGGFeatures(LAYERS, weights=str(corrupt))
 
 
@@ -73,7 +76,9 @@ def test_offline_imagenet_download_says_how_to_point_at_a_file(monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(keras.applications, "VGG19", no_network)
-    with pytest.raises(VGGWeightsError, match=r"Could not download the VGG19 ImageNet weights.*CIN_STYLE_VGG19_WEIGHTS="):
+    with pytest.raises(
+        VGGWeightsError, match=r"Could not download the VGG19 ImageNet weights.*CIN_STYLE_VGG19_WEIGHTS="
+    ):
         VGGFeatures(LAYERS, weights="imagenet")
 
 

@@ -29,7 +29,9 @@ def main(argv):
         init_from = FLAGS.init_from
         if init_from is not None and init_from not in names:
             fail(f"--init_from: unknown style {init_from!r}; the model has {names}")
-        result = add_styles(model, names, config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, init_from=init_from)
+        result = add_styles(
+            model, names, config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, init_from=init_from
+        )
     except (ValueError, FileNotFoundError, ContentSourceError, ImageReadError) as error:
         fail(str(error))
     print(f"Model now has {len(result.style_names)} styles: {', '.join(result.style_names)}")

@@ -1,8 +1,8 @@
 """cin-style-export: export a trained model as a versioned SavedModel for TF Serving.
 
-    cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
-    cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
-    cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
+cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
+cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
+cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
 """
 
 import json
@@ -19,9 +19,12 @@ flags.DEFINE_string("checkpoint", None, "A checkpoint folder, or a training fold
 flags.DEFINE_string("export_dir", None, "TF Serving base folder; the version goes in a numbered subfolder.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
 flags.DEFINE_list("style_names", None, "Override the style names (one per style).")
-flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS,
-                     "Largest request the served model accepts, as batch x height x width (default: the Stylizer's).",
-                     lower_bound=1)
+flags.DEFINE_integer(
+    "max_pixels",
+    DEFAULT_MAX_PIXELS,
+    "Largest request the served model accepts, as batch x height x width (default: the Stylizer's).",
+    lower_bound=1,
+)
 
 
 def main(argv):
@@ -44,8 +47,14 @@ def main(argv):
             if os.path.isfile(os.path.join(folder, "styles.json")):
                 with open(os.path.join(folder, "styles.json"), encoding="utf-8") as stream:
                     config = json.load(stream).get("training")
-        path = export_saved_model(model, FLAGS.export_dir, FLAGS.style_names or names, version=FLAGS.version,
-                                  training_config=config, max_pixels=FLAGS.max_pixels)
+        path = export_saved_model(
+            model,
+            FLAGS.export_dir,
+            FLAGS.style_names or names,
+            version=FLAGS.version,
+            training_config=config,
+            max_pixels=FLAGS.max_pixels,
+        )
     except (ValueError, FileNotFoundError, OSError) as error:
         fail(str(error))
     print(f"Exported {len(FLAGS.style_names or names)} styles to {path}")

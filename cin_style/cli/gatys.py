@@ -1,7 +1,7 @@
 """cin-style-gatys: stylise one photo by optimising its pixels (Gatys et al. 2016).
 
-    cin-style-gatys --content=photo.jpg --style=painting.jpg --output=painted.png --steps=500
-    cin-style-gatys --content=photo.jpg --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=blend.png
+cin-style-gatys --content=photo.jpg --style=painting.jpg --output=painted.png --steps=500
+cin-style-gatys --content=photo.jpg --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=blend.png
 """
 
 import os
@@ -46,10 +46,19 @@ def main(argv):
     try:
         blend = [float(w) for w in FLAGS.style_blend] if FLAGS.style_blend else None
         result = optimize(
-            FLAGS.content, list(FLAGS.style), steps=FLAGS.steps, size=FLAGS.size, style_size=FLAGS.style_size,
-            optimizer=FLAGS.optimizer, init=FLAGS.init, learning_rate=FLAGS.learning_rate,
-            content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight, tv_weight=FLAGS.tv_weight,
-            style_blend=blend, vgg_weights=FLAGS.vgg_weights,
+            FLAGS.content,
+            list(FLAGS.style),
+            steps=FLAGS.steps,
+            size=FLAGS.size,
+            style_size=FLAGS.style_size,
+            optimizer=FLAGS.optimizer,
+            init=FLAGS.init,
+            learning_rate=FLAGS.learning_rate,
+            content_weight=FLAGS.content_weight,
+            style_weight=FLAGS.style_weight,
+            tv_weight=FLAGS.tv_weight,
+            style_blend=blend,
+            vgg_weights=FLAGS.vgg_weights,
         )
         image_io.write_image(FLAGS.output, result.image)
     except (ValueError, OSError, VGGWeightsError) as error:

@@ -24,11 +24,19 @@ from cin_style.bundled import bundled_model_path
 from cin_style.cli._common import fail, reject_extra_args
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "SavedModel folder, .keras file or training folder (default: $CIN_STYLE_MODEL, else the bundled model).")
+flags.DEFINE_string(
+    "model",
+    None,
+    "SavedModel folder, .keras file or training folder (default: $CIN_STYLE_MODEL, else the bundled model).",
+)
 flags.DEFINE_string("input", None, "An image file or a folder of images.")
-flags.DEFINE_string("output", None, "Output file (for one input) or folder: a folder input is written flat as "
-                    "<stem>_<style>.png; inputs that would share a name (a.jpg and a.png, or one name in two "
-                    "subfolders) are refused before any work.")
+flags.DEFINE_string(
+    "output",
+    None,
+    "Output file (for one input) or folder: a folder input is written flat as "
+    "<stem>_<style>.png; inputs that would share a name (a.jpg and a.png, or one name in two "
+    "subfolders) are refused before any work.",
+)
 flags.DEFINE_string("style", None, "A style name, an index, or a blend: name:0.7,other:0.3.")
 flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
 flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours.")
@@ -128,8 +136,9 @@ def main(argv):
         fail(f"--strength must be in [0, 1]. Received: {FLAGS.strength}")
 
     def paint(path):
-        return lambda: stylizer.stylize(path, style, strength=FLAGS.strength, preserve_color=FLAGS.preserve_color,
-                                        max_size=FLAGS.max_size)
+        return lambda: stylizer.stylize(
+            path, style, strength=FLAGS.strength, preserve_color=FLAGS.preserve_color, max_size=FLAGS.max_size
+        )
 
     if not os.path.isdir(FLAGS.input):
         output = FLAGS.output
@@ -151,7 +160,9 @@ def main(argv):
             failures.append((path, reason))
     print(f"{len(inputs) - len(failures)} of {len(inputs)} images stylised into {FLAGS.output}")
     if failures:
-        lines = [f"{len(failures)} of {len(inputs)} images failed:"] + [f"  {path}: {reason}" for path, reason in failures]
+        lines = [f"{len(failures)} of {len(inputs)} images failed:"] + [
+            f"  {path}: {reason}" for path, reason in failures
+        ]
         print("\n".join(lines), file=sys.stderr)
         return 1
     return 0
@@ -170,8 +181,10 @@ def folder_outputs(inputs, output_dir, label):
     clashes = [paths for paths in by_name.values() if len(paths) > 1]
     if clashes:
         listed = "; ".join(" and ".join(paths) for paths in clashes)
-        fail(f"{len(clashes)} group(s) of inputs would write the same output file: {listed}. "
-             "Rename them or stylise the subfolders one at a time.")
+        fail(
+            f"{len(clashes)} group(s) of inputs would write the same output file: {listed}. "
+            "Rename them or stylise the subfolders one at a time."
+        )
     return outputs
 
 
@@ -202,7 +215,7 @@ def _write_one(make, output, in_batch=False):
     if in_batch:
         try:
             image_io.write_image(output, make())
-        except Exception as error:  # noqa: BLE001 - one bad file must not end a folder run
+        except Exception as error:
             reason = _describe(error)
             print(f"FAILED {output}: {reason}", file=sys.stderr)
             return reason

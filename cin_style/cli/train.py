@@ -20,10 +20,16 @@ flags.DEFINE_string("output_dir", None, "Folder for checkpoints, logs, samples a
 flags.DEFINE_integer("image_size", 256, "Side of the square training crops.")
 flags.DEFINE_integer("batch_size", 16, "Photos per step.")
 flags.DEFINE_integer("steps", 40000, "Total training steps.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (a schedule's peak); with --resume the run goes on at this rate.")
+flags.DEFINE_float(
+    "learning_rate", 1e-3, "Adam learning rate (a schedule's peak); with --resume the run goes on at this rate."
+)
 # schedules.LR_SCHEDULES, spelled out so --help needs no Keras import (a test keeps them equal).
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
-                  "cosine: decay from --decay_start to 1% of --learning_rate at --steps (resumes where it stopped).")
+flags.DEFINE_enum(
+    "lr_schedule",
+    "constant",
+    ["constant", "cosine"],
+    "cosine: decay from --decay_start to 1% of --learning_rate at --steps (resumes where it stopped).",
+)
 flags.DEFINE_integer("warmup_steps", 0, "Steps of linear learning-rate warm-up at the start.")
 flags.DEFINE_integer("decay_start", 0, "Step where the cosine decay starts.")
 flags.DEFINE_float("content_weight", None, "Content loss weight (default: the library's).")
@@ -32,25 +38,35 @@ flags.DEFINE_float("tv_weight", None, "Total-variation loss weight (default: the
 flags.DEFINE_integer("style_image_size", 256, "Shorter side of style images for the Gram targets.")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier of the network (0.25: slim).")
 flags.DEFINE_bool("output_norm", True, "Conditional instance norm on the RGB output layer (--nooutput_norm: none).")
-flags.DEFINE_string("init_weights", None, "Start from this trained model's weights (.keras file, training folder or checkpoint): "
-                    "a second schedule, or fine-tuning. Ignored when --resume finds a checkpoint.")
+flags.DEFINE_string(
+    "init_weights",
+    None,
+    "Start from this trained model's weights (.keras file, training folder or checkpoint): "
+    "a second schedule, or fine-tuning. Ignored when --resume finds a checkpoint.",
+)
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
 flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
-flags.DEFINE_integer("steps_per_execution", 1, "Steps run back to back between callbacks (GPUs: 10-50); divides --checkpoint_every.")
+flags.DEFINE_integer(
+    "steps_per_execution", 1, "Steps run back to back between callbacks (GPUs: 10-50); divides --checkpoint_every."
+)
 flags.DEFINE_float("max_minutes", None, "Stop after this many minutes of training, checkpointing and saving the model.")
 # training.DTYPE_POLICIES, spelled out so --help needs no Keras import (a test keeps them equal).
 flags.DEFINE_enum(
-    "dtype_policy", "float32", ["float32", "mixed_bfloat16"],
+    "dtype_policy",
+    "float32",
+    ["float32", "mixed_bfloat16"],
     "mixed_bfloat16: bfloat16 convolutions, float32 weights and losses (faster on CPUs with AVX512-BF16 and on GPUs).",
 )
 flags.DEFINE_string("tfds_split", "train", "tfds split.")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data folder.")
 flags.DEFINE_string("tfds_image_key", "image", "tfds image feature.")
-flags.DEFINE_string("vgg_weights", None, "VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else download).")
+flags.DEFINE_string(
+    "vgg_weights", None, "VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else download)."
+)
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs.")
 
 
@@ -66,18 +82,38 @@ def config_from_flags():
     for source in FLAGS.styles:
         if not os.path.exists(source):
             fail(f"--styles: no such file or folder: {source}")
-    optional = {k: getattr(FLAGS, k) for k in ("content_weight", "style_weight", "tv_weight") if getattr(FLAGS, k) is not None}
+    optional = {
+        k: getattr(FLAGS, k) for k in ("content_weight", "style_weight", "tv_weight") if getattr(FLAGS, k) is not None
+    }
     return TrainConfig(
-        styles=list(FLAGS.styles), content=FLAGS.content, output_dir=FLAGS.output_dir,
-        style_names=FLAGS.style_names, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
-        steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-        warmup_steps=FLAGS.warmup_steps, decay_start=FLAGS.decay_start, style_image_size=FLAGS.style_image_size,
-        alpha=FLAGS.alpha, output_norm=FLAGS.output_norm, init_weights=FLAGS.init_weights,
-        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        seed=FLAGS.seed, jit_compile=FLAGS.jit_compile, steps_per_execution=FLAGS.steps_per_execution,
-        max_minutes=FLAGS.max_minutes, dtype_policy=FLAGS.dtype_policy,
-        tfds_split=FLAGS.tfds_split, tfds_data_dir=FLAGS.tfds_data_dir, tfds_image_key=FLAGS.tfds_image_key,
-        sample_every=FLAGS.sample_every, tensorboard=FLAGS.tensorboard, **optional,
+        styles=list(FLAGS.styles),
+        content=FLAGS.content,
+        output_dir=FLAGS.output_dir,
+        style_names=FLAGS.style_names,
+        image_size=FLAGS.image_size,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps,
+        learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule,
+        warmup_steps=FLAGS.warmup_steps,
+        decay_start=FLAGS.decay_start,
+        style_image_size=FLAGS.style_image_size,
+        alpha=FLAGS.alpha,
+        output_norm=FLAGS.output_norm,
+        init_weights=FLAGS.init_weights,
+        checkpoint_every=FLAGS.checkpoint_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+        seed=FLAGS.seed,
+        jit_compile=FLAGS.jit_compile,
+        steps_per_execution=FLAGS.steps_per_execution,
+        max_minutes=FLAGS.max_minutes,
+        dtype_policy=FLAGS.dtype_policy,
+        tfds_split=FLAGS.tfds_split,
+        tfds_data_dir=FLAGS.tfds_data_dir,
+        tfds_image_key=FLAGS.tfds_image_key,
+        sample_every=FLAGS.sample_every,
+        tensorboard=FLAGS.tensorboard,
+        **optional,
     )
 
 

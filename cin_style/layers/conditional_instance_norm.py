@@ -52,10 +52,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def __init__(self, num_styles, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         if isinstance(num_styles, bool) or not isinstance(num_styles, int) or num_styles < 1:
-            raise ValueError(
-                "`num_styles` must be a positive integer. "
-                f"Received: num_styles={num_styles!r}"
-            )
+            raise ValueError(f"`num_styles` must be a positive integer. Received: num_styles={num_styles!r}")
         if not epsilon > 0:
             raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon!r}")
         self.num_styles = num_styles
@@ -95,8 +92,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
             raise ValueError(
-                f"{self.__class__.__name__} is called on a list [x, style_weights]. "
-                f"Received: input_shape={input_shape}"
+                f"{self.__class__.__name__} is called on a list [x, style_weights]. Received: input_shape={input_shape}"
             )
         x_shape, weights_shape = input_shape
         self._check_shapes(x_shape, weights_shape)
@@ -106,12 +102,8 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
                 "The channel axis of x must be known to build "
                 f"{self.__class__.__name__}. Received: x.shape={tuple(x_shape)}"
             )
-        self.gamma = self.add_weight(
-            name="gamma", shape=(self.num_styles, channels), initializer="ones"
-        )
-        self.beta = self.add_weight(
-            name="beta", shape=(self.num_styles, channels), initializer="zeros"
-        )
+        self.gamma = self.add_weight(name="gamma", shape=(self.num_styles, channels), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(self.num_styles, channels), initializer="zeros")
 
     def call(self, inputs):
         x, style_weights = inputs
@@ -150,12 +142,9 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             new_gamma = np.ones((count, old_gamma.shape[1]), old_gamma.dtype)
             new_beta = np.zeros((count, old_beta.shape[1]), old_beta.dtype)
         else:
-            if isinstance(init_from, bool) or not isinstance(init_from, int) or not (
-                0 <= init_from < self.num_styles
-            ):
+            if isinstance(init_from, bool) or not isinstance(init_from, int) or not (0 <= init_from < self.num_styles):
                 raise ValueError(
-                    f"`init_from` must be a style index in [0, {self.num_styles}). "
-                    f"Received: init_from={init_from!r}"
+                    f"`init_from` must be a style index in [0, {self.num_styles}). Received: init_from={init_from!r}"
                 )
             new_gamma = old_gamma[[init_from] * count]
             new_beta = old_beta[[init_from] * count]
@@ -168,12 +157,16 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         try:
             self.num_styles += count
             self.gamma = self.add_weight(
-                name="gamma", shape=(self.num_styles, old_gamma.shape[1]),
-                initializer="ones", trainable=trainable,
+                name="gamma",
+                shape=(self.num_styles, old_gamma.shape[1]),
+                initializer="ones",
+                trainable=trainable,
             )
             self.beta = self.add_weight(
-                name="beta", shape=(self.num_styles, old_beta.shape[1]),
-                initializer="zeros", trainable=trainable,
+                name="beta",
+                shape=(self.num_styles, old_beta.shape[1]),
+                initializer="zeros",
+                trainable=trainable,
             )
         finally:
             self._tracker.lock()

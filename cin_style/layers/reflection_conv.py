@@ -30,16 +30,19 @@ class ReflectionConv2D(keras.layers.Layer):
     def __init__(self, filters, kernel_size, strides=1, use_bias=False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(
-                f"`kernel_size` must be an odd positive integer. Received: kernel_size={kernel_size!r}"
-            )
+            raise ValueError(f"`kernel_size` must be an odd positive integer. Received: kernel_size={kernel_size!r}")
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
         self.use_bias = use_bias
         self.conv = keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
-            kernel_initializer="glorot_uniform", name="conv",
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="valid",
+            use_bias=use_bias,
+            kernel_initializer="glorot_uniform",
+            name="conv",
         )
 
     def build(self, input_shape):
