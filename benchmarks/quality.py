@@ -31,17 +31,13 @@ from cin_style import image_io
 
 def training_settings(model_path):
     """Loss weights and style image size the model was trained with (metadata or styles.json)."""
-    from cin_style.metadata import read_metadata
+    from cin_style.metadata import read_metadata, read_styles_file
 
     training = None
     try:
         training = read_metadata(model_path).get("training")
     except (FileNotFoundError, ValueError):
-        folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
-        styles_file = os.path.join(folder, "styles.json")
-        if os.path.isfile(styles_file):
-            with open(styles_file, encoding="utf-8") as stream:
-                training = json.load(stream).get("training")
+        training = (read_styles_file(model_path) or {}).get("training")
     training = training or {}
     keys = ("content_weight", "style_weight", "tv_weight")
     return {k: training[k] for k in keys if training.get(k) is not None}, int(training.get("style_image_size", 256))

@@ -129,3 +129,36 @@ def read_metadata(path):
             "Upgrade cin_style."
         )
     return data
+
+
+#: What a training run writes beside its `model.keras`: style names, alpha and the training config.
+STYLES_FILE = "styles.json"
+
+
+def read_styles_file(model_path):
+    """The `styles.json` beside a `.keras` model or in a training folder, or `None` where there is none.
+
+    Args:
+        model_path: A training output folder or a `.keras` file.
+
+    Returns:
+        `{"style_names": [...], "alpha": ..., "training": {...}}` as written by
+        training (`training` may be absent in files from older versions).
+
+    Raises:
+        ValueError: If the file is there but is not such a JSON object.
+    """
+    model_path = os.fspath(model_path)
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
+    path = os.path.join(folder, STYLES_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"'{path}' cannot be read as JSON: {error}") from error
+    names = data.get("style_names") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"'{path}' has no list of style names (`style_names`); is it a cin_style styles.json?")
+    return data

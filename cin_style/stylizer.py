@@ -9,7 +9,6 @@ Every input is checked before any work starts; every error names the problem.
 """
 
 import difflib
-import json
 import os
 import threading
 
@@ -17,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from cin_style import image_io
-from cin_style.metadata import read_metadata, resolve_saved_model_dir
+from cin_style.checks import normalized_blend
+from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
 
 #: Smallest side the Stylizer accepts; smaller images carry no style.
 MIN_SIDE = 16
@@ -180,11 +180,8 @@ class Stylizer:
             num_styles = num_styles_of(model)
         except Exception as error:
             raise ModelLoadError(f"'{path}' is not a loadable cin_style .keras model: {error}") from error
-        styles_file = os.path.join(os.path.dirname(path), "styles.json")
-        names = [f"style_{i}" for i in range(num_styles)]
-        if os.path.isfile(styles_file):
-            with open(styles_file, encoding="utf-8") as stream:
-                names = json.load(stream)["style_names"]
+        saved = read_styles_file(path)
+        names = saved["style_names"] if saved else [f"style_{i}" for i in range(num_styles)]
 
         # Keras marks its TensorFlow backend as not thread-safe for eager calls
         # (keras.src.backend.tensorflow.core.IS_THREAD_SAFE); one call at a time.
@@ -250,13 +247,7 @@ class Stylizer:
                 raise StyleError(
                     f"A style weight vector needs {n} entries, one per style. Received: shape={weights.shape}"
                 )
-        if not np.isfinite(weights).all():
-            raise StyleError(f"Style weights must be finite; got NaN or infinity in {weights.tolist()}")
-        if (weights < 0).any():
-            raise StyleError(f"Style weights must be non-negative. Received: {weights.tolist()}")
-        if weights.sum() <= 0:
-            raise StyleError("Style weights sum to zero: give at least one positive weight")
-        return (weights / weights.sum()).astype(np.float32)
+        return normalized_blend(weights, "Style weights", StyleError)
 
     @staticmethod
     def _weight_value(key, value):

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from cin_style import image_io
+from cin_style.checks import check_positive_integer, is_integer
 from cin_style.layers import ReflectionConv2D
 from cin_style.losses import (
     DEFAULT_CONTENT_WEIGHT,
@@ -28,6 +29,7 @@ from cin_style.losses import (
     DEFAULT_TV_WEIGHT,
     PerceptualLoss,
 )
+from cin_style.metadata import STYLES_FILE, read_styles_file
 from cin_style.network import (
     all_layers,
     alpha_of,
@@ -50,7 +52,6 @@ CHECKPOINT_FORMAT = 2
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 #: File names inside an output folder.
 MODEL_FILE = "model.keras"
-STYLES_FILE = "styles.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -142,16 +143,10 @@ class TrainConfig:
             "style_image_size",
             "steps_per_execution",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+            check_positive_integer(name, getattr(self, name))
         from cin_style.data import MIN_IMAGE_SIZE
 
-        if (
-            isinstance(self.image_size, bool)
-            or not isinstance(self.image_size, int)
-            or self.image_size < MIN_IMAGE_SIZE
-        ):
+        if not is_integer(self.image_size) or self.image_size < MIN_IMAGE_SIZE:
             raise ValueError(
                 f"`image_size` must be at least {MIN_IMAGE_SIZE}: VGG19 halves it four times before "
                 f"block5. Received: image_size={self.image_size!r}"
@@ -164,7 +159,7 @@ class TrainConfig:
             )
         for name in ("warmup_steps", "decay_start"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.steps:
+            if not is_integer(value) or not 0 <= value < self.steps:
                 raise ValueError(f"`{name}` must be an integer in [0, steps={self.steps}). Received: {name}={value!r}")
         if self.checkpoint_every % self.steps_per_execution:
             raise ValueError(
@@ -683,6 +678,8 @@ class ResumableTensorBoard(keras.callbacks.TensorBoard):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        # Keras' one private use here: TensorBoard has no public start step; its batch counter is
+        # `_global_train_batch` (test_resumed_run_continues_its_tensorboard_loss_curve pins it).
         self._global_train_batch = self.start_step
 
 
@@ -1017,12 +1014,8 @@ def load_trained(output_dir_or_model):
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No trained model at '{model_path}'")
     model = keras.saving.load_model(model_path)
-    styles_path = os.path.join(folder, STYLES_FILE)
-    if os.path.isfile(styles_path):
-        with open(styles_path, encoding="utf-8") as stream:
-            names = json.load(stream)["style_names"]
-    else:
-        names = [f"style_{i}" for i in range(num_styles_of(model))]
+    saved = read_styles_file(folder)
+    names = saved["style_names"] if saved else [f"style_{i}" for i in range(num_styles_of(model))]
     return model, names
 
 

@@ -5,9 +5,6 @@ cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --versi
 cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
 """
 
-import json
-import os
-
 from absl import app, flags
 
 from cin_style.cli._common import fail, reject_extra_args
@@ -34,6 +31,7 @@ def main(argv):
     if not FLAGS.export_dir:
         fail("--export_dir is required")
     from cin_style.export import export_saved_model
+    from cin_style.metadata import read_styles_file
     from cin_style.training import load_trained, model_from_checkpoint
 
     try:
@@ -42,11 +40,7 @@ def main(argv):
             config = {**state["config"], "step": state["step"]}
         else:
             model, names = load_trained(FLAGS.model)
-            folder = FLAGS.model if os.path.isdir(FLAGS.model) else os.path.dirname(FLAGS.model)
-            config = None
-            if os.path.isfile(os.path.join(folder, "styles.json")):
-                with open(os.path.join(folder, "styles.json"), encoding="utf-8") as stream:
-                    config = json.load(stream).get("training")
+            config = (read_styles_file(FLAGS.model) or {}).get("training")
         path = export_saved_model(
             model,
             FLAGS.export_dir,
