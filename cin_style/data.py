@@ -17,6 +17,7 @@ import os
 import keras
 import numpy as np
 
+from cin_style.checks import check_positive_integer, is_integer
 from cin_style.image_io import (
     ImageReadError,
     check_image_file,
@@ -62,13 +63,12 @@ def scan_image_folder(folder, max_workers=None):
 
 def check_sizes(image_size, batch_size):
     """Raises ValueError unless the crop side and batch size can train."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+    if not is_integer(image_size) or image_size < MIN_IMAGE_SIZE:
         raise ValueError(
             f"`image_size` must be an integer of at least {MIN_IMAGE_SIZE} (VGG19's five blocks "
             f"halve it four times). Received: image_size={image_size!r}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    check_positive_integer("batch_size", batch_size)
 
 
 def read_photo(path, side):

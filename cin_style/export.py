@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 from cin_style import __version__
+from cin_style.checks import check_positive_integer
 from cin_style.image_io import DEFAULT_MAX_PIXELS
 from cin_style.metadata import (
     METADATA_FILE,
@@ -219,13 +220,11 @@ def export_saved_model(
         raise ValueError(f"Style names must be unique; repeated: {repeated}")
     if any(not name.strip() for name in style_names):
         raise ValueError("Style names must not be empty")
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"`max_pixels` must be a positive integer. Received: max_pixels={max_pixels!r}")
+    check_positive_integer("max_pixels", max_pixels)
     os.makedirs(export_dir, exist_ok=True)
     if version is None:
         version = next_version(export_dir)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"`version` must be a positive integer. Received: version={version!r}")
+    check_positive_integer("version", version)
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise ValueError(f"Version {version} already exists in {export_dir}; versions are never overwritten")

@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from cin_style import image_io
+from cin_style.checks import normalized_blend
 from cin_style.losses import PerceptualLoss, mix_targets
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -71,11 +72,7 @@ def _blend(style, style_blend):
         raise ValueError(
             f"`style_blend` needs one weight per style image ({len(styles)}). Received: {list(style_blend)}"
         )
-    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(
-            f"`style_blend` weights must be finite, non-negative and not all zero. Received: {weights.tolist()}"
-        )
-    return styles, (weights / weights.sum()).astype(np.float32)
+    return styles, normalized_blend(weights, "`style_blend` weights")
 
 
 def _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_weight):

@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from cin_style.checks import check_positive_integer
 from cin_style.layers import (
     ConditionalInstanceNormalization,
     CropToMatch,
@@ -70,8 +71,7 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
     >>> out = model({"image": np.random.rand(1, 64, 64, 3).astype("float32"),
     ...              "style_weights": np.eye(4, dtype="float32")[[2]]})
     """
-    if isinstance(num_styles, bool) or not isinstance(num_styles, int) or num_styles < 1:
-        raise ValueError(f"`num_styles` must be a positive integer. Received: num_styles={num_styles!r}")
+    check_positive_integer("num_styles", num_styles)
     if not (isinstance(alpha, (int, float)) and alpha > 0):
         raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
 
@@ -101,12 +101,12 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
 
 
 def all_layers(model):
-    """Every layer of `model`, nested sub-layers (e.g. inside residual blocks) too, in order."""
+    """Every layer of `model` and, in order, the `sublayers` of those that have some (residual blocks, convolutions)."""
     found = []
 
     def visit(layer):
         found.append(layer)
-        for child in getattr(layer, "_layers", []) or []:
+        for child in getattr(layer, "sublayers", ()):
             visit(child)
 
     for layer in model.layers:

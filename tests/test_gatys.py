@@ -102,8 +102,9 @@ def test_bad_settings_are_named(loss, photo, styles):
         optimize(photo, styles[0], steps=1, init="zeros", perceptual_loss=loss)
     with pytest.raises(ValueError, match=r"`style_blend` needs one weight per style image \(2\)"):
         optimize(photo, styles, style_blend=[1], steps=1, perceptual_loss=loss)
-    with pytest.raises(ValueError, match="non-negative and not all zero"):
-        optimize(photo, styles, style_blend=[1, -1], steps=1, perceptual_loss=loss)
+    for blend, problem in (([1, -1], "must be non-negative"), ([1, np.nan], "must be finite"), ([0, 0], "sum to zero")):
+        with pytest.raises(ValueError, match=f"`style_blend` weights {problem}"):
+            optimize(photo, styles, style_blend=blend, steps=1, perceptual_loss=loss)
 
 
 @pytest.mark.no_tensorflow

@@ -45,6 +45,11 @@ class ReflectionConv2D(keras.layers.Layer):
             name="conv",
         )
 
+    @property
+    def sublayers(self):
+        """The inner convolution (`network.all_layers` walks it)."""
+        return [self.conv]
+
     def build(self, input_shape):
         pad = self.kernel_size // 2
         shape = list(input_shape)

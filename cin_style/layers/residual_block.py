@@ -38,6 +38,11 @@ class ResidualBlock(keras.layers.Layer):
         self.conv2 = ReflectionConv2D(filters, kernel_size, name="conv2")
         self.norm2 = ConditionalInstanceNormalization(num_styles, epsilon, name="norm2")
 
+    @property
+    def sublayers(self):
+        """The block's convolutions and CIN layers, in order (`network.all_layers` walks them)."""
+        return [self.conv1, self.norm1, self.conv2, self.norm2]
+
     def build(self, input_shape):
         x_shape, weights_shape = input_shape
         if x_shape[-1] != self.filters:
