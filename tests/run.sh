@@ -10,7 +10,8 @@ PYTHON=${PYTHON:-python}
 "$PYTHON" -m ruff check .
 "$PYTHON" -m ruff format --check .
 KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "$@"
-KERAS_BACKEND=jax "$PYTHON" -m pytest -m "not tensorflow_only" "$@"
+# Tests marked no_tensorflow run under JAX in the TensorFlow-free environment below, not twice.
+KERAS_BACKEND=jax "$PYTHON" -m pytest -m "not tensorflow_only and not no_tensorflow" "$@"
 
 NOTF=${NOTF_VENV:-.venv-notf}
 if [ ! -x "$NOTF/bin/python" ]; then
