@@ -208,17 +208,8 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     for name in ("kodim05", "kodim23"):
         Image.open(shared_data / "content" / "test" / f"{name}.jpg").save(photos / f"{name}.jpg")
     printed = []
-    rows = quality.run(
-        str(model_dir),
-        str(photos),
-        str(shared_data / "styles"),
-        steps=6,
-        size=40,
-        output_dir=str(tmp_path / "out"),
-        thumb=32,
-        verbose=0,
-        log=printed.append,
-    )
+    settings = dict(steps=6, size=40, output_dir=str(tmp_path / "out"), thumb=32, verbose=0)
+    rows = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), log=printed.append, **settings)
     assert len(rows) == 2
     for row in rows:
         assert row["gatys_total"] < row["photo_total"]
@@ -230,16 +221,6 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 3, 32 * 2)
     cached = sorted(os.listdir(tmp_path / "out" / "cache"))
     assert len(cached) == 2
-    again = quality.run(
-        str(model_dir),
-        str(photos),
-        str(shared_data / "styles"),
-        steps=6,
-        size=40,
-        output_dir=str(tmp_path / "out"),
-        thumb=32,
-        verbose=0,
-        log=lambda *_: None,
-    )
+    again = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), log=lambda *_: None, **settings)
     assert [r["gatys_total"] for r in again] == [r["gatys_total"] for r in rows]
     assert sorted(os.listdir(tmp_path / "out" / "cache")) == cached
