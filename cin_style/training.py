@@ -374,8 +374,8 @@ def _process_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, under another user
+        pass
     return True
 
 
@@ -776,7 +776,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
 
 
 def _resume_point(output_dir, resume, kind):
-    """The checkpoint a run of `kind` starts from (`None`: from scratch), after the checks.
+    """`(checkpoint, its state.json)` a run of `kind` starts from (`(None, None)`: from scratch), after the checks.
 
     Refuses a folder holding checkpoints without `resume`, checkpoints that
     another kind of run wrote, and a folder whose checkpoints are all
@@ -790,33 +790,33 @@ def _resume_point(output_dir, resume, kind):
                 f"{output_dir} already holds checkpoints; pass resume=True (--resume) to continue, "
                 "or choose another output folder"
             )
-        return None
+        return None, None
     checkpoint = latest_checkpoint(output_dir)
     if existing and checkpoint is None:
         raise ValueError(f"No checkpoint in {output_dir} can be read (see the warnings above); nothing to resume")
     for newer in existing[existing.index(checkpoint) + 1 :] if checkpoint else []:
         os.replace(newer, os.path.join(os.path.dirname(newer), "unreadable-" + os.path.basename(newer)))
-    if checkpoint:
-        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
-            written_by = json.load(stream).get("kind", "train")
-        if written_by != kind:
-            command = {"train": "cin-style-train", "add_styles": "cin-style-add-style --model=<the base model>"}
-            raise ValueError(
-                f"{checkpoint} was written by a {written_by} run ({command.get(written_by, written_by)}); "
-                f"resume it with `{command.get(written_by, written_by)} ... --resume`, not as a {kind} run"
-            )
-    return checkpoint
+    if checkpoint is None:
+        return None, None
+    with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
+        state = json.load(stream)
+    written_by = state.get("kind", "train")
+    if written_by != kind:
+        command = {"train": "cin-style-train", "add_styles": "cin-style-add-style --model=<the base model>"}
+        raise ValueError(
+            f"{checkpoint} was written by a {written_by} run ({command.get(written_by, written_by)}); "
+            f"resume it with `{command.get(written_by, written_by)} ... --resume`, not as a {kind} run"
+        )
+    return checkpoint, state
 
 
 def _train(config, resume, vgg_weights, strategy, verbose):
-    checkpoint = _resume_point(config.output_dir, resume, "train")
+    checkpoint, saved = _resume_point(config.output_dir, resume, "train")
     dataset = _content_dataset(config)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     style_images = None
     if checkpoint:
-        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
-            saved = json.load(stream)
         style_names, grams = saved["style_names"], None
         if config.style_names and list(config.style_names) != style_names:
             raise ValueError(f"Checkpoint {checkpoint} was trained on styles {style_names}; got {config.style_names}")
@@ -901,14 +901,13 @@ def _add_styles(model, style_names, config, resume, vgg_weights, init_from, verb
     from cin_style.data import load_style_images
 
     old_count = num_styles_of(model)
-    checkpoint = _resume_point(config.output_dir, resume, "add_styles")
+    checkpoint, saved = _resume_point(config.output_dir, resume, "add_styles")
     new_names, new_images = load_style_images(config.styles, config.style_image_size, config.style_names)
     clash = sorted(set(new_names) & set(style_names))
     if clash:
         raise ValueError(f"The model already has styles named {clash}")
     if checkpoint:
-        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as stream:
-            saved_names = json.load(stream)["style_names"]
+        saved_names = saved["style_names"]
         if saved_names != [*style_names, *new_names]:
             raise ValueError(
                 f"{checkpoint} adds styles to a model with styles {saved_names}; this run would make "
