@@ -16,7 +16,7 @@ from cin_style.stylizer import Stylizer
 _LAZY = {
     "export_saved_model": ("cin_style.export", "export_saved_model"),
     "train": ("cin_style.training", "train"),
-    "TrainConfig": ("cin_style.training", "TrainConfig"),
+    "TrainConfig": ("cin_style.config", "TrainConfig"),
     "add_styles": ("cin_style.training", "add_styles"),
 }
 

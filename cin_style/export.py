@@ -24,15 +24,12 @@ pixels: one request cannot exhaust the server's memory. The limit counts the
 whole batch, so a batch of many large images is refused like one huge image.
 """
 
-import hashlib
 import json
 import os
 import shutil
 import time
 
-import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from cin_style import __version__
 from cin_style.checks import check_positive_integer
@@ -42,22 +39,12 @@ from cin_style.metadata import (
     METADATA_FORMAT,
     portable_training_config,
     version_dirs,
+    weights_hash,
 )
 from cin_style.network import alpha_of, num_styles_of
 
 #: Signature names, for servers and clients.
 SIGNATURES = ("serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "style_names")
-
-
-def weights_hash(model):
-    """SHA-256 over every weight of the model, in order: identifies a trained model."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        value = np.ascontiguousarray(ops.convert_to_numpy(weight))
-        digest.update(weight.path.encode())
-        digest.update(str(value.shape).encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
 
 
 class _ServingGraph:

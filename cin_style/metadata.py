@@ -7,11 +7,15 @@ exported before it existed) and `training` (the training config made portable
 by `portable_training_config`, or `None`).
 """
 
+import hashlib
 import json
 import ntpath
 import os
 import posixpath
 import re
+
+import numpy as np
+from keras import ops
 
 #: Version of the metadata layout; bumped on incompatible changes.
 METADATA_FORMAT = 1
@@ -129,6 +133,17 @@ def read_metadata(path):
             "Upgrade cin_style."
         )
     return data
+
+
+def weights_hash(model):
+    """SHA-256 over every weight of the model, in order: identifies a trained model."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(ops.convert_to_numpy(weight))
+        digest.update(weight.path.encode())
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 #: What a training run writes beside its `model.keras`: style names, alpha and the training config.

@@ -160,12 +160,14 @@ def output_norm_of(model):
 def with_more_styles(model, count, init_from=None):
     """A copy of a transformer with `count` more styles; every old weight kept bit-for-bit.
 
-    The new γ/β rows start as γ=1, β=0, or as copies of style `init_from`.
+    The new γ/β rows start as γ=1, β=0, as copies of style `init_from`, or
+    as the mean of the old rows (`init_from="mean"`).
 
     Args:
         model: A model from `build_transformer`.
         count: Number of styles to add; a positive integer.
-        init_from: Optional style index to copy the new rows from.
+        init_from: `None`, a style index, or `"mean"` (see
+            `ConditionalInstanceNormalization.add_styles`).
 
     Returns:
         A new model with `num_styles_of(model) + count` styles.

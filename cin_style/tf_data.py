@@ -33,9 +33,13 @@ def _decode_file(path):
     return image
 
 
-def _finish(images, image_size, batch_size, seed, repeat):
-    """Random crops, batching and prefetching shared by both sources."""
-    counter = tf.data.Dataset.counter()
+def _finish(images, image_size, batch_size, seed, repeat, first_image=0):
+    """Random crops, batching and prefetching shared by both sources.
+
+    Image `i` of the stream (counted from `first_image`) is cropped with the
+    seed `(seed, i)`, so a stream started part-way crops as the whole one does.
+    """
+    counter = tf.data.Dataset.counter(first_image)
     base_seed = tf.constant([0 if seed is None else int(seed)], tf.int64)
     dataset = tf.data.Dataset.zip((images, counter))
     dataset = dataset.map(
@@ -91,8 +95,16 @@ def tfds_dataset(
     seed=None,
     repeat=True,
     download=False,
+    start_batch=0,
 ):
     """Batches of random square crops from a tensorflow-datasets dataset.
+
+    With a `seed`, the stream is a pure function of the seed: examples are
+    read in a seeded order, and example `i` is cropped with the seed
+    `(seed, i)`. `start_batch` starts it at that batch (a resumed run goes on
+    with the crops an uninterrupted one would see; exact unless an image
+    fails to decode before that point); the skipped examples are read but not
+    decoded.
 
     Args:
         name: A tfds name such as `"coco/2017"`.
@@ -101,6 +113,7 @@ def tfds_dataset(
         image_key: Feature holding the image. Defaults to `"image"`.
         download: Let tfds download and prepare the data. Defaults to `False`
             (prepare it beforehand, e.g. with `tfds build`).
+        start_batch: Index of the first batch served. Defaults to `0`.
         Others as in `folder_dataset`.
 
     Raises:
@@ -110,6 +123,8 @@ def tfds_dataset(
     import tensorflow_datasets as tfds
 
     check_sizes(image_size, batch_size)
+    if not (isinstance(start_batch, int) and start_batch >= 0):
+        raise ValueError(f"`start_batch` must be a non-negative integer. Received: start_batch={start_batch!r}")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:
@@ -124,14 +139,29 @@ def tfds_dataset(
         )
     if download:
         builder.download_and_prepare()
-    read_config = tfds.ReadConfig(shuffle_seed=seed)
-    examples = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
-    if shuffle:
-        examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+    # A seeded stream must not depend on how many iterators were made over it before (tf.data
+    # reshuffles per iterator): one seeded file order, and one seeded shuffle of the endless stream.
+    read_config = tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=seed is None)
+    # Images come encoded and are decoded after the skip: skipping costs reads, not decodes.
+    examples = builder.as_dataset(
+        split=split,
+        shuffle_files=shuffle,
+        read_config=read_config,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+    )
     if repeat:
         examples = examples.repeat()
-    images = examples.map(lambda example: example[image_key], num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(images, image_size, batch_size, seed, repeat=False)
+    if shuffle:  # after the repeat: one seeded order for the whole stream, each pass differently shuffled
+        examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=seed is None)
+    first_image = start_batch * batch_size
+    examples = examples.skip(first_image)
+    feature = builder.info.features[image_key]
+    images = examples.map(
+        lambda example: feature.decode_example(example[image_key]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=seed is not None,
+    )
+    return _finish(images, image_size, batch_size, seed, repeat=False, first_image=first_image)
 
 
 def content_dataset(source, **kwargs):
@@ -150,15 +180,16 @@ def content_dataset(source, **kwargs):
 __all__ = ["ContentSourceError", "content_dataset", "folder_dataset", "tfds_dataset"]
 
 
-def with_style_draws(dataset, batch_size, seed=None):
+def with_style_draws(dataset, batch_size, seed=None, start_batch=0):
     """`{"images": batch, "style_draws": (batch_size,) uniform in [0, 1)}` from a dataset of image batches.
 
     The draws pick each example's style in training (see `StyleTrainer`); they
-    are seeded by `seed` and the batch's position, so they come with the data
+    are seeded by `seed` and the batch's position (counted from `start_batch`,
+    the position of the dataset's first batch), so they come with the data
     rather than from a per-replica random state.
     """
     base = 0 if seed is None else int(seed)
-    return dataset.enumerate().map(
+    return dataset.enumerate(start_batch).map(
         lambda i, images: {
             "images": images,
             "style_draws": tf.random.stateless_uniform([batch_size], seed=tf.stack([tf.constant(base, tf.int64), i])),

@@ -1,5 +1,9 @@
 """Small builders shared by tests."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 
@@ -27,7 +31,7 @@ TRAIN_STYLES = ("hokusai_great_wave", "munch_the_scream")
 
 def tiny_config(shared_data, photos, output_dir, **overrides):
     """A `TrainConfig` for a few-second run: 32-px crops, batch 2, 4 steps, slim network, seed 0."""
-    from cin_style.training import TrainConfig
+    from cin_style.config import TrainConfig
 
     settings = dict(
         styles=[str(shared_data / "styles" / f"{name}.jpg") for name in TRAIN_STYLES],
@@ -44,3 +48,14 @@ def tiny_config(shared_data, photos, output_dir, **overrides):
     )
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def run_cli(module, *args, timeout=300):
+    """Runs `python -m module args...`; returns the completed process (stdout, stderr as text)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )

@@ -117,6 +117,18 @@ def test_add_styles_keeps_old_rows_bit_for_bit(rng):
     np.testing.assert_allclose(y, instance_norm(x, old_gamma[1], old_beta[1]), atol=1e-4)
 
 
+def test_new_rows_can_start_at_the_mean_of_the_old_rows(rng):
+    layer = built_layer(rng)
+    old_gamma = keras.ops.convert_to_numpy(layer.gamma).copy()
+    old_beta = keras.ops.convert_to_numpy(layer.beta).copy()
+    layer.add_styles(2, init_from="mean")
+    gamma, beta = keras.ops.convert_to_numpy(layer.gamma), keras.ops.convert_to_numpy(layer.beta)
+    assert np.array_equal(gamma[:3], old_gamma) and np.array_equal(beta[:3], old_beta)
+    np.testing.assert_allclose(gamma[3:], [old_gamma.mean(axis=0)] * 2, rtol=1e-6)
+    np.testing.assert_allclose(beta[3:], [old_beta.mean(axis=0)] * 2, rtol=1e-6)
+    assert not np.allclose(gamma[3], old_gamma[0]) and not np.allclose(gamma[3], 1.0)
+
+
 def test_keras_file_round_trip_reproduces_outputs(rng, tmp_path):
     inputs = [keras.Input((None, None, 4)), keras.Input((3,))]
     model = keras.Model(inputs, ConditionalInstanceNormalization(3, name="cin")(inputs))
@@ -172,7 +184,11 @@ def test_add_styles_rejects_bad_counts_and_sources(rng):
     layer = built_layer(rng)
     with pytest.raises(ValueError, match="`count` must be a positive integer. Received: count=0"):
         layer.add_styles(0)
-    with pytest.raises(ValueError, match=r"`init_from` must be a style index in \[0, 3\). Received: init_from=3"):
+    with pytest.raises(
+        ValueError, match=r'`init_from` must be None, "mean" or a style index in \[0, 3\). Received: init_from=3'
+    ):
         layer.add_styles(1, init_from=3)
+    with pytest.raises(ValueError, match="Received: init_from='median'"):
+        layer.add_styles(1, init_from="median")
     with pytest.raises(ValueError, match="needs a built layer"):
         ConditionalInstanceNormalization(2).add_styles(1)

@@ -39,16 +39,43 @@ def test_grey_images_become_three_equal_channels(tmp_path, shared_data):
     np.testing.assert_allclose(batch[..., 0], batch[..., 2], atol=1e-6)
 
 
+# tfds' mock data cannot fake coco/2017 with its image left undecoded (it makes the
+# "objects" sequences of unequal lengths); oxford_flowers102 has an image feature too.
+MOCK_TFDS = "oxford_flowers102"
+
+
 def test_tfds_pipeline_reads_the_image_feature(tmp_path):
     import tensorflow_datasets as tfds
 
     from cin_style.tf_data import content_dataset
 
     with tfds.testing.mock_data(num_examples=6):
-        dataset = content_dataset("coco/2017", image_size=32, batch_size=2, seed=1, data_dir=str(tmp_path))
+        dataset = content_dataset(MOCK_TFDS, image_size=32, batch_size=2, seed=1, data_dir=str(tmp_path))
         batch = next(dataset.as_numpy_iterator())
     assert batch.shape == (2, 32, 32, 3) and batch.dtype == np.float32
-    assert 0.0 <= batch.min() and batch.max() <= 1.0
+    assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0.02
+
+
+def test_tfds_stream_started_at_a_batch_continues_the_whole_stream(tmp_path):
+    # What a resumed run reads: batches 3, 4, 5 of the stream, across an epoch boundary
+    # (5 examples, batches of 2), with the same crops and the same style draws.
+    import tensorflow_datasets as tfds
+
+    from cin_style.tf_data import tfds_dataset, with_style_draws
+
+    def stream(start_batch, count):
+        batches = tfds_dataset(
+            MOCK_TFDS, image_size=32, batch_size=2, seed=4, data_dir=str(tmp_path), start_batch=start_batch
+        )
+        return list(with_style_draws(batches, 2, seed=4, start_batch=start_batch).take(count).as_numpy_iterator())
+
+    with tfds.testing.mock_data(num_examples=5):
+        whole, later = stream(0, 6), stream(3, 3)
+    for expected, got in zip(whole[3:], later):
+        np.testing.assert_array_equal(got["images"], expected["images"])
+        np.testing.assert_array_equal(got["style_draws"], expected["style_draws"])
+    assert not np.array_equal(whole[0]["images"], whole[3]["images"])
+    assert not np.array_equal(whole[0]["style_draws"], whole[3]["style_draws"])
 
 
 def test_tfds_unknown_feature_lists_the_features(tmp_path):
@@ -58,7 +85,7 @@ def test_tfds_unknown_feature_lists_the_features(tmp_path):
 
     with tfds.testing.mock_data(num_examples=2):
         with pytest.raises(ContentSourceError, match=r"has no feature 'picture'. Its features: \[.*'image'"):
-            tfds_dataset("coco/2017", image_size=32, batch_size=1, image_key="picture", data_dir=str(tmp_path))
+            tfds_dataset(MOCK_TFDS, image_size=32, batch_size=1, image_key="picture", data_dir=str(tmp_path))
 
 
 def test_unknown_content_source_is_neither_folder_nor_tfds_name():

@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import TRAIN_STYLES, tiny_config
+from helpers import TRAIN_STYLES, run_cli, tiny_config
 
 from cin_style.network import cin_layers
 
@@ -106,6 +106,26 @@ def test_resumed_run_continues_its_tensorboard_loss_curve(shared_data, photos, t
     # Steps 3 and 4 follow on; steps 1 and 2 keep the first run's values.
     assert sorted(points) == [1, 2, 3, 4]
     assert {step: points[step] for step in (1, 2)} == first
+
+
+def test_resumed_tfds_run_ends_with_the_weights_of_an_uninterrupted_run(shared_data, tmp_path):
+    # The tfds stream restarts at the resumed step: same crops, same style draws.
+    import tensorflow_datasets as tfds
+
+    from cin_style.training import train
+
+    def run(folder, steps, resume=False):
+        config = tiny_config(shared_data, None, tmp_path / folder, steps=steps, content="oxford_flowers102")
+        config.tfds_data_dir = str(tmp_path / "tfds")
+        return train(config, resume=resume, verbose=0)
+
+    with tfds.testing.mock_data(num_examples=5):
+        straight = run("straight", 4)
+        run("split", 2)
+        resumed = run("split", 4, resume=True)
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
@@ -221,16 +241,6 @@ def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(grown.model({"image": image, "style_weights": weights})), old_outputs[i]
         )
-
-
-def run_cli(module, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):

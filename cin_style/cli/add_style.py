@@ -1,8 +1,18 @@
-"""cin-style-add-style: add styles to a trained model, fitting only their γ/β rows.
+"""cin-style-add-style: add your own paintings to a trained model, fitting only their γ/β rows.
 
-    cin-style-add-style --model=runs/my_model --styles=new_style.jpg \
-        --content=path/to/photos --output_dir=runs/my_model_plus --steps=2000
+    cin-style-add-style --model=saved_models/cin_style_default --styles=my_painting.jpg \
+        --content=path/to/photos --output_dir=runs/with_my_painting
+
+The base model is a SavedModel folder (the bundled one, a TF Serving base or a
+version folder), a `.keras` file or a training folder; the loss weights default to
+the ones it was trained with (its metadata). Every old style keeps
+its outputs bit for bit. The result is written to --output_dir (model.keras,
+checkpoints, samples) and exported as the next SavedModel version under
+--export_dir (default: <output_dir>/saved_model), ready for
+`Stylizer.load`, the CLI and TF Serving. Resume with the same command plus --resume.
 """
+
+import os
 
 from absl import app, flags
 
@@ -10,35 +20,97 @@ from cin_style.cli import train as train_cli
 from cin_style.cli._common import fail, reject_extra_args, setup_logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Training output folder (with model.keras and styles.json) or a .keras file.")
-flags.DEFINE_string("init_from", None, "Existing style whose γ/β start the new rows.")
+flags.DEFINE_string(
+    "model",
+    None,
+    "The model to extend: a SavedModel folder (e.g. saved_models/cin_style_default, or one version of it), "
+    "a .keras file, or a training output folder.",
+)
+flags.DEFINE_string(
+    "init_from",
+    "nearest",
+    "How the new γ/β rows start: nearest (the existing style whose outputs are nearest the painting by Gram "
+    "distance), mean (of the existing rows), identity (γ=1, β=0), or an existing style's name.",
+)
+flags.DEFINE_string(
+    "export_dir",
+    None,
+    "SavedModel base folder for the result (default: <output_dir>/saved_model; '' to skip the export). "
+    "The version is the base model's + 1 (or the next free one).",
+)
+
+#: Training settings that suit fitting γ/β rows on a CPU (measured: see README, "Add your own painting").
+ADD_STYLE_DEFAULTS = {"steps": 600, "batch_size": 4, "checkpoint_every": 100, "learning_rate": 1e-2}
 
 
 def main(argv):
     reject_extra_args(argv)
     setup_logging()
     if not FLAGS.model:
-        fail("--model is required: a training output folder or a .keras file")
+        fail("--model is required: a SavedModel folder, a .keras file or a training output folder")
     config = train_cli.config_from_flags()
     from cin_style.data import ContentSourceError
     from cin_style.image_io import ImageReadError
-    from cin_style.training import add_styles, load_trained
+    from cin_style.model_io import load_transformer, recorded_training_config
+    from cin_style.vgg import VGGWeightsError
 
     try:
-        model, names = load_trained(FLAGS.model)
-        init_from = FLAGS.init_from
-        if init_from is not None and init_from not in names:
-            fail(f"--init_from: unknown style {init_from!r}; the model has {names}")
+        config.validate()
+        model, names, base_version = load_transformer(FLAGS.model)
+        config = _with_base_loss(config, recorded_training_config(FLAGS.model))
+        init_from = None if FLAGS.init_from == "identity" else FLAGS.init_from
+        from cin_style.training import add_styles
+
         result = add_styles(
             model, names, config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, init_from=init_from
         )
-    except (ValueError, FileNotFoundError, ContentSourceError, ImageReadError) as error:
+    except (ValueError, FileNotFoundError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
         fail(str(error))
+    except ImportError as error:
+        fail(f"{error}: reading a SavedModel needs TensorFlow; give a .keras file or a training folder instead")
     print(f"Model now has {len(result.style_names)} styles: {', '.join(result.style_names)}")
     print(f"Model: {result.model_path}")
+    export_dir = os.path.join(config.output_dir, "saved_model") if FLAGS.export_dir is None else FLAGS.export_dir
+    if export_dir:
+        _export(result, export_dir, base_version, config)
+
+
+def _with_base_loss(config, base_training):
+    """`config` with the base model's loss weights wherever no flag set them: a new style is
+    fitted under the loss the model's own styles were trained with."""
+    import dataclasses
+
+    recorded = {
+        name: base_training[name]
+        for name in ("content_weight", "style_weight", "tv_weight")
+        if getattr(FLAGS, name) is None and base_training.get(name) is not None
+    }
+    return dataclasses.replace(config, **recorded)
+
+
+def _export(result, export_dir, base_version, config):
+    try:
+        from cin_style.export import export_saved_model, next_version
+    except ImportError as error:
+        print(f"Not exported ({error}); export later with cin-style-export --model={config.output_dir}")
+        return
+    import dataclasses
+
+    version = next_version(export_dir)
+    if base_version is not None and not os.path.isdir(os.path.join(export_dir, str(base_version + 1))):
+        version = max(version, base_version + 1)
+    try:
+        path = export_saved_model(
+            result.model, export_dir, result.style_names, version=version, training_config=dataclasses.asdict(config)
+        )
+    except (ValueError, OSError) as error:
+        fail(f"Trained, but the export failed: {error}")
+    print(f"SavedModel: {path}")
 
 
 def run():
+    for name, value in ADD_STYLE_DEFAULTS.items():
+        FLAGS.set_default(name, value)
     app.run(main)
 
 

@@ -32,7 +32,7 @@ def main(argv):
         fail("--export_dir is required")
     from cin_style.export import export_saved_model
     from cin_style.metadata import read_styles_file
-    from cin_style.training import load_trained, model_from_checkpoint
+    from cin_style.model_io import load_trained, model_from_checkpoint
 
     try:
         if FLAGS.checkpoint:

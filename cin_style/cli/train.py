@@ -71,7 +71,7 @@ flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs.")
 
 
 def config_from_flags():
-    from cin_style.training import TrainConfig
+    from cin_style.config import TrainConfig
 
     if not FLAGS.styles:
         fail("--styles is required: style image files or a folder of them")

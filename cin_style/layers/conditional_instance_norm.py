@@ -121,13 +121,28 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             beta = beta[:, None, None, :]
         return ops.cast(normalized * gamma + beta, input_dtype)
 
+    def _new_row(self, old_gamma, old_beta, start):
+        """`(γ, β)` of one new style row from its start (see `add_styles`)."""
+        if start is None:
+            return np.ones(old_gamma.shape[1]), np.zeros(old_beta.shape[1])
+        if isinstance(start, str) and start == "mean":
+            return old_gamma.mean(axis=0), old_beta.mean(axis=0)
+        if not is_integer(start) or not (0 <= start < self.num_styles):
+            raise ValueError(
+                f'`init_from` must be None, "mean" or a style index in [0, {self.num_styles}). '
+                f"Received: init_from={start!r}"
+            )
+        return old_gamma[start], old_beta[start]
+
     def add_styles(self, count=1, init_from=None):
         """Grows the γ/β tables by `count` rows, keeping the old rows unchanged.
 
         Args:
             count: Number of styles to add. Defaults to `1`.
-            init_from: Optional style index whose γ/β initialise the new rows;
-                when `None` they start as γ=1, β=0. Defaults to `None`.
+            init_from: How the new rows start: `None` for γ=1, β=0 (the
+                identity), a style index to copy that style's rows, `"mean"`
+                for the mean of the existing rows, or a list of those, one
+                per new row. Defaults to `None`.
 
         Raises:
             ValueError: If the layer is not built, `count` is not a positive
@@ -138,16 +153,12 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         check_positive_integer("count", count)
         old_gamma = ops.convert_to_numpy(self.gamma)
         old_beta = ops.convert_to_numpy(self.beta)
-        if init_from is None:
-            new_gamma = np.ones((count, old_gamma.shape[1]), old_gamma.dtype)
-            new_beta = np.zeros((count, old_beta.shape[1]), old_beta.dtype)
-        else:
-            if not is_integer(init_from) or not (0 <= init_from < self.num_styles):
-                raise ValueError(
-                    f"`init_from` must be a style index in [0, {self.num_styles}). Received: init_from={init_from!r}"
-                )
-            new_gamma = old_gamma[[init_from] * count]
-            new_beta = old_beta[[init_from] * count]
+        starts = list(init_from) if isinstance(init_from, (list, tuple)) else [init_from] * count
+        if len(starts) != count:
+            raise ValueError(f"`init_from` lists {len(starts)} starts for {count} new styles")
+        rows = [self._new_row(old_gamma, old_beta, start) for start in starts]
+        new_gamma = np.stack([gamma for gamma, _ in rows]).astype(old_gamma.dtype)
+        new_beta = np.stack([beta for _, beta in rows]).astype(old_beta.dtype)
         trainable = self.gamma.trainable
         # A variable cannot change shape: untrack the old tables (``del`` does
         # that for Keras layers) and add larger ones in the same order.
