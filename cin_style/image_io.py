@@ -64,12 +64,20 @@ def array_to_rgb(array):
     return values
 
 
+#: The EXIF tag holding how a picture is to be turned for display.
+EXIF_ORIENTATION = 0x0112
+
+
 def to_rgb_array(image):
     """A PIL image of any common mode as float32 RGB in [0, 1], `(h, w, 3)`.
 
     Grey becomes three equal channels, 16-bit grey keeps its precision, RGBA
     and LA are composited over white, palette and CMYK images are converted.
+    An EXIF orientation tag (an image opened with `PIL.Image.open` from a
+    phone photo) is applied, as `read_image` does for files.
     """
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)  # a turned copy; the caller's image is left as it is
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         grey = np.asarray(image, dtype=np.float32) / 65535.0

@@ -17,6 +17,7 @@ from cin_style.image_io import (
     read_image,
     resize,
     resize_shorter_side,
+    to_rgb_array,
 )
 
 pytestmark = pytest.mark.no_tensorflow
@@ -70,6 +71,12 @@ def test_exif_orientation_is_honoured_in_every_reading_path(tmp_path, orientatio
     photo = read_photo(path, 16)  # the training pipeline's reader
     assert min(photo.shape[:2]) == 16 and (photo.shape[0] > photo.shape[1]) == (upright.shape[0] > upright.shape[1])
     _assert_colours(_corners(photo.astype(np.float32) / 255.0), expected)
+
+    with Image.open(path) as opened:  # a PIL image the caller opened (Stylizer, Gatys take those)
+        from_pil = to_rgb_array(opened)
+        assert opened.size == (128, 64)  # the caller's image is not turned
+    assert from_pil.shape == upright.shape
+    _assert_colours(_corners(from_pil), expected)
 
 
 def test_sixteen_bit_grey_png_keeps_its_precision_through_resizing(tmp_path):
