@@ -210,3 +210,10 @@ def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
     assert len(summary) == 3, stderr[-2000:]
     assert str(tree / "a.jpg") in summary[1] and "ResourceExhaustedError: OOM when allocating tensor" in summary[1]
     assert str(tree / "c.jpg") in summary[2] and "InvalidArgumentError: Incompatible shapes" in summary[2]
+
+    # One input alone: the same error ends the tool with that line, no traceback, no file.
+    status, stdout, stderr = run_main(
+        capsys, f"--model={model_dir}", f"--input={tree / 'a.jpg'}", "--style=0", f"--output={tmp_path / 'a.png'}"
+    )
+    assert status != 0 and not (tmp_path / "a.png").exists()
+    assert "a.jpg: ResourceExhaustedError: OOM when allocating tensor" in stderr and "Traceback" not in stderr

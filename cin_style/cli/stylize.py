@@ -199,8 +199,8 @@ def _describe(error):
 def _write_one(make, output, in_batch=False):
     """Renders and writes one output atomically.
 
-    Alone, ends the tool on a failure. In a batch, reports any failure, a
-    TensorFlow error included, and returns its reason (`None` on success) so
+    Alone, ends the tool on a failure (a TensorFlow error included, as one
+    line). In a batch, reports any failure, a TensorFlow error included, and returns its reason (`None` on success) so
     the run goes on with the other files.
     """
     from cin_style import image_io
@@ -224,6 +224,8 @@ def _write_one(make, output, in_batch=False):
             image_io.write_image(output, make())
         except (image_io.ImageReadError, StyleError, ValueError, OSError) as error:
             fail(str(error))
+        except Exception as error:  # a TensorFlow error (out of memory, ...): one line, not a traceback
+            fail(f"{FLAGS.input}: {_describe(error)}")
     print(f"wrote {output}")
     return None
 
