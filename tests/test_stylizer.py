@@ -138,7 +138,7 @@ def test_sixteen_bit_png_and_cmyk_jpeg_files_are_read(stylizer, photo, tmp_path)
     assert np.asarray(stylizer.stylize(tmp_path / "cmyk.jpg", 2)).shape == (40, 60, 3)
 
 
-def test_strength_and_preserve_color(stylizer, photo):
+def test_strength_blends_and_preserve_color_keeps_the_photos_colour_under_the_paintings_light(stylizer, photo):
     np.testing.assert_array_equal(stylizer.stylize(photo, 0, strength=0.0), photo)
     full = stylizer.stylize(photo, 0).astype(float)
     half = stylizer.stylize(photo, 0, strength=0.5).astype(float)
@@ -146,10 +146,13 @@ def test_strength_and_preserve_color(stylizer, photo):
     kept = stylizer.stylize(photo, 0, preserve_color=True).astype(float) / 255
     from cin_style.stylizer import _rgb_to_ycbcr
 
-    _, cb_photo, cr_photo = _rgb_to_ycbcr(photo / 255.0)
-    _, cb_kept, cr_kept = _rgb_to_ycbcr(kept)
-    _, cb_full, _ = _rgb_to_ycbcr(full / 255)
+    y_photo, cb_photo, cr_photo = _rgb_to_ycbcr(photo / 255.0)
+    y_kept, cb_kept, cr_kept = _rgb_to_ycbcr(kept)
+    y_full, cb_full, cr_full = _rgb_to_ycbcr(full / 255)
+    # Both colour channels come from the photo, the luminance from the painted output.
     assert np.abs(cb_kept - cb_photo).mean() < 0.02 < np.abs(cb_full - cb_photo).mean()
+    assert np.abs(cr_kept - cr_photo).mean() < 0.02 < np.abs(cr_full - cr_photo).mean()
+    assert np.abs(y_kept - y_full).mean() < 0.02 < np.abs(y_kept - y_photo).mean()
     with pytest.raises(ValueError, match=r"`strength` must be a number in \[0, 1\]. Received: strength=1.5"):
         stylizer.stylize(photo, 0, strength=1.5)
 
