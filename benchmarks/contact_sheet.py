@@ -63,9 +63,11 @@ def contact_sheet(stylizer, photo_paths, side, styles=None, paint_size=None):
     return sheet
 
 
-def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8, paint_size=None):
-    """PIL image: a labelled row per style (painting, then the photos painted), in `blocks` side by side."""
-    names = stylizer.style_names
+def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8, paint_size=None, names=None):
+    """PIL image: a labelled row per style (painting, then the photos painted), in `blocks` side by side.
+
+    `names` picks the styles shown (default: all), in that order."""
+    names = list(names or stylizer.style_names)
     tiles_of = [painted_tiles(stylizer, path, names, side, paint_size) for path in photo_paths]
     photos = [tiles[0] for tiles in tiles_of]
     paintings = {name: square(image_io.read_image(find_style_image(style_folder, name)), side) for name in names}
@@ -83,7 +85,7 @@ def style_rows_sheet(stylizer, photo_paths, side, style_folder, blocks=2, gap=8,
         for r, name in enumerate(names[b * per_block : (b + 1) * per_block], start=1):
             top = r * row_height
             index = b * per_block + r - 1
-            draw.text((left + 3, top + 1), f"{index}: {name}", fill="black")
+            draw.text((left + 3, top + 1), f"{stylizer.style_names.index(name)}: {name}", fill="black")
             tiles = [paintings[name]] + [painted[1 + index] for painted in tiles_of]
             for c, tile in enumerate(tiles):
                 sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (left + c * side, top + LABEL))
@@ -106,12 +108,17 @@ def main():
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
     parser.add_argument("--styles", default=None, help="folder of the paintings: lay the sheet out by style")
     parser.add_argument("--blocks", type=int, default=2, help="with --styles: columns of style rows")
+    parser.add_argument("--only", default=None, help="with --styles: comma-separated styles to show (default: all)")
+    parser.add_argument("--photo_names", default=None, help="comma-separated photo file names (default: the first)")
     args = parser.parse_args()
     stylizer = Stylizer.load(args.model)
     paths = image_io.list_image_files(args.content)[: args.photos]
+    if args.photo_names:
+        paths = [os.path.join(args.content, name) for name in args.photo_names.split(",")]
     if args.styles:
+        only = args.only.split(",") if args.only else None
         sheet = style_rows_sheet(
-            stylizer, paths, args.size, args.styles, blocks=args.blocks, paint_size=args.paint_size
+            stylizer, paths, args.size, args.styles, blocks=args.blocks, paint_size=args.paint_size, names=only
         )
     else:
         sheet = contact_sheet(stylizer, paths, args.size, paint_size=args.paint_size)

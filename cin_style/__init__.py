@@ -18,6 +18,7 @@ _LAZY = {
     "train": ("cin_style.training", "train"),
     "TrainConfig": ("cin_style.config", "TrainConfig"),
     "add_styles": ("cin_style.training", "add_styles"),
+    "load_transformer": ("cin_style.model_io", "load_transformer"),
 }
 
 

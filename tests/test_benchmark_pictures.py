@@ -67,6 +67,14 @@ def test_both_layouts_have_a_tile_per_photo_and_style(stylizer, photo_paths, sha
         for r in range(len(STYLE_NAMES))
     ]
     assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])
+    # Only the named styles, in that order: one row here, the same pixels as that style's row above.
+    only = contact_sheet.style_rows_sheet(
+        stylizer, photo_paths, 24, str(shared_data / "styles"), blocks=1, paint_size=48, names=[STYLE_NAMES[2]]
+    )
+    assert only.size == ((1 + 2) * 24, 2 * (24 + contact_sheet.LABEL))
+    np.testing.assert_array_equal(
+        np.asarray(only)[(24 + contact_sheet.LABEL) + contact_sheet.LABEL :][:24, 24:48], rows[2]
+    )
 
 
 def test_interpolation_strip_paints_big_then_shrinks_and_ends_on_each_style(stylizer, photo_paths):
