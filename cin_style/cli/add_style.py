@@ -40,7 +40,7 @@ flags.DEFINE_string(
 )
 
 #: Training settings that suit fitting γ/β rows on a CPU (measured: see README, "Add your own painting").
-ADD_STYLE_DEFAULTS = {"steps": 600, "batch_size": 4, "checkpoint_every": 100, "learning_rate": 1e-2}
+ADD_STYLE_DEFAULTS = {"steps": 300, "batch_size": 4, "checkpoint_every": 100, "learning_rate": 1e-2}
 
 
 def main(argv):
