@@ -44,6 +44,7 @@ def test_bundled_model_rebuilt_from_its_saved_model_paints_the_same_pixels():
     assert weights_hash(model) == read_metadata(bundled_model_path())["weights_sha256"]
     image = np.random.default_rng(0).random((1, 40, 56, 3)).astype(np.float32)
     folder = f"{bundled_model_path()}/{version}"
+    assert load_transformer(folder)[1:] == (names, version)  # a version folder names the same model
     for style, expected in zip((0, 12), saved_model_outputs(folder, image, (0, 12))):
         weights = np.eye(16, dtype=np.float32)[[style]]
         ours = np.clip(np.asarray(model({"image": image, "style_weights": weights})), 0.0, 1.0)
