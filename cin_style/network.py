@@ -3,6 +3,8 @@
 import math
 
 import keras
+import numpy as np
+from keras import ops
 
 from cin_style.checks import check_positive_integer
 from cin_style.layers import (
@@ -12,6 +14,7 @@ from cin_style.layers import (
     ReflectionConv2D,
     ResidualBlock,
 )
+from cin_style.layers.conditional_instance_norm import new_style_rows
 
 #: (filters, kernel size, stride) of the encoder convolutions at alpha=1.
 ENCODER = ((32, 9, 1), (64, 3, 2), (128, 3, 2))
@@ -182,12 +185,11 @@ def with_more_styles(model, count, init_from=None):
     )
     for old, new in zip(all_layers(model), all_layers(grown)):
         if isinstance(old, ConditionalInstanceNormalization):
-            # Grow a scratch copy of the old layer, so the rows follow add_styles' rules.
-            scratch = ConditionalInstanceNormalization(old.num_styles, old.epsilon)
-            scratch.build([(None, None, None, old.gamma.shape[1]), (None, old.num_styles)])
-            scratch.set_weights(old.get_weights())
-            scratch.add_styles(count, init_from=init_from)
-            new.set_weights(scratch.get_weights())
+            # The new layer is built at its size: no growing in place (Keras runs gc.collect() per
+            # deleted variable, a quarter second each once TensorFlow is loaded).
+            gamma, beta = (ops.convert_to_numpy(table) for table in (old.gamma, old.beta))
+            new_gamma, new_beta = new_style_rows(gamma, beta, count, init_from)
+            new.set_weights([np.concatenate([gamma, new_gamma]), np.concatenate([beta, new_beta])])
         elif isinstance(old, keras.layers.Conv2D):
             new.set_weights(old.get_weights())
     return grown

@@ -121,19 +121,6 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             beta = beta[:, None, None, :]
         return ops.cast(normalized * gamma + beta, input_dtype)
 
-    def _new_row(self, old_gamma, old_beta, start):
-        """`(γ, β)` of one new style row from its start (see `add_styles`)."""
-        if start is None:
-            return np.ones(old_gamma.shape[1]), np.zeros(old_beta.shape[1])
-        if isinstance(start, str) and start == "mean":
-            return old_gamma.mean(axis=0), old_beta.mean(axis=0)
-        if not is_integer(start) or not (0 <= start < self.num_styles):
-            raise ValueError(
-                f'`init_from` must be None, "mean" or a style index in [0, {self.num_styles}). '
-                f"Received: init_from={start!r}"
-            )
-        return old_gamma[start], old_beta[start]
-
     def add_styles(self, count=1, init_from=None):
         """Grows the γ/β tables by `count` rows, keeping the old rows unchanged.
 
@@ -153,12 +140,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         check_positive_integer("count", count)
         old_gamma = ops.convert_to_numpy(self.gamma)
         old_beta = ops.convert_to_numpy(self.beta)
-        starts = list(init_from) if isinstance(init_from, (list, tuple)) else [init_from] * count
-        if len(starts) != count:
-            raise ValueError(f"`init_from` lists {len(starts)} starts for {count} new styles")
-        rows = [self._new_row(old_gamma, old_beta, start) for start in starts]
-        new_gamma = np.stack([gamma for gamma, _ in rows]).astype(old_gamma.dtype)
-        new_beta = np.stack([beta for _, beta in rows]).astype(old_beta.dtype)
+        new_gamma, new_beta = new_style_rows(old_gamma, old_beta, count, init_from)
         trainable = self.gamma.trainable
         # A variable cannot change shape: untrack the old tables (``del`` does
         # that for Keras layers) and add larger ones in the same order.
@@ -192,3 +174,29 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         return {**config, "num_styles": self.num_styles, "epsilon": self.epsilon}
+
+
+def new_style_rows(gamma, beta, count, init_from=None):
+    """The γ and β rows `(count, channels)` of `count` new styles for the tables `gamma`, `beta`.
+
+    `init_from` as in `ConditionalInstanceNormalization.add_styles`: `None`
+    (γ=1, β=0), a style index, `"mean"`, or a list of those, one per new row.
+    """
+    num_styles = gamma.shape[0]
+    starts = list(init_from) if isinstance(init_from, (list, tuple)) else [init_from] * count
+    if len(starts) != count:
+        raise ValueError(f"`init_from` lists {len(starts)} starts for {count} new styles")
+
+    def row(start):
+        if start is None:
+            return np.ones(gamma.shape[1]), np.zeros(beta.shape[1])
+        if isinstance(start, str) and start == "mean":
+            return gamma.mean(axis=0), beta.mean(axis=0)
+        if not is_integer(start) or not (0 <= start < num_styles):
+            raise ValueError(
+                f'`init_from` must be None, "mean" or a style index in [0, {num_styles}). Received: init_from={start!r}'
+            )
+        return gamma[start], beta[start]
+
+    rows = [row(start) for start in starts]
+    return np.stack([g for g, _ in rows]).astype(gamma.dtype), np.stack([b for _, b in rows]).astype(beta.dtype)
