@@ -31,14 +31,9 @@ from cin_style import image_io
 
 def training_settings(model_path):
     """Loss weights and style image size the model was trained with (metadata or styles.json)."""
-    from cin_style.metadata import read_metadata, read_styles_file
+    from cin_style.model_io import recorded_training_config
 
-    training = None
-    try:
-        training = read_metadata(model_path).get("training")
-    except (FileNotFoundError, ValueError):
-        training = (read_styles_file(model_path) or {}).get("training")
-    training = training or {}
+    training = recorded_training_config(model_path)
     keys = ("content_weight", "style_weight", "tv_weight")
     return {k: training[k] for k in keys if training.get(k) is not None}, int(training.get("style_image_size", 256))
 

@@ -169,8 +169,8 @@ def with_more_styles(model, count, init_from=None):
     Args:
         model: A model from `build_transformer`.
         count: Number of styles to add; a positive integer.
-        init_from: `None`, a style index, or `"mean"` (see
-            `ConditionalInstanceNormalization.add_styles`).
+        init_from: `None`, a style index, `"mean"`, or a list of those, one
+            per new style (see `new_style_rows`).
 
     Returns:
         A new model with `num_styles_of(model) + count` styles.

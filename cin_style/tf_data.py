@@ -8,6 +8,7 @@ files are skipped and counted. Training reads folders through
 
 import tensorflow as tf
 
+from cin_style.checks import is_integer
 from cin_style.data import ContentSourceError, check_content_source, check_sizes, folder_photos
 
 
@@ -123,7 +124,7 @@ def tfds_dataset(
     import tensorflow_datasets as tfds
 
     check_sizes(image_size, batch_size)
-    if not (isinstance(start_batch, int) and start_batch >= 0):
+    if not (is_integer(start_batch) and start_batch >= 0):
         raise ValueError(f"`start_batch` must be a non-negative integer. Received: start_batch={start_batch!r}")
     try:
         builder = tfds.builder(name, data_dir=data_dir)

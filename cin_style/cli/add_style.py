@@ -12,6 +12,7 @@ checkpoints, samples) and exported as the next SavedModel version under
 `Stylizer.load`, the CLI and TF Serving. Resume with the same command plus --resume.
 """
 
+import dataclasses
 import os
 
 from absl import app, flags
@@ -78,8 +79,6 @@ def main(argv):
 def _with_base_loss(config, base_training):
     """`config` with the base model's loss weights wherever no flag set them: a new style is
     fitted under the loss the model's own styles were trained with."""
-    import dataclasses
-
     recorded = {
         name: base_training[name]
         for name in ("content_weight", "style_weight", "tv_weight")
@@ -94,11 +93,7 @@ def _export(result, export_dir, base_version, config):
     except ImportError as error:
         print(f"Not exported ({error}); export later with cin-style-export --model={config.output_dir}")
         return
-    import dataclasses
-
-    version = next_version(export_dir)
-    if base_version is not None and not os.path.isdir(os.path.join(export_dir, str(base_version + 1))):
-        version = max(version, base_version + 1)
+    version = max(next_version(export_dir), (base_version or 0) + 1)  # after the base's and any existing one
     try:
         path = export_saved_model(
             result.model, export_dir, result.style_names, version=version, training_config=dataclasses.asdict(config)

@@ -200,8 +200,9 @@ def _write_one(make, output, in_batch=False):
     """Renders and writes one output atomically.
 
     Alone, ends the tool on a failure (a TensorFlow error included, as one
-    line). In a batch, reports any failure, a TensorFlow error included, and returns its reason (`None` on success) so
-    the run goes on with the other files.
+    line). In a batch, reports any failure, a TensorFlow error included,
+    and returns its reason (`None` on success) so the run goes on with the
+    other files.
     """
     from cin_style import image_io
     from cin_style.stylizer import StyleError
