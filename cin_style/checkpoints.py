@@ -285,14 +285,15 @@ def read_state(checkpoint):
         return json.load(stream)
 
 
-def resume_point(output_dir, resume, kind):
+def resume_point(output_dir, resume, kind, set_aside=True):
     """`(checkpoint, its state)` a run of `kind` starts from (`(None, None)`: from scratch), after the checks.
 
     Refuses a folder holding checkpoints without `resume`, checkpoints that
     another kind of run wrote (naming the command that resumes them), and a
     folder whose checkpoints are all unreadable; unreadable ones newer than
     the chosen one are set aside as `unreadable-ckpt-*` (kept for inspection,
-    never mistaken for the newest).
+    never mistaken for the newest). A reader that does not own the folder
+    (a non-chief worker) passes `set_aside=False` and leaves them be.
     """
     existing = _checkpoint_dirs(output_dir)
     if not resume:
@@ -305,7 +306,7 @@ def resume_point(output_dir, resume, kind):
     checkpoint = latest_checkpoint(output_dir)
     if existing and checkpoint is None:
         raise ValueError(f"No checkpoint in {output_dir} can be read (see the warnings above); nothing to resume")
-    for newer in existing[existing.index(checkpoint) + 1 :] if checkpoint else []:
+    for newer in existing[existing.index(checkpoint) + 1 :] if checkpoint and set_aside else []:
         os.replace(newer, os.path.join(os.path.dirname(newer), "unreadable-" + os.path.basename(newer)))
     if checkpoint is None:
         return None, None

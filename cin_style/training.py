@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from cin_style import distribute
 from cin_style.callbacks import (
     CheckpointCallback,
     HostStepCallback,
@@ -270,16 +271,24 @@ class _Setup:
 def _run(kind, config, resume, build, strategy=None, verbose=1):
     """The steps every run shares; `build(checkpoint, state, dataset)` supplies its `_Setup`.
 
-    `build` runs under `strategy`'s scope (when given) with the seed set, and
-    the checkpoint (if any) is restored into its trainer afterwards.
+    `build` runs with the seed set, under `strategy`'s scope when given (see
+    `cin_style.distribute`), and the checkpoint (if any) is restored into its
+    trainer afterwards. Of several workers only the chief holds and writes
+    `config.output_dir`; the others read its checkpoints and write elsewhere.
     """
-    with output_dir_lock(config.output_dir):
-        checkpoint, saved = resume_point(config.output_dir, resume, kind)
+    distribute.check(strategy, config)
+    chief, _ = distribute.role(strategy)
+    with (
+        distribute.run_scope(strategy),
+        output_dir_lock(config.output_dir) if chief else contextlib.nullcontext(),
+        distribute.writable_dir(config.output_dir, strategy) as write_dir,
+    ):
+        checkpoint, saved = resume_point(config.output_dir, resume, kind, set_aside=chief)
         start = int(saved["step"]) if checkpoint else 0
         if config.seed is not None:  # first: tf.data's seeded shuffles also read the global seed
             keras.utils.set_random_seed(config.seed)
         dataset = _content_dataset(config, start)
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        with distribute.build_scope(strategy):
             setup = build(checkpoint, saved, dataset)
             if checkpoint:
                 logger.info("Resuming from %s (step %d)", checkpoint, start)
@@ -288,15 +297,20 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
         restored = int(ops.convert_to_numpy(setup.trainer.optimizer.iterations))
         if restored != start:
             raise ValueError(f"{checkpoint} says step {start} but its optimiser holds step {restored}")
-        if strategy is not None and isinstance(dataset, keras.utils.PyDataset):
+        if distribute.uses_tf_distribute(strategy):
             from cin_style.tf_data import indexed_batches
+            from cin_style.tf_distribute import for_data_split
 
-            dataset = indexed_batches(dataset, start)  # in order: the same batches on any number of replicas
+            if isinstance(dataset, keras.utils.PyDataset):
+                dataset = indexed_batches(dataset, start)  # in order: the same batches on any number of replicas
+            dataset = for_data_split(dataset)
         state = {"kind": kind, "style_names": list(setup.style_names), "config": dataclasses.asdict(config)}
-        history = _fit(setup.trainer, dataset, config, state, start, verbose)
+        writes = dataclasses.replace(config, output_dir=write_dir)
+        history = _fit(setup.trainer, dataset, writes, state, start, verbose)
         model = setup.finish()
         config = dataclasses.replace(config, alpha=alpha_of(model))
-        model_path = _save_final(model, config.output_dir, setup.style_names, config)
+        _save_final(model, write_dir, setup.style_names, config)
+        model_path = os.path.join(config.output_dir, MODEL_FILE)  # the chief's, on every worker
         return TrainResult(model, list(setup.style_names), model_path, history, checkpoint)
 
 
@@ -314,7 +328,14 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
             stream). With no checkpoint there, starts afresh. Defaults to
             `False`.
         vgg_weights: VGG19 weights (see `cin_style.vgg.resolve_weights`).
-        strategy: A `tf.distribute` strategy to build and train under.
+        strategy: Where to train: a `tf.distribute.Strategy` (TensorFlow;
+            `cin_style.tf_distribute.tf_strategy` makes one by name) or a
+            `keras.distribution.DataParallel` (JAX; e.g.
+            `cin_style.distribute.data_parallel()`). The global
+            `config.batch_size` is split over the replicas and the learning
+            rate is used as given. Of several workers only the chief writes
+            `config.output_dir`, which every worker must see. Defaults to
+            `None`: the default device.
         verbose: 1 for a progress bar, 0 for none. Defaults to `1`.
 
     Returns:

@@ -4,6 +4,10 @@
         --output_dir=runs/my_model --steps=40000
 
 Resume a run after an interruption with the same command plus --resume.
+
+Several GPUs or machines: --strategy=mirrored|multi_worker|tpu under
+TensorFlow, --distribution=data_parallel under JAX (README: "Training on
+several GPUs or machines").
 """
 
 import os
@@ -68,6 +72,27 @@ flags.DEFINE_string(
     "vgg_weights", None, "VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else download)."
 )
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs.")
+# tf_distribute.STRATEGIES and distribute.DISTRIBUTIONS, spelled out so --help needs no TensorFlow import (a test
+# keeps them equal).
+_SPLIT = (
+    "The global --batch_size is split evenly over the replicas (a multiple of their number); --learning_rate is "
+    "used as given, not scaled."
+)
+flags.DEFINE_enum(
+    "strategy",
+    None,
+    ["mirrored", "multi_worker", "tpu"],
+    "TensorFlow: train under tf.distribute. mirrored: every local GPU. multi_worker: every worker of the cluster "
+    "in TF_CONFIG; run the same command on each; only the chief writes --output_dir, which all must see. "
+    "tpu: the TPU named by --tpu. " + _SPLIT,
+)
+flags.DEFINE_string("tpu", None, "With --strategy=tpu: the TPU's name or grpc:// address (default: this TPU VM's).")
+flags.DEFINE_enum(
+    "distribution",
+    None,
+    ["data_parallel"],
+    "JAX: keras.distribution.DataParallel over every visible device (one process). " + _SPLIT,
+)
 
 
 def config_from_flags():
@@ -117,9 +142,44 @@ def config_from_flags():
     )
 
 
+def strategy_from_flags():
+    """The `tf.distribute` strategy or Keras distribution the flags ask for (`None`: one device).
+
+    Made first: a multi-worker strategy must exist before TensorFlow starts.
+    """
+    if FLAGS.strategy and FLAGS.distribution:
+        fail("give --strategy (TensorFlow) or --distribution (JAX), not both")
+    if FLAGS.tpu and FLAGS.strategy != "tpu":
+        fail("--tpu needs --strategy=tpu")
+    if not (FLAGS.strategy or FLAGS.distribution):
+        return None
+    import keras
+
+    from cin_style.distribute import DistributionError, data_parallel
+
+    backend = keras.backend.backend()
+    if FLAGS.distribution:
+        try:
+            return data_parallel()
+        except DistributionError as error:
+            fail(str(error))
+    if backend != "tensorflow":
+        fail(
+            f"--strategy uses tf.distribute, which needs KERAS_BACKEND=tensorflow (the backend is {backend!r}); "
+            "under JAX use --distribution=data_parallel"
+        )
+    from cin_style.tf_distribute import DistributeSetupError, tf_strategy
+
+    try:
+        return tf_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
+    except DistributeSetupError as error:
+        fail(str(error))
+
+
 def main(argv):
     reject_extra_args(argv)
     setup_logging()
+    strategy = strategy_from_flags()
     config = config_from_flags()
     from cin_style.data import ContentSourceError
     from cin_style.image_io import ImageReadError
@@ -128,7 +188,7 @@ def main(argv):
 
     try:
         config.validate()
-        result = train(config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights)
+        result = train(config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, strategy=strategy)
     except (ValueError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
         fail(str(error))
     print(f"Trained {len(result.style_names)} styles: {', '.join(result.style_names)}")
