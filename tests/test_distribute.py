@@ -151,7 +151,7 @@ print("RESULT " + json.dumps({"chief": role(strategy)[0], "replicas": strategy.n
 
 @pytest.mark.tensorflow_only
 def test_two_workers_train_as_one_device_and_only_the_chief_writes(shared_data, photos, tmp_path):
-    from cin_style.training import TrainConfig, latest_checkpoint, load_trained, train
+    from cin_style.training import TrainConfig, latest_checkpoint, load_trained, model_from_checkpoint, train
 
     run = tmp_path / "run"
     settings = json.dumps(_settings(shared_data, photos, run))
@@ -182,6 +182,9 @@ def test_two_workers_train_as_one_device_and_only_the_chief_writes(shared_data, 
     model, names = load_trained(run)
     assert names == list(TRAIN_STYLES)
     np.testing.assert_array_equal(np.concatenate([w.ravel() for w in model.get_weights()]), chief)
+    restored, _, state = model_from_checkpoint(run)
+    assert state["step"] == 2
+    np.testing.assert_array_equal(np.concatenate([w.ravel() for w in restored.get_weights()]), chief)
 
     single = train(TrainConfig(**_settings(shared_data, photos, tmp_path / "single")), verbose=0)
     reference = np.concatenate([w.ravel() for w in single.model.get_weights()])
