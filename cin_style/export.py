@@ -11,11 +11,16 @@ first axis so TF Serving's row ("instances") format works:
   `(b, num_styles)` -> `stylized_image` uint8.
 - `stylize_float`, `stylize_blend_float`: the same with float32 images in
   [0, 1] in and out.
+- `stylize_spatial`: `image` uint8 `(b, h, w, 3)` + `style_weights` float32
+  `(b, h, w, num_styles)`, a style blend per pixel (each pixel's weights are
+  normalised to sum 1) -> `stylized_image` uint8: regions of one image in
+  different styles. `stylize_spatial_float`: the same with float32 images.
 - `style_names`: no input -> `style_names` string `(num_styles,)`.
 
 Bad requests (a style index out of range; blend weights that are negative,
-not finite, or sum to zero; batch sizes that disagree) fail inside the graph
-with a `tf.debugging` message instead of returning garbage pixels.
+not finite, or sum to zero in a row or at a pixel of a map; batch sizes or
+map sizes that disagree) fail inside the graph with a `tf.debugging` message
+instead of returning garbage pixels.
 
 Every signature that takes images refuses a request whose batch x height x
 width is over `max_pixels` (set at export, recorded in the metadata) with an
@@ -41,10 +46,18 @@ from cin_style.metadata import (
     version_dirs,
     weights_hash,
 )
-from cin_style.network import alpha_of, num_styles_of
+from cin_style.network import alpha_of, num_styles_of, spatial_transformer
 
 #: Signature names, for servers and clients.
-SIGNATURES = ("serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "style_names")
+SIGNATURES = (
+    "serving_default",
+    "stylize_blend",
+    "stylize_float",
+    "stylize_blend_float",
+    "stylize_spatial",
+    "stylize_spatial_float",
+    "style_names",
+)
 
 
 class _ServingGraph:
@@ -52,6 +65,7 @@ class _ServingGraph:
 
     def __init__(self, model, style_names, max_pixels=DEFAULT_MAX_PIXELS):
         self.model = model
+        self.spatial_model = spatial_transformer(model)  # the same variables, a per-pixel map
         self.num_styles = len(style_names)
         self.names = list(style_names)
         self.max_pixels = max_pixels
@@ -63,11 +77,14 @@ class _ServingGraph:
         image_f32 = tf.TensorSpec([None, None, None, 3], tf.float32, name="image")
         index = tf.TensorSpec([None], tf.int32, name="style_index")
         weights = tf.TensorSpec([None, n], tf.float32, name="style_weights")
+        style_map = tf.TensorSpec([None, None, None, n], tf.float32, name="style_weights")
         return {
             "serving_default": (self._index_u8, [image_u8, index]),
             "stylize_blend": (self._blend_u8, [image_u8, weights]),
             "stylize_float": (self._index_f32, [image_f32, index]),
             "stylize_blend_float": (self._blend_f32, [image_f32, weights]),
+            "stylize_spatial": (self._spatial_u8, [image_u8, style_map]),
+            "stylize_spatial_float": (self._spatial_f32, [image_f32, style_map]),
             "style_names": (self._names, []),
         }
 
@@ -113,6 +130,37 @@ class _ServingGraph:
         ]
         with tf.control_dependencies(checks):
             return style_weights / tf.reduce_sum(style_weights, axis=1, keepdims=True)
+
+    def _normalised_map(self, image, style_map):
+        image_shape, map_shape = tf.shape(image), tf.shape(style_map)
+        checks = [
+            tf.debugging.assert_equal(
+                map_shape[:3],
+                image_shape[:3],
+                message="style_weights must be a map (batch, height, width, num_styles) "
+                "with the batch and size of the image",
+            ),
+            tf.debugging.assert_all_finite(style_map, "style_weights must be finite (no NaN or inf)"),
+            tf.debugging.assert_non_negative(style_map, message="style_weights must be non-negative"),
+            tf.debugging.assert_positive(
+                tf.reduce_sum(style_map, axis=-1), message="style_weights must not sum to zero at any pixel"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            return style_map / tf.reduce_sum(style_map, axis=-1, keepdims=True)
+
+    def _run_spatial(self, image, style_map):
+        weights = self._normalised_map(image, style_map)
+        out = self.spatial_model({"image": image, "style_weights": weights}, training=False)
+        return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
+
+    def _spatial_u8(self, image, style_map):
+        image = self._limited(image)
+        return {"stylized_image": self._to_u8(self._run_spatial(self._to_float(image), style_map))}
+
+    def _spatial_f32(self, image, style_map):
+        image = self._limited(image)
+        return {"stylized_image": self._run_spatial(image, style_map)}
 
     def _run(self, image, style_weights):
         out = self.model({"image": image, "style_weights": style_weights}, training=False)

@@ -31,13 +31,57 @@ def scaled_width(filters, alpha):
     return max(1, int(round(filters * alpha)))
 
 
-def _conv_cin(x, style_weights, filters, kernel_size, strides, activation, num_styles, epsilon, name):
-    x = ReflectionConv2D(filters, kernel_size, strides=strides, name=f"{name}_conv")(x)
-    x = ConditionalInstanceNormalization(num_styles, epsilon, name=f"{name}_cin")([x, style_weights])
-    return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+def _forward(image, weights_at, layer, num_styles, alpha, epsilon, output_norm):
+    """Wires the transformer from `image`; `layer(name, make)` gives each layer, `weights_at(level)` the
+    style weights for feature maps at 1/2**level of the padded image's size."""
+    block = dict(num_styles=num_styles, epsilon=epsilon)
+
+    def conv_cin(x, level, filters, kernel, strides, activation, name):
+        x = layer(f"{name}_conv", lambda: ReflectionConv2D(filters, kernel, strides=strides, name=f"{name}_conv"))(x)
+        norm = layer(f"{name}_cin", lambda: ConditionalInstanceNormalization(name=f"{name}_cin", **block))
+        x = norm([x, weights_at(level)])
+        return layer(f"{name}_{activation}", lambda: keras.layers.Activation(activation, name=f"{name}_{activation}"))(
+            x
+        )
+
+    x = layer("pad", lambda: MirrorPadToMultiple(multiple=4, minimum=8, name="pad"))(image)
+    level = 0
+    for i, (filters, kernel, strides) in enumerate(ENCODER, start=1):
+        level += strides // 2
+        x = conv_cin(x, level, scaled_width(filters, alpha), kernel, strides, "relu", f"encoder{i}")
+    bottleneck = scaled_width(ENCODER[-1][0], alpha)
+    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
+        make = lambda i=i: ResidualBlock(bottleneck, name=f"residual{i}", **block)
+        x = layer(f"residual{i}", make)([x, weights_at(level)])
+    for i, (filters, kernel) in enumerate(DECODER, start=1):
+        x = layer(
+            f"upsample{i}", lambda i=i: keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{i}")
+        )(x)
+        level -= 1
+        x = conv_cin(x, level, scaled_width(filters, alpha), kernel, 1, "relu", f"decoder{i}")
+    if output_norm:
+        x = conv_cin(x, level, 3, OUTPUT_KERNEL, 1, "sigmoid", "output")
+    else:
+        x = layer("output_conv", lambda: ReflectionConv2D(3, OUTPUT_KERNEL, name="output_conv"))(x)
+        x = layer("output_sigmoid", lambda: keras.layers.Activation("sigmoid", name="output_sigmoid"))(x)
+    # float32 output also under a mixed-precision policy: images and losses want it.
+    return layer("crop", lambda: CropToMatch(name="crop", dtype="float32"))([x, image])
 
 
-def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer", output_norm=True):
+def _style_map_levels(style_map):
+    """`weights_at` for a per-pixel map at image size: padded like the image, then averaged 2x2 and 4x4.
+
+    The padded sides are multiples of 4, so each feature map's pixel gets the
+    mean weight of the image pixels it covers; a constant map stays constant.
+    """
+    full = MirrorPadToMultiple(multiple=4, minimum=8, name="style_map_pad")(style_map)
+    levels = [full]
+    for level in range(1, 3):
+        levels.append(keras.layers.AveragePooling2D(2**level, name=f"style_map_level{level}")(full))
+    return lambda level: levels[level]
+
+
+def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer", output_norm=True, spatial=False):
     """Builds the multi-style transformer network as a Keras functional model.
 
     Reflection-padded convolutions 9×9/32, 3×3/2 64, 3×3/2 128; five residual
@@ -58,11 +102,17 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
             Dumoulin et al. do. `False`: the RGB convolution's output goes
             straight to the sigmoid (Johnson et al.), so an output's contrast
             is not pinned per style whatever the photo. Defaults to `True`.
+        spatial: Take per-pixel style weights `(batch, h, w, num_styles)` at
+            the image's size instead of one row per image: each CIN layer
+            gets the map averaged to its own resolution, so regions of one
+            image take different styles. `spatial_transformer(model)` gives
+            this view of a trained model. Defaults to `False`.
 
     Returns:
         A `keras.Model` with inputs `{"image": (batch, h, w, 3) float32 in
-        [0, 1], "style_weights": (batch, num_styles)}` and output the stylised
-        image, `(batch, h, w, 3)` in [0, 1].
+        [0, 1], "style_weights": (batch, num_styles)}` (or `(batch, h, w,
+        num_styles)` when `spatial`) and output the stylised image,
+        `(batch, h, w, 3)` in [0, 1].
 
     Raises:
         ValueError: If `num_styles` is not a positive integer or `alpha` is
@@ -77,30 +127,41 @@ def build_transformer(num_styles, alpha=1.0, epsilon=1e-5, name="cin_transformer
     check_positive_integer("num_styles", num_styles)
     if not (isinstance(alpha, (int, float)) and alpha > 0):
         raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
-
-    image = keras.Input(shape=(None, None, 3), name="image", dtype="float32")
-    style_weights = keras.Input(shape=(num_styles,), name="style_weights", dtype="float32")
-    block = dict(num_styles=num_styles, epsilon=epsilon)
-
-    x = MirrorPadToMultiple(multiple=4, minimum=8, name="pad")(image)
-    for i, (filters, kernel, strides) in enumerate(ENCODER, start=1):
-        x = _conv_cin(
-            x, style_weights, scaled_width(filters, alpha), kernel, strides, "relu", name=f"encoder{i}", **block
-        )
-    bottleneck = scaled_width(ENCODER[-1][0], alpha)
-    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
-        x = ResidualBlock(bottleneck, num_styles, epsilon=epsilon, name=f"residual{i}")([x, style_weights])
-    for i, (filters, kernel) in enumerate(DECODER, start=1):
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{i}")(x)
-        x = _conv_cin(x, style_weights, scaled_width(filters, alpha), kernel, 1, "relu", name=f"decoder{i}", **block)
-    if output_norm:
-        x = _conv_cin(x, style_weights, 3, OUTPUT_KERNEL, 1, "sigmoid", name="output", **block)
-    else:
-        x = ReflectionConv2D(3, OUTPUT_KERNEL, name="output_conv")(x)
-        x = keras.layers.Activation("sigmoid", name="output_sigmoid")(x)
-    # float32 output also under a mixed-precision policy: images and losses want it.
-    stylized = CropToMatch(name="crop", dtype="float32")([x, image])
+    image, style_weights, weights_at = _inputs(num_styles, spatial)
+    stylized = _forward(image, weights_at, lambda _, make: make(), num_styles, alpha, epsilon, output_norm)
     return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=name)
+
+
+def _inputs(num_styles, spatial):
+    image = keras.Input(shape=(None, None, 3), name="image", dtype="float32")
+    if not spatial:
+        style_weights = keras.Input(shape=(num_styles,), name="style_weights", dtype="float32")
+        return image, style_weights, lambda level: style_weights
+    style_weights = keras.Input(shape=(None, None, num_styles), name="style_weights", dtype="float32")
+    return image, style_weights, _style_map_levels(style_weights)
+
+
+def spatial_transformer(model):
+    """The same network as `model`, sharing its layers and weights, fed per-pixel style weights.
+
+    The returned model takes `{"image": (b, h, w, 3), "style_weights":
+    (b, h, w, num_styles)}` (a map at the image's size) and holds no weights
+    of its own: training or loading `model` changes it too, and exporting
+    both stores each weight once. A constant map gives `model`'s output for
+    that row.
+    """
+    cin = cin_layers(model)[0]
+    image, style_weights, weights_at = _inputs(cin.num_styles, spatial=True)
+    stylized = _forward(
+        image,
+        weights_at,
+        lambda name, _: model.get_layer(name),
+        cin.num_styles,
+        alpha_of(model),
+        cin.epsilon,
+        output_norm_of(model),
+    )
+    return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=f"{model.name}_spatial")
 
 
 def all_layers(model):

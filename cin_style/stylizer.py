@@ -18,6 +18,7 @@ from PIL import Image
 from cin_style import image_io
 from cin_style.checks import normalized_blend
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
+from cin_style.regions import style_map
 
 #: Smallest side the Stylizer accepts; smaller images carry no style.
 MIN_SIDE = 16
@@ -106,8 +107,10 @@ class Stylizer:
         max_pixels=image_io.DEFAULT_MAX_PIXELS,
         tile_size=DEFAULT_TILE_SIZE,
         tile_overlap=DEFAULT_TILE_OVERLAP,
+        run_spatial=None,
     ):
         self._run = run
+        self._run_spatial = run_spatial
         self.style_names = list(style_names)
         self.source = source
         self.max_pixels = max_pixels
@@ -164,7 +167,13 @@ class Stylizer:
             out = blend(image=tf.constant(images), style_weights=tf.constant(weights))
             return out["stylized_image"].numpy()
 
-        stylizer = cls(run, names, source=folder, **kwargs)
+        spatial = loaded.signatures.get("stylize_spatial_float")  # older exports lack it
+
+        def run_spatial(images, maps):
+            out = spatial(image=tf.constant(images), style_weights=tf.constant(maps))
+            return out["stylized_image"].numpy()
+
+        stylizer = cls(run, names, source=folder, run_spatial=run_spatial if spatial is not None else None, **kwargs)
         stylizer._keep = loaded  # the signatures need the loaded object alive
         return stylizer
 
@@ -173,7 +182,7 @@ class Stylizer:
         import keras
 
         import cin_style.layers  # noqa: F401  (registers the custom layers)
-        from cin_style.network import num_styles_of
+        from cin_style.network import num_styles_of, spatial_transformer
 
         try:
             model = keras.saving.load_model(path)
@@ -192,7 +201,14 @@ class Stylizer:
                 out = model({"image": images, "style_weights": weights}, training=False)
                 return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
 
-        return cls(run, names, source=path, **kwargs)
+        spatial = spatial_transformer(model)
+
+        def run_spatial(images, maps):
+            with lock:
+                out = spatial({"image": images, "style_weights": maps}, training=False)
+                return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
+
+        return cls(run, names, source=path, run_spatial=run_spatial, **kwargs)
 
     # ----------------------------------------------------------------- styles
 
@@ -294,32 +310,56 @@ class Stylizer:
                 values = np.stack([image_io.resize(v, *size) for v in values])
         return values, kind
 
+    def _paint(self, image, weights):
+        """One image `(h, w, 3)` in one call: `weights` a row `(num_styles,)` or a map `(h, w, num_styles)`."""
+        run = self._run if weights.ndim == 1 else self._run_spatial
+        return run(np.ascontiguousarray(image[None]), np.ascontiguousarray(weights[None]))[0]
+
     def _stylize_one(self, image, weights):
-        """One image `(h, w, 3)`: whole, or in feathered tiles if it is large."""
+        """One image `(h, w, 3)`: whole, or in feathered tiles if it is large (a map is tiled with it)."""
         height, width = image.shape[:2]
         tile, overlap = self.tile_size, self.tile_overlap
         if height <= tile and width <= tile:
-            return self._run(image[None], weights[None])[0]
+            return self._paint(image, weights)
         out = np.zeros_like(image)
         total = np.zeros((height, width, 1), np.float32)
         for top in _tile_starts(height, tile, overlap):
             for left in _tile_starts(width, tile, overlap):
                 piece = image[top : top + tile, left : left + tile]
-                painted = self._run(np.ascontiguousarray(piece[None]), weights[None])[0]
+                part = weights if weights.ndim == 1 else weights[top : top + tile, left : left + tile]
+                painted = self._paint(piece, part)
                 mask = np.outer(_feather(piece.shape[0], overlap), _feather(piece.shape[1], overlap))[..., None]
                 out[top : top + tile, left : left + tile] += painted * mask
                 total[top : top + tile, left : left + tile] += mask
         return out / total
 
-    def stylize(self, image, style, *, strength=1.0, preserve_color=False, max_size=None):
-        """Paints an image in a style or a blend of styles.
+    def style_map(self, regions, height, width, default=None, feather=0):
+        """The per-pixel style map `(height, width, num_styles)` of `regions` (see `stylize`).
+
+        Raises:
+            RegionError, StyleError: For bad masks, labels or styles, or
+                uncovered pixels without a `default`.
+        """
+        return style_map(regions, height, width, self.style_weights, self.num_styles, default, feather)
+
+    def stylize(self, image, style=None, *, regions=None, feather=0, strength=1.0, preserve_color=False, max_size=None):
+        """Paints an image in a style or a blend of styles, or regions of it in different styles.
 
         Args:
             image: A file path, a PIL image, or a numpy array (uint8 0-255 or
                 float 0-1; `(h, w)`, `(h, w, c)` or `(n, h, w, c)`; grey and
                 RGBA are converted).
             style: An index, a name, a `{name_or_index: weight}` dict or a
-                weight vector (normalised to sum 1).
+                weight vector (normalised to sum 1). With `regions`, the
+                style of what the regions leave uncovered (optional).
+            regions: Styles by region: a list of `(mask, style)` pairs (a
+                mask is a path, PIL image or array; grey levels or floats
+                are weights, and a pixel whose masks sum to w < 1 gets
+                1 - w of `style`), or `(label_image, {label: style})`.
+                Masks of another size are resized to the image. Defaults to
+                `None`: `style` everywhere.
+            feather: With `regions`, the width in pixels of the soft edge
+                between styles. Defaults to `0` (hard edges).
             strength: 1.0 is the full style, 0.0 the photo; in between blends
                 the two. Defaults to `1.0`.
             preserve_color: Keep the photo's colours (luminance transfer).
@@ -332,12 +372,25 @@ class Stylizer:
             array of the input's dtype and rank for an array (RGB).
 
         Raises:
-            StyleError, ImageReadError, ValueError: before any work starts.
+            StyleError, RegionError, ImageReadError, ValueError: before any
+                work starts.
         """
-        weights = self.style_weights(style)
+        if regions is None:
+            if style is None:
+                raise StyleError("Give a style (an index, a name, a dict or a weight vector), or regions")
+            weights = self.style_weights(style)
+        elif self._run_spatial is None:
+            raise StyleError(
+                f"{self.source} was exported without the stylize_spatial signature that regions need; export it "
+                "again with this cin_style (cin-style-export --model=...)"
+            )
+        elif style is not None:
+            self.style_weights(style)  # checked now, used per pixel below
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
         images, kind = self._prepare(image, max_size)
+        if regions is not None:
+            weights = self.style_map(regions, *images.shape[1:3], default=style, feather=feather)
         results = []
         for photo in images:
             painted = self._stylize_one(photo, weights)

@@ -118,11 +118,15 @@ def test_signatures_have_dynamic_batch_height_and_width(exported):
         "stylize_blend",
         "stylize_float",
         "stylize_blend_float",
+        "stylize_spatial",
+        "stylize_spatial_float",
         "style_names",
     }
     spec = loaded.signatures["stylize_blend"].structured_input_signature[1]
     assert spec["image"].shape.as_list() == [None, None, None, 3]
     assert spec["style_weights"].shape.as_list() == [None, 3]
+    spatial = loaded.signatures["stylize_spatial"].structured_input_signature[1]
+    assert spatial["image"].dtype == tf.uint8 and spatial["style_weights"].shape.as_list() == [None, None, None, 3]
 
 
 def test_saved_model_cli_lists_and_runs_the_signatures(exported, photo, tmp_path):
@@ -399,3 +403,30 @@ def test_max_pixels_must_be_a_positive_integer(model, tmp_path):
         with pytest.raises(ValueError, match=rf"Received: max_pixels={bad!r}"):
             export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=bad)
     assert os.listdir(tmp_path) == []
+
+
+def test_stylize_spatial_paints_a_constant_map_like_the_blend_and_refuses_bad_maps(exported, photo):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(exported[1]))
+    image = tf.constant(np.round(photo * 255).astype(np.uint8))
+    row = np.array([[0.2, 0.3, 0.5]], np.float32)
+    size = tuple(image.shape[1:3])
+    constant = np.broadcast_to(row[:, None, None], (1, *size, 3)).copy()
+    spatial = loaded.signatures["stylize_spatial"](image=image, style_weights=tf.constant(constant * 4))
+    blend = loaded.signatures["stylize_blend"](image=image, style_weights=tf.constant(row))
+    difference = np.abs(spatial["stylized_image"].numpy().astype(int) - blend["stylized_image"].numpy().astype(int))
+    assert spatial["stylized_image"].dtype == tf.uint8 and difference.max() <= 1  # normalised per pixel
+    floats = loaded.signatures["stylize_spatial_float"](
+        image=tf.cast(image, tf.float32) / 255.0, style_weights=tf.constant(constant)
+    )["stylized_image"].numpy()
+    assert np.abs(floats * 255 - blend["stylized_image"].numpy()).max() <= 1.0
+    bad = {
+        "must be finite": np.where(np.arange(3) == 0, np.nan, constant),
+        "must be non-negative": constant - 0.3,
+        "must not sum to zero at any pixel": np.where(np.indices(constant.shape)[1] == 0, 0.0, constant),
+        "with the batch and size of the image": constant[:, :-1],
+    }
+    for message, style_map in bad.items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["stylize_spatial"](image=image, style_weights=tf.constant(style_map, tf.float32))

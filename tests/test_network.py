@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import distinct_style_model
 
 from cin_style import build_transformer
 from cin_style.layers import CropToMatch, MirrorPadToMultiple, ReflectionConv2D
@@ -153,4 +154,32 @@ def test_odd_alphas_read_back_as_given_and_rebuild_the_same_network(alpha, rng):
         keras.ops.convert_to_numpy(grown({"image": image, "style_weights": np.eye(3, dtype="float32")[[1]]})),
         keras.ops.convert_to_numpy(model({"image": image, "style_weights": np.eye(2, dtype="float32")[[1]]})),
         atol=1e-6,
+    )
+
+
+def test_spatial_view_with_a_constant_map_paints_exactly_like_that_style_row(rng):
+    from cin_style.network import spatial_transformer
+
+    model = distinct_style_model()
+    spatial = spatial_transformer(model)
+    assert [id(w) for w in spatial.weights] == [id(w) for w in model.weights]  # shared, not copied
+    image = rng.random((2, 45, 61, 3), dtype=np.float32)  # odd sides: the map is padded like the image
+    rows = np.array([[0.2, 0.5, 0.3], [0.0, 0.0, 1.0]], np.float32)
+    constant = np.broadcast_to(rows[:, None, None, :], (2, 45, 61, 3)).copy()
+    np.testing.assert_allclose(run(spatial, image, constant), run(model, image, rows), atol=1e-5)
+    two_halves = constant.copy()
+    two_halves[:, :, 30:] = [1.0, 0.0, 0.0]
+    assert np.abs(run(spatial, image, two_halves) - run(model, image, rows)).max() > 0.05  # the map is read
+
+
+def test_spatial_build_takes_per_pixel_maps_and_loads_a_plain_models_weights(rng):
+    model = distinct_style_model()
+    spatial = build_transformer(3, alpha=0.25, spatial=True)
+    assert spatial.input["style_weights"].shape == (None, None, None, 3)
+    spatial.set_weights(model.get_weights())
+    image = rng.random((1, 32, 40, 3), dtype=np.float32)
+    one_hot = np.zeros((1, 32, 40, 3), np.float32)
+    one_hot[..., 1] = 1.0
+    np.testing.assert_allclose(
+        run(spatial, image, one_hot), run(model, image, np.eye(3, dtype=np.float32)[[1]]), atol=1e-5
     )
