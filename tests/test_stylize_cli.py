@@ -217,3 +217,23 @@ def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
     )
     assert status != 0 and not (tmp_path / "a.png").exists()
     assert "a.jpg: ResourceExhaustedError: OOM when allocating tensor" in stderr and "Traceback" not in stderr
+
+
+def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(model_dir, photos, tmp_path):
+    from cin_style import Stylizer
+
+    labels = np.zeros((8, 12), np.uint8)
+    labels[:, 6:] = 1  # right half; resized to the 48x32 photo
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    photo = str(photos / "kodim05.jpg")
+    output = tmp_path / "regions.png"
+    common = [f"--model={model_dir}", f"--input={photo}", f"--regions={tmp_path / 'labels.png'}"]
+    result = stylize(*common, f"--style=0:{STYLE_NAMES[0]},1:2", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = Stylizer.load(model_dir).stylize(photo, regions=(labels, {0: STYLE_NAMES[0], 1: 2}))
+    np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
+    missing = stylize(*common, f"--style=0:{STYLE_NAMES[0]}", f"--output={tmp_path / 'missing.png'}")
+    assert missing.returncode == 1 and "--regions: Labels [1] of the label image have no style" in missing.stderr
+    malformed = stylize(*common, "--style=sky:1", f"--output={tmp_path / 'malformed.png'}")
+    assert malformed.returncode == 1 and "each part must look like label:style" in malformed.stderr
+    assert not (tmp_path / "missing.png").exists() and not (tmp_path / "malformed.png").exists()

@@ -4,6 +4,8 @@
     cin-style-stylize --input=photos/ --style="munch_the_scream:0.7,picabia_udnie:0.3" --output=painted/
     cin-style-stylize --input=photo.jpg --sheet --output=all_styles.png
     cin-style-stylize --list_styles
+    cin-style-stylize --input=photo.jpg --regions=labels.png --style=0:munch_the_scream,1:hokusai_great_wave \
+        --feather=24 --output=regions.png
 
 A folder is painted file by file into one flat output folder, each output named
 `<input stem>_<style>.png`. Inputs that would share an output name (`a.jpg` and
@@ -38,6 +40,13 @@ flags.DEFINE_string(
     "subfolders) are refused before any work.",
 )
 flags.DEFINE_string("style", None, "A style name, an index, or a blend: name:0.7,other:0.3.")
+flags.DEFINE_string(
+    "regions",
+    None,
+    "A label image (PNG; one grey level or palette index per region), resized to each photo; --style then "
+    "gives each label its style: 0:munch_the_scream,1:hokusai_great_wave (names or indices).",
+)
+flags.DEFINE_float("feather", 0.0, "With --regions: width in pixels of the soft edge between regions.")
 flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
 flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours.")
 flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most this.")
@@ -70,6 +79,18 @@ def parse_style(spec, names):
         key = int(key) if key.isdigit() and key not in names else key
         blend[key] = blend.get(key, 0.0) + value
     return blend
+
+
+def parse_region_styles(spec, names):
+    """`"0:name,1:3"` as `{label: style}` for a label image."""
+    styles = {}
+    for part in spec.split(","):
+        label, _, style = part.strip().partition(":")
+        if not label.strip().isdigit() or not style.strip():
+            raise ValueError(f"with --regions, each part must look like label:style (e.g. 0:{names[0]}); got {part!r}")
+        style = style.strip()
+        styles[int(label)] = int(style) if style.isdigit() and style not in names else style
+    return styles
 
 
 def style_label(spec):
@@ -127,29 +148,40 @@ def main(argv):
         return 0
     if not FLAGS.style:
         fail("--style is required: a name, an index or a blend (see --list_styles)")
-    try:
-        style = parse_style(FLAGS.style, stylizer.style_names)
-        stylizer.style_weights(style)
-    except (ValueError, StyleError) as error:
-        fail(f"--style: {error}")
+    style, regions, label = None, None, FLAGS.style
+    if FLAGS.regions:
+        regions = _regions_from_flags(stylizer)
+        label = "regions"
+    else:
+        try:
+            style = parse_style(FLAGS.style, stylizer.style_names)
+            stylizer.style_weights(style)
+        except (ValueError, StyleError) as error:
+            fail(f"--style: {error}")
     if not 0.0 <= FLAGS.strength <= 1.0:
         fail(f"--strength must be in [0, 1]. Received: {FLAGS.strength}")
 
     def paint(path):
         return lambda: stylizer.stylize(
-            path, style, strength=FLAGS.strength, preserve_color=FLAGS.preserve_color, max_size=FLAGS.max_size
+            path,
+            style,
+            regions=regions,
+            feather=FLAGS.feather,
+            strength=FLAGS.strength,
+            preserve_color=FLAGS.preserve_color,
+            max_size=FLAGS.max_size,
         )
 
     if not os.path.isdir(FLAGS.input):
         output = FLAGS.output
         if os.path.isdir(output):
-            output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{style_label(FLAGS.style)}.png")
+            output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{style_label(label)}.png")
         _write_one(paint(FLAGS.input), output)
         return 0
     inputs = image_io.list_image_files(FLAGS.input)
     if not inputs:
         fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
-    outputs = folder_outputs(inputs, FLAGS.output, style_label(FLAGS.style))
+    outputs = folder_outputs(inputs, FLAGS.output, style_label(label))
     os.makedirs(FLAGS.output, exist_ok=True)
     if not os.access(FLAGS.output, os.W_OK):
         fail(f"Output folder is not writable: {FLAGS.output}")
@@ -166,6 +198,23 @@ def main(argv):
         print("\n".join(lines), file=sys.stderr)
         return 1
     return 0
+
+
+def _regions_from_flags(stylizer):
+    """`(labels, {label: style})` from --regions and --style, checked whole before any photo is read."""
+    from cin_style.regions import RegionError, read_labels
+    from cin_style.stylizer import StyleError
+
+    if not os.path.isfile(FLAGS.regions):
+        fail(f"--regions not found: {FLAGS.regions}")
+    try:
+        labels = read_labels(FLAGS.regions)
+        styles = parse_region_styles(FLAGS.style, stylizer.style_names)
+        stylizer.style_map((labels, styles), *labels.shape, feather=FLAGS.feather)
+    except (ValueError, OSError) as error:  # RegionError, StyleError, ImageReadError among them
+        kind = "--style" if isinstance(error, StyleError) and not isinstance(error, RegionError) else "--regions"
+        fail(f"{kind}: {error}")
+    return labels, styles
 
 
 def folder_outputs(inputs, output_dir, label):
