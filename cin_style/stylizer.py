@@ -17,6 +17,7 @@ from PIL import Image
 
 from cin_style import image_io
 from cin_style.checks import normalized_blend
+from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
 from cin_style.regions import style_map
 
@@ -36,26 +37,6 @@ class ModelLoadError(ValueError):
     """A model path that does not exist or holds no cin_style model."""
 
 
-def _rgb_to_ycbcr(image):
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return y, (b - y) * 0.564, (r - y) * 0.713
-
-
-def _ycbcr_to_rgb(y, cb, cr):
-    r = y + 1.403 * cr
-    b = y + 1.773 * cb
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
-
-
-def preserve_colors(stylized, original):
-    """Luminance transfer (Gatys et al. 2016): stylised Y, the photo's Cb and Cr."""
-    y, _, _ = _rgb_to_ycbcr(stylized)
-    _, cb, cr = _rgb_to_ycbcr(original)
-    return _ycbcr_to_rgb(y, cb, cr).astype(np.float32)
-
-
 def _tile_starts(length, tile, overlap):
     if length <= tile:
         return [0]
@@ -66,6 +47,19 @@ def _tile_starts(length, tile, overlap):
 def _feather(length, overlap):
     ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / max(overlap, 1)
     return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
+
+
+def _color_mode(preserve_color):
+    """`None`, "luminance" or "histogram" for `stylize`'s `preserve_color`."""
+    if preserve_color is False or preserve_color is None:
+        return None
+    if preserve_color is True:
+        return "luminance"
+    if isinstance(preserve_color, str) and preserve_color in COLOR_MODES:
+        return preserve_color
+    raise ValueError(
+        f"`preserve_color` must be False, True or one of {COLOR_MODES}. Received: preserve_color={preserve_color!r}"
+    )
 
 
 class _ImageKind:
@@ -342,7 +336,18 @@ class Stylizer:
         """
         return style_map(regions, height, width, self.style_weights, self.num_styles, default, feather)
 
-    def stylize(self, image, style=None, *, regions=None, feather=0, strength=1.0, preserve_color=False, max_size=None):
+    def stylize(
+        self,
+        image,
+        style=None,
+        *,
+        regions=None,
+        feather=0,
+        strength=1.0,
+        preserve_color=False,
+        scale=1.0,
+        max_size=None,
+    ):
         """Paints an image in a style or a blend of styles, or regions of it in different styles.
 
         Args:
@@ -362,8 +367,14 @@ class Stylizer:
                 between styles. Defaults to `0` (hard edges).
             strength: 1.0 is the full style, 0.0 the photo; in between blends
                 the two. Defaults to `1.0`.
-            preserve_color: Keep the photo's colours (luminance transfer).
-                Defaults to `False`.
+            preserve_color: Keep the photo's colours: `"luminance"` (or
+                `True`: the painting's light and dark in the photo's hues) or
+                `"histogram"` (each channel remapped to the photo's
+                histogram; see `cin_style.colors`). Defaults to `False`.
+            scale: Stroke size: the image is painted at its size divided by
+                `scale` and resized back, so 2.0 doubles the strokes and 0.5
+                halves them (the painting at 2x the pixels: slower). Defaults
+                to `1.0`.
             max_size: Downscale first so the longer side is at most this.
                 Defaults to `None` (the image's own size).
 
@@ -388,14 +399,33 @@ class Stylizer:
             self.style_weights(style)  # checked now, used per pixel below
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
+        color = _color_mode(preserve_color)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
         images, kind = self._prepare(image, max_size)
+        height, width = images.shape[1:3]
+        work = (max(1, round(height / scale)), max(1, round(width / scale)))
+        if work[0] * work[1] > self.max_pixels:
+            raise image_io.ImageReadError(
+                f"scale={scale:g} paints this {width}x{height} image at {work[1]}x{work[0]}, more than the limit of "
+                f"{self.max_pixels:,} pixels"
+            )
+        if min(work) < MIN_SIDE:
+            raise ValueError(
+                f"scale={scale:g} paints this {width}x{height} image at {work[1]}x{work[0]}; the smallest side "
+                f"cin_style stylises is {MIN_SIDE} pixels"
+            )
         if regions is not None:
-            weights = self.style_map(regions, *images.shape[1:3], default=style, feather=feather)
+            weights = self.style_map(regions, *work, default=style, feather=feather / scale)
         results = []
         for photo in images:
-            painted = self._stylize_one(photo, weights)
-            if preserve_color:
-                painted = preserve_colors(painted, photo)
+            if work == (height, width):
+                painted = self._stylize_one(photo, weights)
+            else:
+                painted = self._stylize_one(image_io.resize(photo, work[1], work[0]), weights)
+                painted = image_io.resize(painted, width, height)
+            if color:
+                painted = keep_colors(painted, photo, color)
             if strength < 1.0:
                 painted = strength * painted + (1.0 - strength) * photo
             results.append(painted.astype(np.float32))

@@ -83,6 +83,8 @@ def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
         (["--style=munch_the_scream:-1,0:2"], "must be non-negative"),
         (["--style=0", "--model=/no/such/model"], "Model path not found: '/no/such/model'"),
         (["--style=0", "--output=/proc/version/out.png"], "Output folder does not exist"),
+        (["--style=0", "--scale=0"], "--scale must be positive"),
+        (["--style=0", "--preserve_color", "--colors=histogram"], "not both"),
     ],
 )
 def test_bad_arguments_fail_with_the_reason(model_dir, photos, tmp_path, args, message):
@@ -237,3 +239,23 @@ def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(mod
     malformed = stylize(*common, "--style=sky:1", f"--output={tmp_path / 'malformed.png'}")
     assert malformed.returncode == 1 and "each part must look like label:style" in malformed.stderr
     assert not (tmp_path / "missing.png").exists() and not (tmp_path / "malformed.png").exists()
+
+
+def test_scale_and_histogram_colors_reach_the_stylizer(model_dir, photos, tmp_path):
+    from cin_style import Stylizer
+
+    photo = str(photos / "kodim05.jpg")
+    output = tmp_path / "big_strokes.png"
+    result = stylize(f"--model={model_dir}", f"--input={photo}", "--style=1", "--scale=1.5", "--colors=histogram")
+    assert result.returncode != 0 and "--output is required" in result.stderr
+    result = stylize(
+        f"--model={model_dir}",
+        f"--input={photo}",
+        "--style=1",
+        "--scale=1.5",
+        "--colors=histogram",
+        f"--output={output}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = Stylizer.load(model_dir).stylize(photo, 1, scale=1.5, preserve_color="histogram")
+    np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))

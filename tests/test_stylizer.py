@@ -144,7 +144,7 @@ def test_strength_blends_and_preserve_color_keeps_the_photos_colour_under_the_pa
     half = stylizer.stylize(photo, 0, strength=0.5).astype(float)
     assert np.abs(half - (full + photo) / 2).max() <= 1.0
     kept = stylizer.stylize(photo, 0, preserve_color=True).astype(float) / 255
-    from cin_style.stylizer import _rgb_to_ycbcr
+    from cin_style.colors import _rgb_to_ycbcr
 
     y_photo, cb_photo, cr_photo = _rgb_to_ycbcr(photo / 255.0)
     y_kept, cb_kept, cr_kept = _rgb_to_ycbcr(kept)
@@ -291,3 +291,34 @@ def test_bundled_model_paints_each_half_of_a_photo_in_its_own_style_far_from_the
     for part, own, other in ((far_left, munch, wave), (far_right, wave, munch)):
         near, far = np.abs(mixed[part] - own[part]).mean(), np.abs(mixed[part] - other[part]).mean()
         assert near < 0.35 * far, (near, far)
+
+
+def test_scale_paints_at_the_size_over_scale_and_resizes_back(stylizer, photo):
+    from cin_style import image_io
+
+    big = stylizer.stylize(photo, 1, scale=2.0)
+    assert big.shape == photo.shape
+    floats = photo.astype(np.float32) / 255.0
+    by_hand = image_io.resize(stylizer.stylize(image_io.resize(floats, 30, 20), 1), 60, 40)
+    assert np.abs(big.astype(int) - np.round(by_hand * 255).astype(int)).max() <= 1
+    assert np.abs(big.astype(int) - stylizer.stylize(photo, 1).astype(int)).mean() > 2  # strokes do change
+    for bad in (0, -1.0, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="`scale` must be a positive number"):
+            stylizer.stylize(photo, 1, scale=bad)
+    with pytest.raises(ValueError, match="paints this 60x40 image at 15x10; the smallest side"):
+        stylizer.stylize(photo, 1, scale=4.0)
+
+
+def test_histogram_colors_give_each_channel_the_photos_values_in_the_paintings_order(stylizer, photo):
+    floats = photo.astype(np.float32) / 255.0
+    painted = stylizer.stylize(floats, 2)
+    matched = stylizer.stylize(floats, 2, preserve_color="histogram")
+    for channel in range(3):
+        np.testing.assert_allclose(np.sort(matched[..., channel].ravel()), np.sort(floats[..., channel].ravel()))
+        order = np.argsort(painted[..., channel].ravel(), kind="stable")
+        assert (np.diff(matched[..., channel].ravel()[order]) >= 0).all()  # the painting's ranks kept
+    np.testing.assert_array_equal(
+        stylizer.stylize(floats, 2, preserve_color=True), stylizer.stylize(floats, 2, preserve_color="luminance")
+    )
+    with pytest.raises(ValueError, match="`preserve_color` must be False, True or one of"):
+        stylizer.stylize(floats, 2, preserve_color="hue")

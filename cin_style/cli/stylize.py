@@ -48,7 +48,15 @@ flags.DEFINE_string(
 )
 flags.DEFINE_float("feather", 0.0, "With --regions: width in pixels of the soft edge between regions.")
 flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
-flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours.")
+flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours (the same as --colors=luminance).")
+flags.DEFINE_enum(
+    "colors",
+    "style",
+    ["style", "luminance", "histogram"],
+    "style: the painting's colours. luminance: the painting's light and dark in the photo's hues. "
+    "histogram: each channel remapped to the photo's histogram.",
+)
+flags.DEFINE_float("scale", 1.0, "Stroke size: 2 doubles the strokes, 0.5 halves them (painted at size / scale).")
 flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most this.")
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style.")
@@ -160,6 +168,11 @@ def main(argv):
             fail(f"--style: {error}")
     if not 0.0 <= FLAGS.strength <= 1.0:
         fail(f"--strength must be in [0, 1]. Received: {FLAGS.strength}")
+    if FLAGS.preserve_color and FLAGS.colors == "histogram":
+        fail("give --preserve_color (luminance) or --colors=histogram, not both")
+    colors = "luminance" if FLAGS.preserve_color else (None if FLAGS.colors == "style" else FLAGS.colors)
+    if not FLAGS.scale > 0:
+        fail(f"--scale must be positive. Received: {FLAGS.scale}")
 
     def paint(path):
         return lambda: stylizer.stylize(
@@ -168,7 +181,8 @@ def main(argv):
             regions=regions,
             feather=FLAGS.feather,
             strength=FLAGS.strength,
-            preserve_color=FLAGS.preserve_color,
+            preserve_color=colors,
+            scale=FLAGS.scale,
             max_size=FLAGS.max_size,
         )
 
