@@ -4,6 +4,7 @@
     cin-style-stylize --input=photos/ --style="munch_the_scream:0.7,picabia_udnie:0.3" --output=painted/
     cin-style-stylize --input=photo.jpg --sheet --output=all_styles.png
     cin-style-stylize --list_styles
+    cin-style-stylize --input=clip.mp4 --style=munch_the_scream --output=painted.mp4   # pip install cin_style[video]
     cin-style-stylize --input=photo.jpg --regions=labels.png --style=0:munch_the_scream,1:hokusai_great_wave \
         --feather=24 --output=regions.png
 
@@ -24,6 +25,7 @@ from absl import app, flags
 
 from cin_style.bundled import bundled_model_path
 from cin_style.cli._common import fail, reject_extra_args
+from cin_style.video import VIDEO_EXTENSIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -55,6 +57,11 @@ flags.DEFINE_enum(
     ["style", "luminance", "histogram"],
     "style: the painting's colours. luminance: the painting's light and dark in the photo's hues. "
     "histogram: each channel remapped to the photo's histogram.",
+)
+flags.DEFINE_float(
+    "smoothing",
+    0.6,
+    "Videos: how much a still pixel leans on the previous painted frame, in [0, 1) (0: frames painted alone).",
 )
 flags.DEFINE_float("scale", 1.0, "Stroke size: 2 doubles the strokes, 0.5 halves them (painted at size / scale).")
 flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most this.")
@@ -186,6 +193,9 @@ def main(argv):
             max_size=FLAGS.max_size,
         )
 
+    if os.path.splitext(FLAGS.input)[1].lower() in VIDEO_EXTENSIONS:
+        _stylize_video(stylizer, style, regions, colors)
+        return 0
     if not os.path.isdir(FLAGS.input):
         output = FLAGS.output
         if os.path.isdir(output):
@@ -212,6 +222,34 @@ def main(argv):
         print("\n".join(lines), file=sys.stderr)
         return 1
     return 0
+
+
+def _stylize_video(stylizer, style, regions, colors):
+    from cin_style.video import VideoError, stylize_video
+
+    if FLAGS.max_size is not None:
+        fail("--max_size does not apply to videos: the output keeps the input's size")
+    try:
+        result = stylize_video(
+            stylizer,
+            FLAGS.input,
+            FLAGS.output,
+            style,
+            smoothing=FLAGS.smoothing,
+            overwrite=FLAGS.overwrite,
+            regions=regions,
+            feather=FLAGS.feather,
+            strength=FLAGS.strength,
+            preserve_color=colors,
+            scale=FLAGS.scale,
+        )
+    except (VideoError, ValueError, OSError) as error:  # StyleError, RegionError among them
+        fail(str(error))
+    sound = "with its audio" if result["audio"] else "no audio"
+    print(
+        f"wrote {FLAGS.output}: {result['frames']} frames, {result['size'][0]}x{result['size'][1]} at "
+        f"{result['fps']:g} fps, {sound} ({result['frames'] / max(result['seconds'], 1e-9):.1f} frames/s)"
+    )
 
 
 def _regions_from_flags(stylizer):
