@@ -21,6 +21,8 @@ from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: 
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
 from cin_style.regions import style_map
 
+#: How `stylize` mixes the styles of regions (see its `region_blend`).
+REGION_BLENDS = ("features", "outputs")
 #: Smallest side the Stylizer accepts; smaller images carry no style.
 MIN_SIDE = 16
 #: Images with a side above this are stylised in overlapping tiles.
@@ -327,6 +329,14 @@ class Stylizer:
                 total[top : top + tile, left : left + tile] += mask
         return out / total
 
+    def _paint_by_outputs(self, image, style_map):
+        """`image` painted in each style `style_map` uses, the paintings mixed by the map pixel by pixel."""
+        out = np.zeros(image.shape, np.float32)
+        for style in np.flatnonzero(style_map.reshape(-1, self.num_styles).any(axis=0)):
+            one_hot = np.eye(self.num_styles, dtype=np.float32)[style]
+            out += style_map[..., style : style + 1] * self._stylize_one(image, one_hot)
+        return out
+
     def style_map(self, regions, height, width, default=None, feather=0):
         """The per-pixel style map `(height, width, num_styles)` of `regions` (see `stylize`).
 
@@ -343,6 +353,7 @@ class Stylizer:
         *,
         regions=None,
         feather=0,
+        region_blend="features",
         strength=1.0,
         preserve_color=False,
         scale=1.0,
@@ -365,6 +376,14 @@ class Stylizer:
                 `None`: `style` everywhere.
             feather: With `regions`, the width in pixels of the soft edge
                 between styles. Defaults to `0` (hard edges).
+            region_blend: How `regions` mix styles. `"features"`: every CIN
+                layer blends the γ/β rows per pixel, one pass; a gradient
+                between two styles interpolates the styles themselves, and
+                the image's tones stay shared (instance statistics span the
+                whole image). `"outputs"`: each style the map uses is painted
+                alone over the whole image and the paintings are mixed pixel
+                by pixel, one pass per style; far from an edge a region is
+                exactly its style alone. Defaults to `"features"`.
             strength: 1.0 is the full style, 0.0 the photo; in between blends
                 the two. Defaults to `1.0`.
             preserve_color: Keep the photo's colours: `"luminance"` (or
@@ -386,17 +405,23 @@ class Stylizer:
             StyleError, RegionError, ImageReadError, ValueError: before any
                 work starts.
         """
+        if region_blend not in REGION_BLENDS:
+            raise ValueError(f"`region_blend` must be one of {REGION_BLENDS}. Received: region_blend={region_blend!r}")
         if regions is None:
             if style is None:
                 raise StyleError("Give a style (an index, a name, a dict or a weight vector), or regions")
             weights = self.style_weights(style)
-        elif self._run_spatial is None:
+        elif self._run_spatial is None and region_blend == "features":
             raise StyleError(
                 f"{self.source} was exported without the stylize_spatial signature that regions need; export it "
-                "again with this cin_style (cin-style-export --model=...)"
+                "again with this cin_style (cin-style-export --model=...), or give region_blend='outputs'"
             )
         elif style is not None:
             self.style_weights(style)  # checked now, used per pixel below
+        if region_blend == "outputs" and regions is not None:
+            paint = self._paint_by_outputs
+        else:
+            paint = self._stylize_one
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
         color = _color_mode(preserve_color)
@@ -420,9 +445,9 @@ class Stylizer:
         results = []
         for photo in images:
             if work == (height, width):
-                painted = self._stylize_one(photo, weights)
+                painted = paint(photo, weights)
             else:
-                painted = self._stylize_one(image_io.resize(photo, work[1], work[0]), weights)
+                painted = paint(image_io.resize(photo, work[1], work[0]), weights)
                 painted = image_io.resize(painted, width, height)
             if color:
                 painted = keep_colors(painted, photo, color)

@@ -271,6 +271,10 @@ def test_regions_from_masks_and_labels_paint_like_the_style_where_one_covers_eve
     plain = Stylizer(stylizer._run, stylizer.style_names, source="an old export")
     with pytest.raises(StyleError, match="without the stylize_spatial signature"):
         plain.stylize(photo, regions=[(np.ones((4, 4)), 1)])
+    by_outputs = plain.stylize(photo, regions=[(np.ones((4, 4)), 1)], region_blend="outputs")
+    np.testing.assert_array_equal(by_outputs, whole)  # needs no spatial signature
+    with pytest.raises(ValueError, match="`region_blend` must be one of"):
+        stylizer.stylize(photo, regions=[(np.ones((4, 4)), 1)], region_blend="pixels")
 
 
 @pytest.mark.tensorflow_only
@@ -291,6 +295,13 @@ def test_bundled_model_paints_each_half_of_a_photo_in_its_own_style_far_from_the
     for part, own, other in ((far_left, munch, wave), (far_right, wave, munch)):
         near, far = np.abs(mixed[part] - own[part]).mean(), np.abs(mixed[part] - other[part]).mean()
         assert near < 0.35 * far, (near, far)
+    # Mixing the paintings instead of the γ/β rows: a region is its style alone, pixel for pixel.
+    regions = [(left, "munch_the_scream"), (1.0 - left, "hokusai_great_wave")]
+    outputs = bundled.stylize(photo, regions=regions, feather=16, region_blend="outputs")
+    np.testing.assert_array_equal(outputs[far_left], munch[far_left])
+    np.testing.assert_array_equal(outputs[far_right], wave[far_right])
+    seam = outputs[:, 96]
+    assert np.abs(seam - (munch[:, 96] + wave[:, 96]) / 2).max() < 0.05  # the feathered edge mixes them half and half
 
 
 def test_scale_paints_at_the_size_over_scale_and_resizes_back(stylizer, photo):

@@ -49,6 +49,13 @@ flags.DEFINE_string(
     "gives each label its style: 0:munch_the_scream,1:hokusai_great_wave (names or indices).",
 )
 flags.DEFINE_float("feather", 0.0, "With --regions: width in pixels of the soft edge between regions.")
+flags.DEFINE_enum(
+    "region_blend",
+    "features",
+    ["features", "outputs"],
+    "With --regions. features: the styles mix inside the network, one pass. outputs: each style painted alone "
+    "and the paintings mixed pixel by pixel, one pass per style.",
+)
 flags.DEFINE_float("strength", 1.0, "1.0: full style; 0.0: the photo.")
 flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours (the same as --colors=luminance).")
 flags.DEFINE_enum(
@@ -187,6 +194,7 @@ def main(argv):
             style,
             regions=regions,
             feather=FLAGS.feather,
+            region_blend=FLAGS.region_blend,
             strength=FLAGS.strength,
             preserve_color=colors,
             scale=FLAGS.scale,
@@ -239,6 +247,7 @@ def _stylize_video(stylizer, style, regions, colors):
             overwrite=FLAGS.overwrite,
             regions=regions,
             feather=FLAGS.feather,
+            region_blend=FLAGS.region_blend,
             strength=FLAGS.strength,
             preserve_color=colors,
             scale=FLAGS.scale,
