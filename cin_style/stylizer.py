@@ -27,6 +27,8 @@ REGION_BLENDS = ("features", "outputs")
 MIN_SIDE = 16
 #: Images with a side above this are stylised in overlapping tiles.
 DEFAULT_TILE_SIZE = 2048
+#: Most pixels (batch x height x width) the Stylizer sends to the model in one call: one full tile.
+BATCH_PIXELS = DEFAULT_TILE_SIZE**2
 #: Overlap of neighbouring tiles, blended with linear feathering.
 DEFAULT_TILE_OVERLAP = 128
 
@@ -306,27 +308,55 @@ class Stylizer:
                 values = np.stack([image_io.resize(v, *size) for v in values])
         return values, kind
 
-    def _paint(self, image, weights):
-        """One image `(h, w, 3)` in one call: `weights` a row `(num_styles,)` or a map `(h, w, num_styles)`."""
-        run = self._run if weights.ndim == 1 else self._run_spatial
-        return run(np.ascontiguousarray(image[None]), np.ascontiguousarray(weights[None]))[0]
+    def _paint_many(self, images, weights):
+        """Images `(n, h, w, 3)` of one size in as few calls as `BATCH_PIXELS` allows.
+
+        `weights` is one row `(n, num_styles)` or one map `(n, h, w, num_styles)`
+        per image. A call holds at most `BATCH_PIXELS` pixels (one full tile),
+        so batching never raises peak memory above painting one large tile.
+        """
+        run = self._run if weights.ndim == 2 else self._run_spatial
+        height, width = images.shape[1:3]
+        per_call = max(1, BATCH_PIXELS // (height * width))
+        return np.concatenate(
+            [
+                run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
+                for i in range(0, len(images), per_call)
+            ]
+        )
+
+    def _stylize_batch(self, images, weights):
+        """Images `(n, h, w, 3)` of one size with their weights (rows or maps, one per image).
+
+        Images within the tile size go to the model together; larger ones one
+        by one, each in feathered tiles that are themselves batched.
+        """
+        height, width = images.shape[1:3]
+        if height <= self.tile_size and width <= self.tile_size:
+            return self._paint_many(images, weights)
+        return np.stack([self._stylize_one(image, w) for image, w in zip(images, weights)])
 
     def _stylize_one(self, image, weights):
         """One image `(h, w, 3)`: whole, or in feathered tiles if it is large (a map is tiled with it)."""
         height, width = image.shape[:2]
         tile, overlap = self.tile_size, self.tile_overlap
         if height <= tile and width <= tile:
-            return self._paint(image, weights)
+            return self._paint_many(image[None], weights[None])[0]
+        corners = [
+            (top, left) for top in _tile_starts(height, tile, overlap) for left in _tile_starts(width, tile, overlap)
+        ]
+        pieces = np.stack([image[top : top + tile, left : left + tile] for top, left in corners])
+        if weights.ndim == 1:
+            parts = np.repeat(weights[None], len(corners), axis=0)
+        else:
+            parts = np.stack([weights[top : top + tile, left : left + tile] for top, left in corners])
+        painted = self._paint_many(pieces, parts)  # every tile has the same size: _tile_starts keeps them whole
         out = np.zeros_like(image)
         total = np.zeros((height, width, 1), np.float32)
-        for top in _tile_starts(height, tile, overlap):
-            for left in _tile_starts(width, tile, overlap):
-                piece = image[top : top + tile, left : left + tile]
-                part = weights if weights.ndim == 1 else weights[top : top + tile, left : left + tile]
-                painted = self._paint(piece, part)
-                mask = np.outer(_feather(piece.shape[0], overlap), _feather(piece.shape[1], overlap))[..., None]
-                out[top : top + tile, left : left + tile] += painted * mask
-                total[top : top + tile, left : left + tile] += mask
+        mask = np.outer(_feather(pieces.shape[1], overlap), _feather(pieces.shape[2], overlap))[..., None]
+        for (top, left), piece in zip(corners, painted):
+            out[top : top + tile, left : left + tile] += piece * mask
+            total[top : top + tile, left : left + tile] += mask
         return out / total
 
     def _paint_by_outputs(self, image, style_map):
@@ -418,10 +448,6 @@ class Stylizer:
             )
         elif style is not None:
             self.style_weights(style)  # checked now, used per pixel below
-        if region_blend == "outputs" and regions is not None:
-            paint = self._paint_by_outputs
-        else:
-            paint = self._stylize_one
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
         color = _color_mode(preserve_color)
@@ -442,12 +468,16 @@ class Stylizer:
             )
         if regions is not None:
             weights = self.style_map(regions, *work, default=style, feather=feather / scale)
+        work_images = (
+            images if work == (height, width) else np.stack([image_io.resize(p, work[1], work[0]) for p in images])
+        )
+        if region_blend == "outputs" and regions is not None:
+            paintings = np.stack([self._paint_by_outputs(photo, weights) for photo in work_images])
+        else:
+            paintings = self._stylize_batch(work_images, np.repeat(weights[None], len(work_images), axis=0))
         results = []
-        for photo in images:
-            if work == (height, width):
-                painted = paint(photo, weights)
-            else:
-                painted = paint(image_io.resize(photo, work[1], work[0]), weights)
+        for photo, painted in zip(images, paintings):
+            if work != (height, width):
                 painted = image_io.resize(painted, width, height)
             if color:
                 painted = keep_colors(painted, photo, color)
@@ -457,6 +487,7 @@ class Stylizer:
         return kind.restore(np.stack(results))
 
     def stylize_all(self, image, max_size=None):
-        """The image in every style: a list of float32 `(h, w, 3)` arrays, in index order."""
+        """The image in every style: a list of float32 `(h, w, 3)` arrays, in index order (batched calls)."""
         images, _ = self._prepare(image, max_size)
-        return [self._stylize_one(images[0], self.style_weights(i)) for i in range(self.num_styles)]
+        copies = np.repeat(images[:1], self.num_styles, axis=0)
+        return list(self._stylize_batch(copies, np.eye(self.num_styles, dtype=np.float32)))

@@ -333,3 +333,51 @@ def test_histogram_colors_give_each_channel_the_photos_values_in_the_paintings_o
     )
     with pytest.raises(ValueError, match="`preserve_color` must be False, True or one of"):
         stylizer.stylize(floats, 2, preserve_color="hue")
+
+
+def _counting(stylizer, monkeypatch):
+    calls = []
+    run = stylizer._run
+
+    def counted(images, weights):
+        calls.append(len(images))
+        return run(images, weights)
+
+    monkeypatch.setattr(stylizer, "_run", counted)
+    return calls
+
+
+def test_a_batch_and_every_style_go_to_the_model_in_as_few_calls_as_the_pixel_budget_allows(
+    keras_file, photo, monkeypatch
+):
+    from cin_style import stylizer as stylizer_module
+
+    stylizer = Stylizer.load(keras_file)
+    calls = _counting(stylizer, monkeypatch)
+    batch = np.stack([photo, photo[::-1], photo[:, ::-1], 255 - photo, photo // 2])
+    together = stylizer.stylize(batch, 1)
+    assert calls == [5]
+    one_by_one = np.stack([stylizer.stylize(image, 1) for image in batch])
+    assert np.abs(together.astype(int) - one_by_one.astype(int)).max() <= 1
+    calls.clear()
+    every = stylizer.stylize_all(photo)
+    assert calls == [3] and len(every) == 3
+    np.testing.assert_allclose(every[2], stylizer.stylize(photo.astype(np.float32) / 255.0, 2), atol=1e-5)
+    calls.clear()
+    monkeypatch.setattr(stylizer_module, "BATCH_PIXELS", 2 * 40 * 60)  # two photos per call
+    stylizer.stylize(batch, 1)
+    assert calls == [2, 2, 1]
+
+
+def test_tiles_of_a_large_image_are_painted_in_batches_with_the_same_pixels(keras_file, photo, monkeypatch):
+    from cin_style import stylizer as stylizer_module
+
+    stylizer = Stylizer.load(keras_file, tile_size=32, tile_overlap=8)
+    calls = _counting(stylizer, monkeypatch)
+    batched = stylizer.stylize(photo, 0)  # 60x40 in 32-px tiles: 3 across, 2 down
+    assert calls == [6]
+    calls.clear()
+    monkeypatch.setattr(stylizer_module, "BATCH_PIXELS", 32 * 32)  # one tile per call, as before batching
+    alone = stylizer.stylize(photo, 0)
+    assert calls == [1] * 6
+    assert np.abs(batched.astype(int) - alone.astype(int)).max() <= 1
