@@ -15,6 +15,12 @@ first axis so TF Serving's row ("instances") format works:
   `(b, h, w, num_styles)`, a style blend per pixel (each pixel's weights are
   normalised to sum 1) -> `stylized_image` uint8: regions of one image in
   different styles. `stylize_spatial_float`: the same with float32 images.
+- `stylize_bytes`: `image_bytes` string `(b,)` (JPEG, PNG, GIF or BMP files,
+  as TF Serving's REST API decodes `{"b64": ...}`) + `style_index` int32
+  `(b,)` -> `stylized_image_bytes` string `(b,)`, PNG (or JPEG, chosen at
+  export). Each image keeps its own size; names ending in `_bytes` make TF
+  Serving send the output back as base64. `stylize_bytes_blend`: the same
+  with `style_weights` float32 `(b, num_styles)`.
 - `style_names`: no input -> `style_names` string `(num_styles,)`.
 
 Bad requests (a style index out of range; blend weights that are negative,
@@ -56,15 +62,20 @@ SIGNATURES = (
     "stylize_blend_float",
     "stylize_spatial",
     "stylize_spatial_float",
+    "stylize_bytes",
+    "stylize_bytes_blend",
     "style_names",
 )
+#: Encodings `stylize_bytes` can answer in (`export_saved_model(encoded_format=...)`).
+ENCODED_FORMATS = ("png", "jpeg")
 
 
 class _ServingGraph:
     """The serving functions: validation, uint8 conversion, the Keras model."""
 
-    def __init__(self, model, style_names, max_pixels=DEFAULT_MAX_PIXELS):
+    def __init__(self, model, style_names, max_pixels=DEFAULT_MAX_PIXELS, encoded_format="png"):
         self.model = model
+        self.encoded_format = encoded_format
         self.spatial_model = spatial_transformer(model)  # the same variables, a per-pixel map
         self.num_styles = len(style_names)
         self.names = list(style_names)
@@ -78,6 +89,7 @@ class _ServingGraph:
         index = tf.TensorSpec([None], tf.int32, name="style_index")
         weights = tf.TensorSpec([None, n], tf.float32, name="style_weights")
         style_map = tf.TensorSpec([None, None, None, n], tf.float32, name="style_weights")
+        encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
         return {
             "serving_default": (self._index_u8, [image_u8, index]),
             "stylize_blend": (self._blend_u8, [image_u8, weights]),
@@ -85,6 +97,8 @@ class _ServingGraph:
             "stylize_blend_float": (self._blend_f32, [image_f32, weights]),
             "stylize_spatial": (self._spatial_u8, [image_u8, style_map]),
             "stylize_spatial_float": (self._spatial_f32, [image_f32, style_map]),
+            "stylize_bytes": (self._bytes_index, [encoded, index]),
+            "stylize_bytes_blend": (self._bytes_blend, [encoded, weights]),
             "style_names": (self._names, []),
         }
 
@@ -190,11 +204,52 @@ class _ServingGraph:
         image = self._limited(image)
         return {"stylized_image": self._run(image, self._normalised(image, style_weights))}
 
+    def _decoded(self, data):
+        """One encoded image as uint8 `(1, h, w, 3)`, after checks that name what is wrong with it."""
+        signatures = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")  # PNG, JPEG, GIF, BMP
+        known = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(magic)), magic) for magic in signatures])
+        check = tf.debugging.Assert(
+            known,
+            [
+                'image_bytes: not a JPEG, PNG, GIF or BMP file (send the file\'s bytes; over REST as {"b64": ...}); '
+                "it starts with",
+                tf.strings.substr(data, 0, 8),
+            ],
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        image.set_shape([None, None, 3])
+        return self._limited(image[None])
+
+    def _encoded(self, image_u8):
+        if self.encoded_format == "jpeg":
+            return tf.io.encode_jpeg(image_u8, quality=95)
+        return tf.io.encode_png(image_u8)
+
+    def _paint_encoded(self, data, weights):
+        """Encoded images `(b,)` and weight rows `(b, n)` (checked) -> encoded paintings `(b,)`, one at a time."""
+
+        def one(args):
+            encoded, row = args
+            image = self._decoded(encoded)
+            painted = self._to_u8(self._run(self._to_float(image), row[None]))
+            return self._encoded(painted[0])
+
+        return tf.map_fn(one, (data, weights), fn_output_signature=tf.TensorSpec([], tf.string))
+
+    def _bytes_index(self, image_bytes, style_index):
+        weights = self._one_hot(image_bytes, style_index)
+        return {"stylized_image_bytes": self._paint_encoded(image_bytes, weights)}
+
+    def _bytes_blend(self, image_bytes, style_weights):
+        weights = self._normalised(image_bytes, style_weights)
+        return {"stylized_image_bytes": self._paint_encoded(image_bytes, weights)}
+
     def _names(self):
         return {"style_names": tf.constant(self.names, dtype=tf.string)}
 
 
-def _write_saved_model(model, style_names, path, max_pixels=DEFAULT_MAX_PIXELS):
+def _write_saved_model(model, style_names, path, max_pixels=DEFAULT_MAX_PIXELS, encoded_format="png"):
     """Writes the SavedModel with Keras' ExportArchive.
 
     ExportArchive tracks the variables the endpoints use (not the Keras
@@ -205,7 +260,8 @@ def _write_saved_model(model, style_names, path, max_pixels=DEFAULT_MAX_PIXELS):
     import keras
 
     archive = keras.export.ExportArchive()
-    for name, (function, signature) in _ServingGraph(model, style_names, max_pixels).signatures().items():
+    graph = _ServingGraph(model, style_names, max_pixels, encoded_format)
+    for name, (function, signature) in graph.signatures().items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)
 
@@ -217,7 +273,13 @@ def next_version(export_dir):
 
 
 def export_saved_model(
-    model, export_dir, style_names, version=None, training_config=None, max_pixels=DEFAULT_MAX_PIXELS
+    model,
+    export_dir,
+    style_names,
+    version=None,
+    training_config=None,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    encoded_format="png",
 ):
     """Exports a transformer as a versioned SavedModel for TF Serving and `Stylizer`.
 
@@ -237,6 +299,8 @@ def export_saved_model(
             batch x height x width; larger ones fail inside the graph.
             Defaults to `image_io.DEFAULT_MAX_PIXELS`, the `Stylizer`'s limit
             (it sends one image per call).
+        encoded_format: What `stylize_bytes` answers in: `"png"` (lossless)
+            or `"jpeg"` (quality 95, smaller). Defaults to `"png"`.
 
     Returns:
         The path of the written version folder.
@@ -256,6 +320,10 @@ def export_saved_model(
     if any(not name.strip() for name in style_names):
         raise ValueError("Style names must not be empty")
     check_positive_integer("max_pixels", max_pixels)
+    if encoded_format not in ENCODED_FORMATS:
+        raise ValueError(
+            f"`encoded_format` must be one of {ENCODED_FORMATS}. Received: encoded_format={encoded_format!r}"
+        )
     os.makedirs(export_dir, exist_ok=True)
     if version is None:
         version = next_version(export_dir)
@@ -266,7 +334,7 @@ def export_saved_model(
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_saved_model(model, style_names, tmp, max_pixels=max_pixels)
+        _write_saved_model(model, style_names, tmp, max_pixels=max_pixels, encoded_format=encoded_format)
         metadata = {
             "format": METADATA_FORMAT,
             "cin_style_version": __version__,
@@ -277,6 +345,7 @@ def export_saved_model(
             "weights_sha256": weights_hash(model),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "max_pixels": max_pixels,
+            "encoded_format": encoded_format,
             "training": portable_training_config(training_config),
         }
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as stream:

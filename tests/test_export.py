@@ -120,6 +120,8 @@ def test_signatures_have_dynamic_batch_height_and_width(exported):
         "stylize_blend_float",
         "stylize_spatial",
         "stylize_spatial_float",
+        "stylize_bytes",
+        "stylize_bytes_blend",
         "style_names",
     }
     spec = loaded.signatures["stylize_blend"].structured_input_signature[1]
@@ -133,7 +135,7 @@ def test_saved_model_cli_lists_and_runs_the_signatures(exported, photo, tmp_path
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     shown = subprocess.run([cli, "show", "--all", "--dir", exported[1]], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    for name in ("serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "style_names"):
+    for name in ("serving_default", "stylize_blend", "stylize_float", "stylize_blend_float", "stylize_bytes"):
         assert f"signature_def['{name}']" in shown.stdout
     np.save(tmp_path / "image.npy", np.round(photo * 255).astype(np.uint8))
     np.save(tmp_path / "index.npy", np.array([1], np.int32))
@@ -159,6 +161,25 @@ def test_saved_model_cli_lists_and_runs_the_signatures(exported, photo, tmp_path
     assert ran.returncode == 0, ran.stderr[-2000:]
     result = np.load(tmp_path / "out" / "stylized_image.npy")
     assert result.shape == (1, 48, 48, 3) and result.dtype == np.uint8
+    # Encoded bytes in and out, as TF Serving passes {"b64": ...} on: a string tensor.
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(photo[0] * 255).astype(np.uint8)[:, :30]).save(buffer, "PNG")
+    literal = "b'" + "".join(f"\\x{byte:02x}" for byte in buffer.getvalue()) + "'"  # no ';' (the CLI splits on it)
+    encoded = subprocess.run(
+        [cli, "run", "--dir", exported[1], "--tag_set", "serve", "--signature_def", "stylize_bytes"]
+        + ["--input_exprs", f"image_bytes=[{literal}];style_index=[2]", "--outdir", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert encoded.returncode == 0, encoded.stderr[-2000:]
+    answer = np.load(tmp_path / "b" / "stylized_image_bytes.npy", allow_pickle=True)
+    with Image.open(io.BytesIO(answer[0])) as painted:
+        assert (painted.format, painted.size) == ("PNG", (30, 48))
 
 
 PLAIN_TF_CLIENT = r"""
@@ -430,3 +451,102 @@ def test_stylize_spatial_paints_a_constant_map_like_the_blend_and_refuses_bad_ma
     for message, style_map in bad.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             loaded.signatures["stylize_spatial"](image=image, style_weights=tf.constant(style_map, tf.float32))
+
+
+SERVING_REST_CLIENT = r"""
+import base64, json, sys, numpy as np, tensorflow as tf
+assert not any(m.startswith("cin_style") for m in sys.modules)
+request = json.loads(open(sys.argv[2]).read())
+
+
+def as_tf_serving_decodes(instances):
+    # TF Serving's REST row format: {"b64": ...} becomes the decoded bytes, rows stack on a first axis.
+    columns = {}
+    for row in instances:
+        for key, value in row.items():
+            columns.setdefault(key, []).append(base64.b64decode(value["b64"]) if isinstance(value, dict) else value)
+    return {k: tf.constant(v) if k.endswith("_bytes") else tf.constant(v, tf.int32) for k, v in columns.items()}
+
+
+signature = tf.saved_model.load(sys.argv[1]).signatures[request["signature_name"]]
+out = signature(**as_tf_serving_decodes(request["instances"]))["stylized_image_bytes"].numpy()
+print(json.dumps({"predictions": [{"stylized_image_bytes": {"b64": base64.b64encode(o).decode()}} for o in out]}))
+"""
+
+
+def test_stylize_bytes_answers_a_tf_serving_rest_request_with_encoded_paintings(exported, photo, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from cin_style import Stylizer
+
+    pixels = np.round(photo * 255).astype(np.uint8)
+    files = []
+    for fmt in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels[0] if pixels.ndim == 4 else pixels).save(buffer, fmt)
+        files.append(buffer.getvalue())
+    request = {
+        "signature_name": "stylize_bytes",
+        "instances": [
+            {"image_bytes": {"b64": base64.b64encode(files[0]).decode()}, "style_index": 2},
+            {"image_bytes": {"b64": base64.b64encode(files[1]).decode()}, "style_index": 0},
+        ],
+    }
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    result = subprocess.run(
+        [sys.executable, "-c", SERVING_REST_CLIENT, exported[1], str(tmp_path / "request.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])["predictions"]
+    painted = [np.asarray(Image.open(io.BytesIO(base64.b64decode(a["stylized_image_bytes"]["b64"])))) for a in answers]
+    assert [p.shape for p in painted] == [pixels.shape[-3:]] * 2
+    expected = Stylizer.load(exported[1]).stylize(pixels, 2)
+    assert np.abs(painted[0].astype(int) - expected.astype(int)).max() <= 1  # the PNG request: lossless both ways
+
+
+def test_stylize_bytes_names_corrupt_bytes_in_the_graph(exported, photo):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(exported[1])).signatures["stylize_bytes"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes: not a JPEG, PNG, GIF or BMP file"):
+        signature(image_bytes=tf.constant([b"hello, not an image"]), style_index=tf.constant([0]))
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(photo * 255).astype(np.uint8).reshape(photo.shape[-3:])).save(buffer, "PNG")
+    truncated = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        signature(image_bytes=tf.constant([truncated]), style_index=tf.constant([0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="style_index out of range"):
+        signature(image_bytes=tf.constant([buffer.getvalue()]), style_index=tf.constant([7]))
+
+
+def test_encoded_format_is_chosen_at_export_and_checked(model, tmp_path):
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from cin_style.cli import export as export_cli
+    from cin_style.export import ENCODED_FORMATS, export_saved_model
+    from cin_style.metadata import read_metadata
+
+    assert tuple(export_cli.FLAGS["encoded_format"].parser.enum_values) == ENCODED_FORMATS
+    with pytest.raises(ValueError, match="`encoded_format` must be one of"):
+        export_saved_model(model, tmp_path / "bad", STYLE_NAMES, encoded_format="gif")
+    path = export_saved_model(model, tmp_path / "jpeg", STYLE_NAMES, encoded_format="jpeg")
+    assert read_metadata(path)["encoded_format"] == "jpeg"
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((24, 40, 3), 90, np.uint8)).save(buffer, "PNG")
+    signature = tf.saved_model.load(path).signatures["stylize_bytes_blend"]
+    out = signature(image_bytes=tf.constant([buffer.getvalue()]), style_weights=tf.constant([[1.0, 1.0, 0.0]]))
+    with Image.open(io.BytesIO(out["stylized_image_bytes"].numpy()[0])) as painted:
+        assert (painted.format, painted.size) == ("JPEG", (40, 24))

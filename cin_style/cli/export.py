@@ -22,6 +22,8 @@ flags.DEFINE_integer(
     "Largest request the served model accepts, as batch x height x width (default: the Stylizer's).",
     lower_bound=1,
 )
+# export.ENCODED_FORMATS, spelled out so --help needs no TensorFlow import (a test keeps them equal).
+flags.DEFINE_enum("encoded_format", "png", ["png", "jpeg"], "What the stylize_bytes signatures answer in.")
 
 
 def main(argv):
@@ -48,6 +50,7 @@ def main(argv):
             version=FLAGS.version,
             training_config=config,
             max_pixels=FLAGS.max_pixels,
+            encoded_format=FLAGS.encoded_format,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         fail(str(error))
