@@ -25,6 +25,15 @@ def distinct_style_model(num_styles=3, seed=0):
     return model
 
 
+def saved_style_model(folder):
+    """A `distinct_style_model` saved as `folder/model.keras` with `styles.json`, as training does; the file."""
+    import json
+
+    distinct_style_model().save(folder / "model.keras")
+    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
+    return folder / "model.keras"
+
+
 #: The two styles of the tiny training runs.
 TRAIN_STYLES = ("hokusai_great_wave", "munch_the_scream")
 

@@ -1,12 +1,11 @@
 """The picture benchmarks (contact sheet, interpolation strip): painted at the paint size, then shrunk."""
 
-import json
 import os
 import sys
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import STYLE_NAMES, saved_style_model
 
 from cin_style import Stylizer
 
@@ -28,10 +27,7 @@ class RecordingStylizer:
 
 @pytest.fixture(scope="module")
 def stylizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    distinct_style_model().save(folder / "model.keras")
-    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
-    return Stylizer.load(folder / "model.keras")
+    return Stylizer.load(saved_style_model(tmp_path_factory.mktemp("model")))
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,18 @@
 """cin-style-stylize as a user runs it."""
 
-import json
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import STYLE_NAMES, saved_style_model
 from PIL import Image
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("trained")
-    distinct_style_model().save(folder / "model.keras")
-    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
-    return folder
+    return saved_style_model(tmp_path_factory.mktemp("trained")).parent
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import STYLE_NAMES, distinct_style_model, saved_style_model
 from PIL import Image
 
 from cin_style import Stylizer
@@ -16,12 +16,7 @@ from cin_style.stylizer import ModelLoadError, StyleError
 
 @pytest.fixture(scope="module")
 def keras_file(tmp_path_factory):
-    import json
-
-    folder = tmp_path_factory.mktemp("trained")
-    distinct_style_model().save(folder / "model.keras")
-    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
-    return folder / "model.keras"
+    return saved_style_model(tmp_path_factory.mktemp("trained"))
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """Videos: frames streamed through the Stylizer, size, rate and audio kept, flicker damped, nothing half-written."""
 
-import json
 import os
 import subprocess
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import saved_style_model
 from PIL import Image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="pip install -e .[video]")
@@ -23,10 +22,7 @@ FRAMES = 10
 
 @pytest.fixture(scope="module")
 def stylizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("trained")
-    distinct_style_model().save(folder / "model.keras")
-    (folder / "styles.json").write_text(json.dumps({"style_names": STYLE_NAMES}))
-    return Stylizer.load(folder / "model.keras")
+    return Stylizer.load(saved_style_model(tmp_path_factory.mktemp("trained")))
 
 
 @pytest.fixture(scope="module")

@@ -188,21 +188,20 @@ def main(argv):
     if not FLAGS.scale > 0:
         fail(f"--scale must be positive. Received: {FLAGS.scale}")
 
+    options = dict(
+        regions=regions,
+        feather=FLAGS.feather,
+        region_blend=FLAGS.region_blend,
+        strength=FLAGS.strength,
+        preserve_color=colors,
+        scale=FLAGS.scale,
+    )
+
     def paint(path):
-        return lambda: stylizer.stylize(
-            path,
-            style,
-            regions=regions,
-            feather=FLAGS.feather,
-            region_blend=FLAGS.region_blend,
-            strength=FLAGS.strength,
-            preserve_color=colors,
-            scale=FLAGS.scale,
-            max_size=FLAGS.max_size,
-        )
+        return lambda: stylizer.stylize(path, style, max_size=FLAGS.max_size, **options)
 
     if os.path.splitext(FLAGS.input)[1].lower() in VIDEO_EXTENSIONS:
-        _stylize_video(stylizer, style, regions, colors)
+        _stylize_video(stylizer, style, options)
         return 0
     if not os.path.isdir(FLAGS.input):
         output = FLAGS.output
@@ -232,25 +231,14 @@ def main(argv):
     return 0
 
 
-def _stylize_video(stylizer, style, regions, colors):
+def _stylize_video(stylizer, style, options):
     from cin_style.video import VideoError, stylize_video
 
     if FLAGS.max_size is not None:
         fail("--max_size does not apply to videos: the output keeps the input's size")
     try:
         result = stylize_video(
-            stylizer,
-            FLAGS.input,
-            FLAGS.output,
-            style,
-            smoothing=FLAGS.smoothing,
-            overwrite=FLAGS.overwrite,
-            regions=regions,
-            feather=FLAGS.feather,
-            region_blend=FLAGS.region_blend,
-            strength=FLAGS.strength,
-            preserve_color=colors,
-            scale=FLAGS.scale,
+            stylizer, FLAGS.input, FLAGS.output, style, smoothing=FLAGS.smoothing, overwrite=FLAGS.overwrite, **options
         )
     except (VideoError, ValueError, OSError) as error:  # StyleError, RegionError among them
         fail(str(error))
