@@ -23,7 +23,7 @@ class RegionError(ValueError):
     """Regions that cannot make a style map: unreadable or bad masks, labels without a style, gaps."""
 
 
-def _as_image(value, what):
+def _as_image(value):
     if isinstance(value, (str, os.PathLike)):
         image_io.check_image_file(value)
         with Image.open(value) as opened:
@@ -44,7 +44,7 @@ def read_mask(mask, what="mask"):
         RegionError: For a mask that is not 2-D (or `(h, w, 1)`), holds NaN
             or infinity, or negative weights.
     """
-    image = _as_image(mask, what)
+    image = _as_image(mask)
     if image is not None:
         values = image_io.to_rgb_array(image).mean(axis=-1)
     else:
@@ -70,7 +70,7 @@ def read_mask(mask, what="mask"):
 
 def read_labels(labels):
     """A label image as int64 `(h, w)`: a path or PIL image (grey or palette indices), or an integer array."""
-    image = _as_image(labels, "label image")
+    image = _as_image(labels)
     if image is not None:
         if image.mode not in ("L", "P", "I", "I;16"):
             image = image.convert("L")
