@@ -19,7 +19,10 @@ minute. Candidates (all mixed_bfloat16, batch 4, Adam 1e-3 unless said):
 - `half_width`: `alpha=0.5` (Johnson et al.: no quality loss for IN nets);
 - `cosine`: the rate decays along a cosine to 1% at the end of the budget
   (its step count is sized from a 20-step probe), 100 warm-up steps;
-- `combined`: `lowres` + `half_width` + `cosine`.
+- `combined`: `lowres` + `half_width` + `cosine`;
+- `slim`: `alpha=0.25` (the slim model's width), perceptual loss;
+- `slim_distill`: `alpha=0.25` distilled from `--teacher` (pixels + the light
+  VGG feature term of `cin_style.distillation`); `slim_distill_pixels`: pixels only.
 
 Pause other work on the machine while it runs: it times training.
 """
@@ -63,6 +66,8 @@ BASE = dict(
     tensorboard=False,
     keep_checkpoints=1,
 )
+#: Stands for `--teacher` in the candidates that distil.
+TEACHER = "<teacher>"
 #: name -> (overrides for the whole run, overrides for the last quarter or None, cosine?)
 CANDIDATES = {
     "baseline": ({}, None, False),
@@ -74,6 +79,9 @@ CANDIDATES = {
         {"image_size": 256, "style_image_size": 256},
         True,
     ),
+    "slim": ({"alpha": 0.25}, None, False),
+    "slim_distill": ({"alpha": 0.25, "teacher": TEACHER}, None, False),
+    "slim_distill_pixels": ({"alpha": 0.25, "teacher": TEACHER, "feature_weight": 0.0}, None, False),
 }
 
 
@@ -108,6 +116,8 @@ def run_candidate(name, args, photos, targets, loss, log=print):
 
     overrides, last_quarter, cosine = CANDIDATES[name]
     styles = [os.path.join(args.styles, f"{s}.jpg") for s in DEFAULT_STYLES]
+    if overrides.get("teacher") == TEACHER:
+        overrides, styles = {**overrides, "teacher": args.teacher}, []
     config = TrainConfig(
         styles=styles,
         content=args.content,
@@ -156,6 +166,9 @@ def main():
     parser.add_argument("--validation", required=True, help="folder with kodim05-08")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--vgg_weights", default=None)
+    parser.add_argument(
+        "--teacher", default="saved_models/cin_style_default", help="the model the slim_distill candidates learn from"
+    )
     args = parser.parse_args()
 
     from cin_style.losses import PerceptualLoss

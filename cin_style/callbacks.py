@@ -15,6 +15,7 @@ from keras import ops
 
 from cin_style import image_io
 from cin_style.checkpoints import save_checkpoint
+from cin_style.distillation import DISTILL_PARTS
 from cin_style.trainer import LOSS_PARTS
 
 logger = logging.getLogger("cin_style")
@@ -110,7 +111,7 @@ class ProgressBar(HostStepCallback):
             self.steps,
             verbose=self.verbose,
             unit_name="step",
-            stateful_metrics=["loss", *[f"{p}_loss" for p in LOSS_PARTS], "img/s"],
+            stateful_metrics=["loss", *[f"{p}_loss" for p in (*LOSS_PARTS, *DISTILL_PARTS)], "img/s"],
         )
         self.bar.update(self.start_step)
         self.clock = time.perf_counter()
@@ -119,9 +120,7 @@ class ProgressBar(HostStepCallback):
         now = time.perf_counter()
         rate = self.batch_size * (self.step - previous) / max(now - self.clock, 1e-9)
         self.clock = now
-        values = [
-            (k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "content_loss", "style_loss", "tv_loss")
-        ]
+        values = [(k, float(v)) for k, v in (logs or {}).items() if k == "loss" or k.endswith("_loss")]
         self.history.append({"step": self.step, **dict(values), "images_per_second": rate})
         self.bar.update(self.step, values=values + [("img/s", rate)])
 

@@ -26,7 +26,11 @@ CHECKPOINT_FORMAT = 2
 #: The folder of checkpoints inside an output folder.
 CHECKPOINT_DIR = "checkpoints"
 #: The kinds of run that write checkpoints, with the command that resumes each.
-RUN_COMMANDS = {"train": "cin-style-train", "add_styles": "cin-style-add-style --model=<the base model>"}
+RUN_COMMANDS = {
+    "train": "cin-style-train",
+    "distill": "cin-style-train --teacher=<the teacher>",
+    "add_styles": "cin-style-add-style --model=<the base model>",
+}
 
 
 def _checkpoint_dirs(output_dir):

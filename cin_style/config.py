@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 from cin_style.checks import check_positive_integer, is_integer
+from cin_style.distillation import DEFAULT_FEATURE_WEIGHT
 from cin_style.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
 from cin_style.schedules import LR_SCHEDULES
 
@@ -44,6 +45,12 @@ class TrainConfig:
             ones (a `.keras` file, a training folder, or a checkpoint): a
             second schedule for a model that has stopped improving, or
             fine-tuning on other photos. Styles, alpha and layout must match.
+        teacher: Distil instead (see `cin_style.distillation`): a trained
+            model (SavedModel, `.keras` or training folder) whose outputs the
+            network learns to reproduce, styles and names included; `styles`
+            and the perceptual loss weights are then unused.
+        feature_weight: With `teacher`: weight of the VGG19 feature term next
+            to the pixel term (0: pixels only, no VGG).
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
@@ -78,6 +85,8 @@ class TrainConfig:
     alpha: float = 1.0
     output_norm: bool = True
     init_weights: str = None
+    teacher: str = None
+    feature_weight: float = DEFAULT_FEATURE_WEIGHT
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = None
@@ -133,7 +142,11 @@ class TrainConfig:
                 f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. "
                 f"Received: dtype_policy={self.dtype_policy!r}"
             )
-        if not self.styles:
+        if self.teacher is not None and not os.path.exists(self.teacher):
+            raise ValueError(f"`teacher`: no such model: {self.teacher}")
+        if not self.feature_weight >= 0:
+            raise ValueError(f"`feature_weight` must be non-negative. Received: feature_weight={self.feature_weight!r}")
+        if not self.styles and self.teacher is None:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
         if not self.content:
             raise ValueError("`content` is empty: give a folder of photos or a tensorflow-datasets name")

@@ -87,31 +87,36 @@ class StyleTrainer(keras.Model):
         return dict(zip(self.gram_names, self.gram_tables))
 
     def call(self, inputs, training=False):
-        images = _images(inputs)
+        images = images_of(inputs)
         if isinstance(inputs, dict):
             draws = inputs["style_draws"]
         else:
             draws = keras.random.uniform((ops.shape(images)[0],), seed=self.seed_generator)
-        count = len(self.train_styles)
-        pick = ops.clip(ops.cast(ops.floor(ops.cast(draws, "float32") * count), "int32"), 0, count - 1)
-        style_index = ops.take(self._train_styles, pick)
-        style_weights = ops.one_hot(style_index, self.num_styles, dtype="float32")
+        style_weights = style_weights_for(draws, self._train_styles, self.num_styles)
         stylized = self.transformer({"image": images, "style_weights": style_weights}, training=training)
         return {"stylized": stylized, "style_weights": style_weights}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         targets = mix_targets(self.style_grams, y_pred["style_weights"])
-        parts = self.perceptual_loss(y_pred["stylized"], _images(x), targets)
+        parts = self.perceptual_loss(y_pred["stylized"], images_of(x), targets)
         for part in LOSS_PARTS:
             self.trackers[part].update_state(parts[part])
-        return _share_of_replicas(ops.mean(parts["total"]))
+        return share_of_replicas(ops.mean(parts["total"]))
 
 
-def _images(inputs):
+def style_weights_for(draws, train_styles, num_styles):
+    """One-hot style weights `(batch, num_styles)`: draw `d` picks `train_styles[floor(d * len)]`."""
+    count = int(train_styles.shape[0])
+    pick = ops.clip(ops.cast(ops.floor(ops.cast(draws, "float32") * count), "int32"), 0, count - 1)
+    return ops.one_hot(ops.take(train_styles, pick), num_styles, dtype="float32")
+
+
+def images_of(inputs):
+    """The photos of a training batch (a dict with "images", or the images)."""
     return inputs["images"] if isinstance(inputs, dict) else inputs
 
 
-def _share_of_replicas(loss):
+def share_of_replicas(loss):
     """One replica's share of the global batch's mean loss: its own mean / replicas.
 
     Under `tf.distribute`, gradients are summed over replicas and the logged

@@ -41,10 +41,17 @@ from cin_style.checkpoints import (
     write_json_atomic,
 )
 from cin_style.config import DTYPE_POLICIES, TrainConfig
+from cin_style.distillation import DistillTrainer
 from cin_style.layers import ReflectionConv2D
 from cin_style.losses import PerceptualLoss, style_loss
 from cin_style.metadata import STYLES_FILE, read_styles_file
-from cin_style.model_io import MODEL_FILE, load_initial_weights, load_trained, model_from_checkpoint
+from cin_style.model_io import (
+    MODEL_FILE,
+    load_initial_weights,
+    load_trained,
+    load_transformer,
+    model_from_checkpoint,
+)
 from cin_style.network import (
     all_layers,
     alpha_of,
@@ -348,6 +355,8 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         OutputDirBusyError: If another live run trains into `output_dir`.
     """
     config.validate()
+    if config.teacher is not None:
+        return _distill(config, resume, vgg_weights, strategy, verbose)
 
     def build(checkpoint, saved, dataset):
         from cin_style.data import load_style_images
@@ -382,6 +391,36 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         return _Setup(trainer, list(style_names), lambda: _float32_model(transformer), restore_grams=grams is None)
 
     return _run("train", config, resume, build, strategy=strategy, verbose=verbose)
+
+
+def _distill(config, resume, vgg_weights, strategy, verbose):
+    """`train` with `config.teacher`: the network learns the teacher's outputs (`DistillTrainer`)."""
+    teacher, teacher_names, _ = load_transformer(config.teacher)
+
+    def build(checkpoint, saved, dataset):
+        style_names = list(saved["style_names"]) if checkpoint else list(config.style_names or teacher_names)
+        if len(style_names) != len(teacher_names):
+            raise ValueError(
+                f"The teacher {config.teacher} has {len(teacher_names)} styles; {len(style_names)} names were given"
+            )
+        if checkpoint and style_names != list(config.style_names or teacher_names):
+            raise ValueError(f"Checkpoint {checkpoint} was distilled with styles {style_names}")
+        _refuse_another_model(config.output_dir, style_names)
+        with dtype_policy_scope(config.dtype_policy):
+            teacher_copy = build_transformer(
+                len(style_names), alpha=alpha_of(teacher), output_norm=output_norm_of(teacher)
+            )
+            teacher_copy.set_weights(teacher.get_weights())
+            student = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
+            if config.init_weights and not checkpoint:
+                load_initial_weights(student, config.init_weights)
+            trainer = DistillTrainer(
+                student, teacher_copy, feature_weight=config.feature_weight, vgg_weights=vgg_weights, seed=config.seed
+            )
+            _compile(trainer, config)
+        return _Setup(trainer, style_names, lambda: _float32_model(student), restore_grams=False)
+
+    return _run("distill", config, resume, build, strategy=strategy, verbose=verbose)
 
 
 def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_from=None, verbose=1):

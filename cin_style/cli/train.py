@@ -48,6 +48,18 @@ flags.DEFINE_string(
     "Start from this trained model's weights (.keras file, training folder or checkpoint): "
     "a second schedule, or fine-tuning. Ignored when --resume finds a checkpoint.",
 )
+flags.DEFINE_string(
+    "teacher",
+    None,
+    "Distil this trained model (SavedModel, .keras or training folder) instead of training on paintings: the "
+    "network (e.g. --alpha=0.25) learns to reproduce its outputs for each of its styles; no --styles.",
+)
+flags.DEFINE_float(
+    "feature_weight",
+    None,
+    "With --teacher: weight of the VGG19 feature term (block2_conv1) next to the pixel term (default: the "
+    "library's, 0.1); 0: pixels only, no VGG.",
+)
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
 flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
@@ -98,20 +110,26 @@ flags.DEFINE_enum(
 def config_from_flags():
     from cin_style.config import TrainConfig
 
-    if not FLAGS.styles:
-        fail("--styles is required: style image files or a folder of them")
+    if FLAGS.teacher and FLAGS.styles:
+        fail("--teacher distils the teacher's own styles: give --styles or --teacher, not both")
+    if FLAGS.teacher and not os.path.exists(FLAGS.teacher):
+        fail(f"--teacher: no such model: {FLAGS.teacher}")
+    if not FLAGS.styles and not FLAGS.teacher:
+        fail("--styles is required: style image files or a folder of them (or --teacher, to distil a model)")
     if not FLAGS.content:
         fail("--content is required: a folder of photos or a tensorflow-datasets name")
     if not FLAGS.output_dir:
         fail("--output_dir is required")
-    for source in FLAGS.styles:
+    for source in FLAGS.styles or ():
         if not os.path.exists(source):
             fail(f"--styles: no such file or folder: {source}")
     optional = {
-        k: getattr(FLAGS, k) for k in ("content_weight", "style_weight", "tv_weight") if getattr(FLAGS, k) is not None
+        k: getattr(FLAGS, k)
+        for k in ("content_weight", "style_weight", "tv_weight", "feature_weight")
+        if getattr(FLAGS, k) is not None
     }
     return TrainConfig(
-        styles=list(FLAGS.styles),
+        styles=list(FLAGS.styles or ()),
         content=FLAGS.content,
         output_dir=FLAGS.output_dir,
         style_names=FLAGS.style_names,
@@ -126,6 +144,7 @@ def config_from_flags():
         alpha=FLAGS.alpha,
         output_norm=FLAGS.output_norm,
         init_weights=FLAGS.init_weights,
+        teacher=FLAGS.teacher,
         checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints,
         seed=FLAGS.seed,

@@ -1,0 +1,109 @@
+"""Distillation: a slim student learns a trained teacher's outputs, with the training run's checkpoints."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from helpers import STYLE_NAMES, run_cli, saved_style_model, tiny_config
+
+from cin_style.distillation import FEATURE_LAYER, DistillTrainer
+from cin_style.network import build_transformer
+
+pytestmark = pytest.mark.tensorflow_only
+
+
+def _outputs(model, photos, num_styles):
+    """Every style of `model` on every photo: (styles * photos, h, w, 3)."""
+    batch = np.concatenate([photos] * num_styles)
+    weights = np.repeat(np.eye(num_styles, dtype="float32"), len(photos), axis=0)
+    return keras.ops.convert_to_numpy(model({"image": batch, "style_weights": weights}, training=False))
+
+
+def test_distilling_brings_the_students_outputs_to_the_teachers_on_unseen_photos(
+    shared_data, photos, tmp_path, load_image
+):
+    from cin_style.model_io import load_transformer
+    from cin_style.training import train
+
+    (tmp_path / "teacher").mkdir()
+    teacher_path = saved_style_model(tmp_path / "teacher")
+    teacher, _, _ = load_transformer(teacher_path)
+    unseen = np.concatenate([load_image(p, 32) for p in sorted((shared_data / "content" / "test").glob("*"))[:2]])
+    keras.utils.set_random_seed(0)
+    fresh = build_transformer(3, alpha=0.25)
+    before = np.abs(_outputs(fresh, unseen, 3) - _outputs(teacher, unseen, 3)).mean()
+    config = tiny_config(
+        shared_data,
+        photos,
+        tmp_path / "run",
+        styles=[],
+        teacher=str(teacher_path),
+        feature_weight=0.0,
+        steps=60,
+        checkpoint_every=60,
+        learning_rate=1e-2,
+    )
+    result = train(config, verbose=0)
+    after = np.abs(_outputs(result.model, unseen, 3) - _outputs(teacher, unseen, 3)).mean()
+    # A random teacher is a hard target for 60 steps: 0.207 -> ~0.17 when written; a student that ignored it
+    # (or whose gradient was cut) would not move toward it at all.
+    assert after < 0.9 * before, (before, after)
+    assert result.style_names == STYLE_NAMES
+    saved = json.loads((tmp_path / "run" / "styles.json").read_text())
+    assert saved["style_names"] == STYLE_NAMES and saved["alpha"] == 0.25
+    assert saved["training"]["teacher"] == str(teacher_path)
+
+
+def test_distill_loss_is_zero_for_the_teachers_own_weights_and_pixel_l1_otherwise(vgg_weights, rng):
+    teacher = build_transformer(2, alpha=0.25)
+    student = build_transformer(2, alpha=0.25)
+    student.set_weights(teacher.get_weights())
+    images = rng.uniform(size=(2, 32, 32, 3)).astype("float32")
+    draws = np.array([0.2, 0.7], "float32")  # styles 0 and 1
+    trainer = DistillTrainer(student, teacher, feature_weight=0.5, vgg_weights=vgg_weights, seed=0)
+    batch = {"images": images, "style_draws": draws}
+    same = trainer.compute_loss(batch, y_pred=trainer(batch))
+    assert float(same) == 0.0
+    student.set_weights([w + rng.normal(0, 0.02, w.shape).astype("float32") for w in student.get_weights()])
+    for tracker in trainer.trackers.values():  # means over calls: start afresh
+        tracker.reset_state()
+    pred = trainer(batch)
+    total = float(trainer.compute_loss(batch, y_pred=pred))
+    stylized, target = (keras.ops.convert_to_numpy(pred[k]) for k in ("stylized", "target"))
+    pixel = np.abs(stylized - target).mean()
+    feature = float(trainer.trackers["feature"].result())
+    assert pixel > 0 and feature > 0
+    np.testing.assert_allclose(float(trainer.trackers["pixel"].result()), pixel, rtol=1e-5)
+    np.testing.assert_allclose(total, pixel + 0.5 * feature, rtol=1e-5)
+    # The weighting names the layer it measures, and 0 builds no VGG at all.
+    assert FEATURE_LAYER == "block2_conv1"
+    assert DistillTrainer(student, teacher, feature_weight=0.0).features is None
+    with pytest.raises(ValueError, match="The teacher has 2 styles and the student 3"):
+        DistillTrainer(build_transformer(3, alpha=0.25), teacher)
+
+
+def test_distill_cli_run_resumes_and_is_not_resumed_as_perceptual_training(shared_data, photos, tmp_path):
+    from cin_style.training import train
+
+    (tmp_path / "teacher").mkdir()
+    teacher_path = saved_style_model(tmp_path / "teacher")
+    out = tmp_path / "run"
+    args = [f"--teacher={teacher_path}", f"--content={photos}", f"--output_dir={out}", "--alpha=0.25"]
+    small = ["--image_size=32", "--batch_size=2", "--checkpoint_every=2", "--seed=0", "--notensorboard"]
+    result = run_cli("cin_style.cli.train", *args, *small, "--steps=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "checkpoints" / "ckpt-00000002").is_dir()
+    state = json.loads((out / "checkpoints" / "ckpt-00000002" / "state.json").read_text())
+    assert state["kind"] == "distill" and state["style_names"] == STYLE_NAMES
+    config = tiny_config(shared_data, photos, out, styles=[], teacher=str(teacher_path))
+    resumed = train(config, resume=True, verbose=0)
+    assert resumed.resumed_from.endswith("ckpt-00000002")
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    assert {"pixel_loss", "feature_loss"} <= set(resumed.history[-1])
+    with pytest.raises(ValueError, match=r"written by a distill run \(cin-style-train --teacher="):
+        train(tiny_config(shared_data, photos, out, steps=6), resume=True, verbose=0)
+    both = run_cli("cin_style.cli.train", *args, f"--styles={shared_data / 'styles'}")
+    assert both.returncode != 0 and "give --styles or --teacher, not both" in both.stderr
+    with pytest.raises(ValueError, match="`teacher`: no such model: /no/such/model"):
+        train(tiny_config(shared_data, photos, tmp_path / "other", styles=[], teacher="/no/such/model"), verbose=0)
