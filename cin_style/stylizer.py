@@ -92,9 +92,20 @@ class Stylizer:
         source: Where the model came from (shown in `repr`).
         max_pixels: Largest image accepted. Defaults to
             `image_io.DEFAULT_MAX_PIXELS`.
-        tile_size: Images with a side above this are stylised in overlapping,
-            feather-blended tiles so memory stays bounded. Defaults to
-            `DEFAULT_TILE_SIZE`.
+        tile_size: Images with a side above this are painted in tiles so
+            memory stays bounded. Defaults to `DEFAULT_TILE_SIZE`.
+        tile_overlap: Overlap of feather-blended tiles (only without
+            `paint_large`). Defaults to `DEFAULT_TILE_OVERLAP`.
+        run_spatial: Like `run` with per-pixel maps `(n, h, w, num_styles)`.
+        paint_large: A function `(image (h, w, 3), weights (num_styles,) or
+            (h, w, num_styles)) -> image` for images above `tile_size`: the
+            loaders give `cin_style.large_image.paint_large`, which paints
+            layer by layer with the whole image's statistics, so the result
+            is the untiled painting (no seams).
+        seamless: Use `paint_large` for large images. `False` (or no
+            `paint_large`): overlapping tiles painted as separate images,
+            each with its own statistics, feather-blended; neighbouring
+            tiles may differ in tone. Defaults to `True`.
     """
 
     def __init__(
@@ -106,9 +117,12 @@ class Stylizer:
         tile_size=DEFAULT_TILE_SIZE,
         tile_overlap=DEFAULT_TILE_OVERLAP,
         run_spatial=None,
+        paint_large=None,
+        seamless=True,
     ):
         self._run = run
         self._run_spatial = run_spatial
+        self._paint_large = paint_large if seamless else None
         self.style_names = list(style_names)
         self.source = source
         self.max_pixels = max_pixels
@@ -171,7 +185,25 @@ class Stylizer:
             out = spatial(image=tf.constant(images), style_weights=tf.constant(maps))
             return out["stylized_image"].numpy()
 
-        stylizer = cls(run, names, source=folder, run_spatial=run_spatial if spatial is not None else None, **kwargs)
+        rebuilt, lock = [], threading.Lock()
+
+        def paint_large(image, weights):
+            from cin_style.large_image import paint_large
+            from cin_style.model_io import model_from_saved_model
+
+            with lock:
+                if not rebuilt:  # the Keras network, once, for the first large image
+                    rebuilt.append(model_from_saved_model(folder)[0])
+                return paint_large(rebuilt[0], image, weights)
+
+        stylizer = cls(
+            run,
+            names,
+            source=folder,
+            run_spatial=run_spatial if spatial is not None else None,
+            paint_large=paint_large,
+            **kwargs,
+        )
         stylizer._keep = loaded  # the signatures need the loaded object alive
         return stylizer
 
@@ -206,7 +238,13 @@ class Stylizer:
                 out = spatial({"image": images, "style_weights": maps}, training=False)
                 return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
 
-        return cls(run, names, source=path, run_spatial=run_spatial, **kwargs)
+        def paint_large(image, weights):
+            from cin_style.large_image import paint_large
+
+            with lock:
+                return paint_large(model, image, weights)
+
+        return cls(run, names, source=path, run_spatial=run_spatial, paint_large=paint_large, **kwargs)
 
     # ----------------------------------------------------------------- styles
 
@@ -337,11 +375,13 @@ class Stylizer:
         return np.stack([self._stylize_one(image, w) for image, w in zip(images, weights)])
 
     def _stylize_one(self, image, weights):
-        """One image `(h, w, 3)`: whole, or in feathered tiles if it is large (a map is tiled with it)."""
+        """One image `(h, w, 3)`: whole, or if it is large layer by layer (`paint_large`), else in feathered tiles."""
         height, width = image.shape[:2]
         tile, overlap = self.tile_size, self.tile_overlap
         if height <= tile and width <= tile:
             return self._paint_many(image[None], weights[None])[0]
+        if self._paint_large is not None:
+            return self._paint_large(image, weights)
         corners = [
             (top, left) for top in _tile_starts(height, tile, overlap) for left in _tile_starts(width, tile, overlap)
         ]

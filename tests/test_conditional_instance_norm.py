@@ -46,6 +46,23 @@ def test_fresh_layer_with_one_hot_row_is_plain_instance_norm(rng):
     np.testing.assert_allclose(y, instance_norm(x, 1.0, 0.0), atol=1e-4)
 
 
+def test_given_statistics_replace_the_inputs_own(rng):
+    layer = built_layer(rng)
+    x = rng.normal(2.0, 3.0, size=(2, 6, 6, 5)).astype("float32")
+    weights = np.eye(3, dtype="float32")[[0, 2]]
+    gamma = keras.ops.convert_to_numpy(layer.gamma)[[0, 2]][:, None, None, :]
+    beta = keras.ops.convert_to_numpy(layer.beta)[[0, 2]][:, None, None, :]
+    own = keras.ops.convert_to_numpy(layer([x, weights]))
+    mean, variance = x.mean(axis=(1, 2)), x.var(axis=(1, 2))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([x, weights, mean, variance])), own, atol=1e-4)
+    # Another image's statistics (a tile normalised as the whole image): (x - m) / sqrt(v + eps) * gamma + beta.
+    other_mean = rng.normal(size=(2, 5)).astype("float32")
+    other_variance = rng.uniform(0.5, 2.0, size=(2, 5)).astype("float32")
+    given = keras.ops.convert_to_numpy(layer([x, weights, other_mean, other_variance]))
+    m, v = other_mean[:, None, None, :], other_variance[:, None, None, :]
+    np.testing.assert_allclose(given, (x - m) / np.sqrt(v + 1e-5) * gamma + beta, rtol=1e-4, atol=1e-4)
+
+
 def test_one_hot_row_applies_that_styles_gamma_and_beta(rng):
     layer = built_layer(rng)
     x = rng.normal(size=(1, 6, 6, 5)).astype("float32")

@@ -225,10 +225,36 @@ def test_eight_threads_give_the_same_pixels_as_serial_calls(request, kind, photo
         np.testing.assert_array_equal(a, b)
 
 
-def test_large_images_are_painted_in_feathered_tiles(keras_file, shared_data, load_image):
+def test_large_images_are_painted_layer_by_layer_as_the_whole_image(keras_file, shared_data, load_image):
+    photo = load_image(shared_data / "content" / "test" / "kodim05.jpg", 96)[0][:, :90]
+    whole = Stylizer.load(keras_file).stylize(photo, 1)
+    large = Stylizer.load(keras_file, tile_size=40)
+    np.testing.assert_allclose(large.stylize(photo, 1), whole, atol=2e-5)
+    blend = {0: 0.3, 2: 0.7}
+    np.testing.assert_allclose(large.stylize(photo, blend), Stylizer.load(keras_file).stylize(photo, blend), atol=2e-5)
+    # A region map goes through the same layers: also the untiled painting.
+    labels = np.zeros(photo.shape[:2], np.int32)
+    labels[:, 45:] = 1
+    regions = (labels, {0: 0, 1: 2})
+    np.testing.assert_allclose(
+        large.stylize(photo, regions=regions, feather=8),
+        Stylizer.load(keras_file).stylize(photo, regions=regions, feather=8),
+        atol=2e-5,
+    )
+
+
+@pytest.mark.tensorflow_only
+def test_saved_model_stylizer_paints_large_images_as_the_whole_image(saved_model_dir, photo):
+    whole = Stylizer.load(saved_model_dir).stylize(photo, 2)
+    large = Stylizer.load(saved_model_dir, tile_size=24).stylize(photo, 2)  # 40x60: rebuilt from the variables
+    assert large.dtype == whole.dtype == np.uint8
+    assert np.abs(large.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_large_images_are_painted_in_feathered_tiles_when_not_seamless(keras_file, shared_data, load_image):
     photo = load_image(shared_data / "content" / "test" / "kodim05.jpg", 96)[0]
     whole = Stylizer.load(keras_file).stylize(photo, 1)
-    tiled_stylizer = Stylizer.load(keras_file, tile_size=48, tile_overlap=16)
+    tiled_stylizer = Stylizer.load(keras_file, tile_size=48, tile_overlap=16, seamless=False)
     tiled = tiled_stylizer.stylize(photo, 1)
     assert tiled.shape == photo.shape and np.isfinite(tiled).all()
     # Tiles see their own statistics, so pixels differ a little, never wildly.
@@ -367,7 +393,7 @@ def test_a_batch_and_every_style_go_to_the_model_in_as_few_calls_as_the_pixel_bu
 def test_tiles_of_a_large_image_are_painted_in_batches_with_the_same_pixels(keras_file, photo, monkeypatch):
     from cin_style import stylizer as stylizer_module
 
-    stylizer = Stylizer.load(keras_file, tile_size=32, tile_overlap=8)
+    stylizer = Stylizer.load(keras_file, tile_size=32, tile_overlap=8, seamless=False)
     calls = _counting(stylizer, monkeypatch)
     batched = stylizer.stylize(photo, 0)  # 60x40 in 32-px tiles: 3 across, 2 down
     assert calls == [6]

@@ -32,6 +32,10 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         inputs: A list `[x, style_weights]`: `x` of shape
             `(batch, height, width, channels)` and `style_weights` of shape
             `(batch, num_styles)` or `(batch, height, width, num_styles)`.
+            Or `[x, style_weights, mean, variance]`, each `(batch, channels)`:
+            normalise with these statistics instead of `x`'s own, so tiles
+            of a large image share the whole image's (see
+            `cin_style.large_image`).
 
     Input shape:
         `[(batch, height, width, channels), (batch, num_styles)]`.
@@ -91,11 +95,12 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
                     )
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 4):
             raise ValueError(
-                f"{self.__class__.__name__} is called on a list [x, style_weights]. Received: input_shape={input_shape}"
+                f"{self.__class__.__name__} is called on a list [x, style_weights] or [x, style_weights, mean, "
+                f"variance]. Received: input_shape={input_shape}"
             )
-        x_shape, weights_shape = input_shape
+        x_shape, weights_shape = input_shape[:2]
         self._check_shapes(x_shape, weights_shape)
         channels = x_shape[-1]
         if channels is None:
@@ -107,12 +112,15 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(self.num_styles, channels), initializer="zeros")
 
     def call(self, inputs):
-        x, style_weights = inputs
+        x, style_weights = inputs[:2]
         self._check_shapes(x.shape, style_weights.shape)
         input_dtype = x.dtype
         x = ops.cast(x, "float32")
         style_weights = ops.cast(style_weights, "float32")
-        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        if len(inputs) == 4:
+            mean, variance = (ops.cast(t, "float32")[:, None, None, :] for t in inputs[2:])
+        else:
+            mean, variance = moments(x)
         normalized = (x - mean) * ops.rsqrt(variance + self.epsilon)
         gamma = ops.matmul(style_weights, ops.cast(self.gamma, "float32"))
         beta = ops.matmul(style_weights, ops.cast(self.beta, "float32"))
@@ -174,6 +182,11 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         return {**config, "num_styles": self.num_styles, "epsilon": self.epsilon}
+
+
+def moments(x):
+    """Per-example, per-channel mean and variance of `x` over its spatial axes, `(batch, 1, 1, channels)` each."""
+    return ops.moments(ops.cast(x, "float32"), axes=[1, 2], keepdims=True)
 
 
 def new_style_rows(gamma, beta, count, init_from=None):
