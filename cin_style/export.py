@@ -266,6 +266,20 @@ def _write_saved_model(model, style_names, path, max_pixels=DEFAULT_MAX_PIXELS, 
     archive.write_out(path, verbose=False)
 
 
+def checked_style_names(model, style_names):
+    """`style_names` as strings, once they are one unique, non-empty name per style of `model`."""
+    style_names = [str(name) for name in style_names]
+    num_styles = num_styles_of(model)
+    if len(style_names) != num_styles:
+        raise ValueError(f"The model holds {num_styles} styles but {len(style_names)} style names were given")
+    repeated = sorted({n for n in style_names if style_names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"Style names must be unique; repeated: {repeated}")
+    if any(not name.strip() for name in style_names):
+        raise ValueError("Style names must not be empty")
+    return style_names
+
+
 def next_version(export_dir):
     """1 + the highest numeric version folder under `export_dir` (1 if none)."""
     existing = version_dirs(export_dir)
@@ -310,15 +324,8 @@ def export_saved_model(
             exists or is not a positive integer, or `max_pixels` is not a
             positive integer.
     """
-    style_names = [str(name) for name in style_names]
-    num_styles = num_styles_of(model)
-    if len(style_names) != num_styles:
-        raise ValueError(f"The model holds {num_styles} styles but {len(style_names)} style names were given")
-    repeated = sorted({n for n in style_names if style_names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"Style names must be unique; repeated: {repeated}")
-    if any(not name.strip() for name in style_names):
-        raise ValueError("Style names must not be empty")
+    style_names = checked_style_names(model, style_names)
+    num_styles = len(style_names)
     check_positive_integer("max_pixels", max_pixels)
     if encoded_format not in ENCODED_FORMATS:
         raise ValueError(

@@ -541,6 +541,9 @@ def test_encoded_format_is_chosen_at_export_and_checked(model, tmp_path):
     # The tool's own --help (importing it here would define its absl flags beside other tools').
     shown = subprocess.run([sys.executable, "-m", "cin_style.cli.export", "--help"], capture_output=True, text=True)
     assert f"--encoded_format: <{'|'.join(ENCODED_FORMATS)}>" in shown.stdout + shown.stderr
+    from cin_style.tflite import QUANTIZATIONS
+
+    assert f"--quantization: <{'|'.join(q or 'none' for q in QUANTIZATIONS)}>" in shown.stdout + shown.stderr
     with pytest.raises(ValueError, match="`encoded_format` must be one of"):
         export_saved_model(model, tmp_path / "bad", STYLE_NAMES, encoded_format="gif")
     path = export_saved_model(model, tmp_path / "jpeg", STYLE_NAMES, encoded_format="jpeg")

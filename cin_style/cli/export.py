@@ -1,9 +1,13 @@
-"""cin-style-export: export a trained model as a versioned SavedModel for TF Serving.
+"""cin-style-export: export a trained model as a versioned SavedModel for TF Serving, or as TFLite.
 
 cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
 cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
 cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
+cin-style-export --model=saved_models/cin_style_slim --format=tflite --output=slim.tflite --size=512 \
+    --quantization=float16
 """
+
+import os
 
 from absl import app, flags
 
@@ -11,7 +15,14 @@ from cin_style.cli._common import fail, reject_extra_args
 from cin_style.image_io import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Training output folder (model.keras + styles.json) or a .keras file.")
+flags.DEFINE_string(
+    "model", None, "Training output folder (model.keras + styles.json), a .keras file, or a cin_style SavedModel."
+)
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "What to write.")
+flags.DEFINE_string("output", None, "With --format=tflite: the .tflite file to write.")
+flags.DEFINE_list("size", ["512"], "With --format=tflite: the input size, SIDE or HEIGHT,WIDTH (fixed).")
+# tflite.QUANTIZATIONS, spelled out so --help needs no TensorFlow import (a test keeps them equal).
+flags.DEFINE_enum("quantization", "none", ["none", "float16", "dynamic_range"], "With --format=tflite: weights.")
 flags.DEFINE_string("checkpoint", None, "A checkpoint folder, or a training folder whose newest checkpoint to export.")
 flags.DEFINE_string("export_dir", None, "TF Serving base folder; the version goes in a numbered subfolder.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
@@ -30,19 +41,41 @@ def main(argv):
     reject_extra_args(argv)
     if bool(FLAGS.model) == bool(FLAGS.checkpoint):
         fail("Give exactly one of --model or --checkpoint")
-    if not FLAGS.export_dir:
+    tflite = FLAGS.format == "tflite"
+    if tflite and not FLAGS.output:
+        fail("--format=tflite needs --output=FILE.tflite")
+    if not tflite and not FLAGS.export_dir:
         fail("--export_dir is required")
-    from cin_style.export import export_saved_model
-    from cin_style.metadata import read_styles_file
-    from cin_style.model_io import load_trained, model_from_checkpoint
+    try:
+        size = [int(side) for side in FLAGS.size]
+    except ValueError:
+        fail(f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {','.join(FLAGS.size)}")
+    if len(size) not in (1, 2):
+        fail(f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {','.join(FLAGS.size)}")
+    from cin_style.model_io import load_transformer, model_from_checkpoint, recorded_training_config
 
     try:
         if FLAGS.checkpoint:
             model, names, state = model_from_checkpoint(FLAGS.checkpoint)
             config = {**state["config"], "step": state["step"]}
         else:
-            model, names = load_trained(FLAGS.model)
-            config = (read_styles_file(FLAGS.model) or {}).get("training")
+            model, names, _ = load_transformer(FLAGS.model)
+            config = recorded_training_config(FLAGS.model) or None
+        if tflite:
+            from cin_style.tflite import export_tflite
+
+            quantization = None if FLAGS.quantization == "none" else FLAGS.quantization
+            path = export_tflite(
+                model,
+                FLAGS.output,
+                FLAGS.style_names or names,
+                size=tuple(size * (3 - len(size))),
+                quantization=quantization,
+            )
+            print(f"Exported {len(FLAGS.style_names or names)} styles to {path} ({os.path.getsize(path):,} bytes)")
+            return
+        from cin_style.export import export_saved_model
+
         path = export_saved_model(
             model,
             FLAGS.export_dir,

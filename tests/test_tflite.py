@@ -1,0 +1,107 @@
+"""TFLite export: signatures against the Keras model per quantization, metadata, the CLI."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from helpers import STYLE_NAMES, distinct_style_model, run_cli
+
+pytestmark = pytest.mark.tensorflow_only
+
+SIZE = (40, 52)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return distinct_style_model()
+
+
+def _runner(path, signature):
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    return interpreter.get_signature_runner(signature)
+
+
+def _keras(model, image, weights):
+    out = model({"image": image, "style_weights": weights}, training=False)
+    return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
+
+
+# Largest |difference| to the Keras model allowed per quantization (measured: ~1e-6, ~1e-3, ~3e-2).
+TOLERANCES = {None: 1e-4, "float16": 1e-2, "dynamic_range": 0.15}
+
+
+@pytest.mark.parametrize("quantization", [None, "float16", "dynamic_range"])
+def test_tflite_signatures_paint_as_the_keras_model_within_the_quantizations_tolerance(
+    model, rng, tmp_path, quantization
+):
+    from cin_style.tflite import export_tflite
+
+    path = export_tflite(model, tmp_path / "m.tflite", STYLE_NAMES, size=SIZE, quantization=quantization)
+    image = rng.uniform(size=(1, *SIZE, 3)).astype("float32")
+    by_index = _runner(path, "stylize")(image=image, style_index=np.array([2], "int32"))["stylized_image"]
+    expected = _keras(model, image, np.eye(3, dtype="float32")[[2]])
+    assert by_index.shape == (1, *SIZE, 3)
+    assert np.abs(by_index - expected).max() < TOLERANCES[quantization]
+    # Blend weights are normalised inside: (2, 0, 2) paints as (0.5, 0, 0.5).
+    blended = _runner(path, "stylize_blend")(image=image, style_weights=np.array([[2.0, 0.0, 2.0]], "float32"))
+    expected = _keras(model, image, np.array([[0.5, 0.0, 0.5]], "float32"))
+    assert np.abs(blended["stylized_image"] - expected).max() < TOLERANCES[quantization]
+    if quantization is None:
+        assert np.abs(by_index - _keras(model, image, np.eye(3, dtype="float32")[[0]])).mean() > 0.05
+
+
+def test_tflite_metadata_names_the_styles_size_and_quantization(model, tmp_path):
+    from cin_style.metadata import weights_hash
+    from cin_style.tflite import export_tflite, read_tflite_metadata
+
+    small = export_tflite(model, tmp_path / "q.tflite", STYLE_NAMES, size=32, quantization="dynamic_range")
+    full = export_tflite(model, tmp_path / "f.tflite", STYLE_NAMES, size=32)
+    meta = read_tflite_metadata(small)
+    assert meta["style_names"] == STYLE_NAMES and meta["input_size"] == [32, 32]
+    assert meta["quantization"] == "dynamic_range" and meta["weights_sha256"] == weights_hash(model)
+    assert meta["signatures"] == ["stylize", "stylize_blend"]
+    assert os.path.getsize(small) < 0.5 * os.path.getsize(full)
+    (tmp_path / "plain.tflite").write_bytes(_strip_metadata(full))
+    with pytest.raises(ValueError, match="has no 'cin_style' metadata"):
+        read_tflite_metadata(tmp_path / "plain.tflite")
+
+
+def _strip_metadata(path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tflite = flatbuffer_utils.read_model(str(path))
+    tflite.metadata = [m for m in tflite.metadata if m.name not in (b"cin_style", "cin_style")]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tflite))
+
+
+def test_export_tflite_refuses_bad_settings_before_converting(model, tmp_path):
+    from cin_style.tflite import export_tflite
+
+    with pytest.raises(ValueError, match="`quantization` must be one of"):
+        export_tflite(model, tmp_path / "a.tflite", STYLE_NAMES, quantization="int4")
+    with pytest.raises(ValueError, match="`size` must be an int or \\(height, width\\)"):
+        export_tflite(model, tmp_path / "a.tflite", STYLE_NAMES, size=(8, 64))
+    with pytest.raises(ValueError, match="3 styles but 2 style names"):
+        export_tflite(model, tmp_path / "a.tflite", STYLE_NAMES[:2])
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_cli_writes_a_tflite_file(model, tmp_path):
+    from cin_style.tflite import read_tflite_metadata
+
+    model.save(tmp_path / "model.keras")
+    out = tmp_path / "slim.tflite"
+    args = [f"--model={tmp_path / 'model.keras'}", "--format=tflite", f"--style_names={','.join(STYLE_NAMES)}"]
+    result = run_cli("cin_style.cli.export", *args, f"--output={out}", "--size=40,52", "--quantization=float16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"to {out}" in result.stdout
+    meta = read_tflite_metadata(out)
+    assert meta["input_size"] == [40, 52] and meta["quantization"] == "float16"
+    missing = run_cli("cin_style.cli.export", *args)
+    assert missing.returncode != 0 and "--format=tflite needs --output=FILE.tflite" in missing.stderr
