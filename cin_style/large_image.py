@@ -20,7 +20,7 @@ from cin_style.layers.padding import _mirror_indices, _padded_size
 from cin_style.network import DECODER, ENCODER, NUM_RESIDUAL_BLOCKS, output_norm_of
 
 #: Side of the output tiles each convolution is computed in, at its own resolution.
-DEFAULT_LAYER_TILE = 1024
+DEFAULT_LAYER_TILE = 512
 
 
 def _reflect(positions, length):
@@ -46,10 +46,10 @@ class _Moments:
         self.count, self.sum, self.squares = 0, np.zeros(channels), np.zeros(channels)
 
     def add(self, tile):
-        values = tile.reshape(-1, tile.shape[-1]).astype(np.float64)
-        self.count += len(values)
-        self.sum += values.sum(axis=0)
-        self.squares += np.square(values).sum(axis=0)
+        """Adds a tile `(1, h, w, c)` tensor: its sums in float32 on the backend, accumulated here in float64."""
+        self.count += int(np.prod(ops.shape(tile)[:3]))
+        self.sum += ops.convert_to_numpy(ops.sum(tile, axis=(0, 1, 2))).astype(np.float64)
+        self.squares += ops.convert_to_numpy(ops.sum(ops.square(tile), axis=(0, 1, 2))).astype(np.float64)
 
     def result(self):
         mean = self.sum / self.count
@@ -77,8 +77,8 @@ class _Painter:
         for top, bottom, left, right in self._tiles(out_height, out_width):
             rows = _source_indices(top, bottom, conv, x.shape[0], upsampled)
             cols = _source_indices(left, right, conv, x.shape[1], upsampled)
-            piece = ops.convert_to_numpy(conv.conv(x[rows][:, cols][None]))[0]
-            out[top:bottom, left:right] = piece
+            piece = conv.conv(x[np.ix_(rows, cols)][None])
+            out[top:bottom, left:right] = ops.convert_to_numpy(piece)[0]
             moments.add(piece)
         return out, moments.result()
 
