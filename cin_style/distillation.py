@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from cin_style.network import num_styles_of
-from cin_style.trainer import images_of, share_of_replicas, style_weights_for
+from cin_style.trainer import images_and_styles, share_of_replicas
 from cin_style.vgg import VGGFeatures
 
 #: The VGG19 layer of the light feature term: two convolutions at full and one
@@ -79,12 +79,7 @@ class DistillTrainer(keras.Model):
         return {}
 
     def call(self, inputs, training=False):
-        images = images_of(inputs)
-        if isinstance(inputs, dict):
-            draws = inputs["style_draws"]
-        else:
-            draws = keras.random.uniform((ops.shape(images)[0],), seed=self.seed_generator)
-        style_weights = style_weights_for(draws, self._train_styles, self.num_styles)
+        images, style_weights = images_and_styles(inputs, self._train_styles, self.num_styles, self.seed_generator)
         inputs = {"image": images, "style_weights": style_weights}
         target = ops.stop_gradient(self.teacher(inputs, training=False))
         stylized = self.transformer(inputs, training=training)

@@ -87,12 +87,7 @@ class StyleTrainer(keras.Model):
         return dict(zip(self.gram_names, self.gram_tables))
 
     def call(self, inputs, training=False):
-        images = images_of(inputs)
-        if isinstance(inputs, dict):
-            draws = inputs["style_draws"]
-        else:
-            draws = keras.random.uniform((ops.shape(images)[0],), seed=self.seed_generator)
-        style_weights = style_weights_for(draws, self._train_styles, self.num_styles)
+        images, style_weights = images_and_styles(inputs, self._train_styles, self.num_styles, self.seed_generator)
         stylized = self.transformer({"image": images, "style_weights": style_weights}, training=training)
         return {"stylized": stylized, "style_weights": style_weights}
 
@@ -104,11 +99,20 @@ class StyleTrainer(keras.Model):
         return share_of_replicas(ops.mean(parts["total"]))
 
 
-def style_weights_for(draws, train_styles, num_styles):
-    """One-hot style weights `(batch, num_styles)`: draw `d` picks `train_styles[floor(d * len)]`."""
+def images_and_styles(inputs, train_styles, num_styles, seed_generator):
+    """A training batch's photos and one-hot style weights `(batch, num_styles)`.
+
+    Each example's draw `d` (from the batch, else from `seed_generator`)
+    picks style `train_styles[floor(d * len(train_styles))]`.
+    """
+    images = images_of(inputs)
+    if isinstance(inputs, dict):
+        draws = inputs["style_draws"]
+    else:
+        draws = keras.random.uniform((ops.shape(images)[0],), seed=seed_generator)
     count = int(train_styles.shape[0])
     pick = ops.clip(ops.cast(ops.floor(ops.cast(draws, "float32") * count), "int32"), 0, count - 1)
-    return ops.one_hot(ops.take(train_styles, pick), num_styles, dtype="float32")
+    return images, ops.one_hot(ops.take(train_styles, pick), num_styles, dtype="float32")
 
 
 def images_of(inputs):
