@@ -11,5 +11,5 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["cin_style", "cin_style.*"]) + ["cin_style.saved_models"],
     package_dir={"cin_style.saved_models": "saved_models"},
-    package_data={"cin_style.saved_models": ["README.md", "cin_style_default/**/*"]},
+    package_data={"cin_style.saved_models": ["README.md", "cin_style_default/**/*", "cin_style_slim/**/*"]},
 )

@@ -142,6 +142,8 @@ class TrainConfig:
                 f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. "
                 f"Received: dtype_policy={self.dtype_policy!r}"
             )
+        if self.teacher is not None and self.styles:
+            raise ValueError("`teacher` distils the teacher's own styles: give `styles` or `teacher`, not both")
         if self.teacher is not None and not os.path.exists(self.teacher):
             raise ValueError(f"`teacher`: no such model: {self.teacher}")
         if not self.feature_weight >= 0:

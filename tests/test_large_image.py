@@ -8,6 +8,9 @@ from helpers import distinct_style_model
 from cin_style.large_image import paint_large
 from cin_style.network import build_transformer, spatial_transformer
 
+# The JAX path runs in test_stylizer (large images through a Stylizer); here, every tile shape compiles anew.
+pytestmark = pytest.mark.tensorflow_only
+
 
 def _whole(model, image, weights):
     out = model({"image": image[None], "style_weights": weights[None]}, training=False)

@@ -64,13 +64,14 @@ def wheel(tmp_path_factory):
 def test_wheel_carries_the_bundled_model_and_no_junk(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    model = "cin_style/saved_models/cin_style_default/"
-    versions = {name[len(model) :].split("/")[0] for name in names if name.startswith(model)}
-    assert versions, f"no {model} in the wheel"
-    for version in versions:
-        for file in MODEL_FILES:
-            assert f"{model}{version}/{file}" in names
-        assert any(name.startswith(f"{model}{version}/variables/variables.data-") for name in names)
+    for folder in ("cin_style_default", "cin_style_slim"):
+        model = f"cin_style/saved_models/{folder}/"
+        versions = {name[len(model) :].split("/")[0] for name in names if name.startswith(model)}
+        assert versions, f"no {model} in the wheel"
+        for version in versions:
+            for file in MODEL_FILES:
+                assert f"{model}{version}/{file}" in names
+            assert any(name.startswith(f"{model}{version}/variables/variables.data-") for name in names)
     assert "cin_style/cli/stylize.py" in names and "cin_style/bundled.py" in names
     strays = [name for name in names if not name.startswith(("cin_style/", "cin_style-"))]
     assert not strays, f"outside the package: {strays[:10]}"

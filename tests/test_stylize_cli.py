@@ -255,3 +255,15 @@ def test_scale_and_histogram_colors_reach_the_stylizer(model_dir, photos, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     expected = Stylizer.load(model_dir).stylize(photo, 1, scale=1.5, preserve_color="histogram")
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
+
+
+@pytest.mark.tensorflow_only
+def test_model_slim_picks_the_bundled_slim_model_with_the_default_models_styles():
+    from cin_style.bundled import SLIM_MODEL_NAME, bundled_model_path
+    from cin_style.metadata import read_metadata
+
+    default, slim = (read_metadata(bundled_model_path(name)) for name in ("cin_style_default", SLIM_MODEL_NAME))
+    assert slim["alpha"] == 0.25 and default["alpha"] == 1.0
+    result = stylize("--model=slim", "--list_styles")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[1::2] == default["style_names"] == slim["style_names"]

@@ -16,7 +16,10 @@ from cin_style.image_io import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "model", None, "Training output folder (model.keras + styles.json), a .keras file, or a cin_style SavedModel."
+    "model",
+    None,
+    "Training output folder (model.keras + styles.json), a .keras file, a cin_style SavedModel, or `default` / "
+    "`slim` for a bundled model.",
 )
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "What to write.")
 flags.DEFINE_string("output", None, "With --format=tflite: the .tflite file to write.")
@@ -52,6 +55,7 @@ def main(argv):
         fail(f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {','.join(FLAGS.size)}")
     if len(size) not in (1, 2):
         fail(f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {','.join(FLAGS.size)}")
+    from cin_style.bundled import resolve_model_keyword
     from cin_style.model_io import load_transformer, model_from_checkpoint, recorded_training_config
 
     try:
@@ -59,8 +63,9 @@ def main(argv):
             model, names, state = model_from_checkpoint(FLAGS.checkpoint)
             config = {**state["config"], "step": state["step"]}
         else:
-            model, names, _ = load_transformer(FLAGS.model)
-            config = recorded_training_config(FLAGS.model) or None
+            source = resolve_model_keyword(FLAGS.model)
+            model, names, _ = load_transformer(source)
+            config = recorded_training_config(source) or None
         if tflite:
             from cin_style.tflite import export_tflite
 

@@ -110,10 +110,6 @@ flags.DEFINE_enum(
 def config_from_flags():
     from cin_style.config import TrainConfig
 
-    if FLAGS.teacher and FLAGS.styles:
-        fail("--teacher distils the teacher's own styles: give --styles or --teacher, not both")
-    if FLAGS.teacher and not os.path.exists(FLAGS.teacher):
-        fail(f"--teacher: no such model: {FLAGS.teacher}")
     if not FLAGS.styles and not FLAGS.teacher:
         fail("--styles is required: style image files or a folder of them (or --teacher, to distil a model)")
     if not FLAGS.content:
