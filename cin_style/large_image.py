@@ -16,7 +16,6 @@ import numpy as np
 from keras import ops
 
 from cin_style.layers import ResidualBlock
-from cin_style.layers.padding import _mirror_indices, _padded_size
 from cin_style.network import DECODER, ENCODER, NUM_RESIDUAL_BLOCKS, output_norm_of
 
 #: Side of the output tiles each convolution is computed in, at its own resolution.
@@ -106,19 +105,17 @@ class _Painter:
         return x
 
 
-def _levels(style_weights, padded_height, padded_width):
+def _levels(style_weights, pad):
     """Style weights for each resolution level: a row `(1, n)`, or a map padded like the image and averaged."""
     if style_weights.ndim == 1:
         row = style_weights[None].astype(np.float32)
         return [row, row, row]
-    rows = ops.convert_to_numpy(_mirror_indices(style_weights.shape[0], padded_height))
-    cols = ops.convert_to_numpy(_mirror_indices(style_weights.shape[1], padded_width))
-    full = style_weights[rows][:, cols].astype(np.float32)
+    full = ops.convert_to_numpy(pad(style_weights[None].astype(np.float32)))[0]
+    height, width = full.shape[:2]
     levels = [full]
     for level in (1, 2):
         f = 2**level
-        h, w = padded_height // f, padded_width // f
-        levels.append(full.reshape(h, f, w, f, -1).mean(axis=(1, 3)))
+        levels.append(full.reshape(height // f, f, width // f, f, -1).mean(axis=(1, 3)))
     return levels
 
 
@@ -137,13 +134,9 @@ def paint_large(model, image, style_weights, tile=DEFAULT_LAYER_TILE):
         The stylised image `(h, w, 3)` float32 in [0, 1].
     """
     height, width = image.shape[:2]
-    pad = model.get_layer("pad")
-    padded_height = _padded_size(height, pad.multiple, pad.minimum)
-    padded_width = _padded_size(width, pad.multiple, pad.minimum)
-    rows = ops.convert_to_numpy(_mirror_indices(height, padded_height))
-    cols = ops.convert_to_numpy(_mirror_indices(width, padded_width))
-    x = np.ascontiguousarray(image[rows][:, cols], dtype=np.float32)
-    levels = _levels(np.asarray(style_weights), padded_height, padded_width)
+    pad = model.get_layer("pad")  # the network's own mirror padding, for the image and a map alike
+    x = np.array(ops.convert_to_numpy(pad(np.asarray(image, np.float32)[None]))[0])
+    levels = _levels(np.asarray(style_weights), pad)
     painter = _Painter(model, tile)
     level = 0
     for i, (_, _, strides) in enumerate(ENCODER, start=1):

@@ -66,6 +66,21 @@ def _color_mode(preserve_color):
     )
 
 
+def _layer_by_layer(get_model, lock):
+    """`Stylizer`'s `paint_large`: `large_image.paint_large` with the model `get_model()` gives on first use."""
+    model = []
+
+    def paint(image, weights):
+        from cin_style.large_image import paint_large
+
+        with lock:
+            if not model:
+                model.append(get_model())
+            return paint_large(model[0], image, weights)
+
+    return paint
+
+
 class _ImageKind:
     """Remembers what kind of image the caller gave, to return the same kind."""
 
@@ -185,23 +200,17 @@ class Stylizer:
             out = spatial(image=tf.constant(images), style_weights=tf.constant(maps))
             return out["stylized_image"].numpy()
 
-        rebuilt, lock = [], threading.Lock()
-
-        def paint_large(image, weights):
-            from cin_style.large_image import paint_large
+        def rebuilt():  # the Keras network of the variables, for large images
             from cin_style.model_io import model_from_saved_model
 
-            with lock:
-                if not rebuilt:  # the Keras network, once, for the first large image
-                    rebuilt.append(model_from_saved_model(folder)[0])
-                return paint_large(rebuilt[0], image, weights)
+            return model_from_saved_model(folder)[0]
 
         stylizer = cls(
             run,
             names,
             source=folder,
             run_spatial=run_spatial if spatial is not None else None,
-            paint_large=paint_large,
+            paint_large=_layer_by_layer(rebuilt, threading.Lock()),
             **kwargs,
         )
         stylizer._keep = loaded  # the signatures need the loaded object alive
@@ -238,13 +247,9 @@ class Stylizer:
                 out = spatial({"image": images, "style_weights": maps}, training=False)
                 return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
 
-        def paint_large(image, weights):
-            from cin_style.large_image import paint_large
-
-            with lock:
-                return paint_large(model, image, weights)
-
-        return cls(run, names, source=path, run_spatial=run_spatial, paint_large=paint_large, **kwargs)
+        return cls(
+            run, names, source=path, run_spatial=run_spatial, paint_large=_layer_by_layer(lambda: model, lock), **kwargs
+        )
 
     # ----------------------------------------------------------------- styles
 

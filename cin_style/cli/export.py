@@ -74,7 +74,7 @@ def main(argv):
                 model,
                 FLAGS.output,
                 FLAGS.style_names or names,
-                size=tuple(size * (3 - len(size))),
+                size=size[0] if len(size) == 1 else tuple(size),
                 quantization=quantization,
             )
             print(f"Exported {len(FLAGS.style_names or names)} styles to {path} ({os.path.getsize(path):,} bytes)")

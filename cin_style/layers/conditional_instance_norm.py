@@ -120,7 +120,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         if len(inputs) == 4:
             mean, variance = (ops.cast(t, "float32")[:, None, None, :] for t in inputs[2:])
         else:
-            mean, variance = moments(x)
+            mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
         gamma = ops.matmul(style_weights, ops.cast(self.gamma, "float32"))
         beta = ops.matmul(style_weights, ops.cast(self.beta, "float32"))
         if len(style_weights.shape) == 2:
@@ -183,11 +183,6 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         return {**config, "num_styles": self.num_styles, "epsilon": self.epsilon}
-
-
-def moments(x):
-    """Per-example, per-channel mean and variance of `x` over its spatial axes, `(batch, 1, 1, channels)` each."""
-    return ops.moments(ops.cast(x, "float32"), axes=[1, 2], keepdims=True)
 
 
 def new_style_rows(gamma, beta, count, init_from=None):
