@@ -5,7 +5,8 @@
         --validation=../shared/data/content/test [--candidates=baseline,cosine,...]
 
 Every candidate starts from the same point (a fresh network from the same
-seed, the 16 styles of the default model) and trains for the same number of
+seed, or the trained model `--init_weights` names, for comparing ways to
+continue training; the 16 styles of the default model) and trains for the same number of
 minutes, in `--evals` equal stretches (`--max_minutes`, then `--resume`). After
 each stretch its model is scored on the validation loss of
 `benchmarks/validation.py` (16 styles x kodim05-08 at 384x256, the default
@@ -22,7 +23,9 @@ minute. Candidates (all mixed_bfloat16, batch 4, Adam 1e-3 unless said):
 - `combined`: `lowres` + `half_width` + `cosine`;
 - `slim`: `alpha=0.25` (the slim model's width), perceptual loss;
 - `slim_distill`: `alpha=0.25` distilled from `--teacher` (pixels + the light
-  VGG feature term of `cin_style.distillation`); `slim_distill_pixels`: pixels only.
+  VGG feature term of `cin_style.distillation`); `slim_distill_pixels`: pixels only;
+- `slim_anchor2`, `slim_anchor8`: `alpha=0.25`, perceptual loss plus 2 or 8 times
+  the mean absolute pixel difference to `--teacher`'s outputs.
 
 Pause other work on the machine while it runs: it times training.
 """
@@ -82,6 +85,8 @@ CANDIDATES = {
     "slim": ({"alpha": 0.25}, None, False),
     "slim_distill": ({"alpha": 0.25, "teacher": TEACHER}, None, False),
     "slim_distill_pixels": ({"alpha": 0.25, "teacher": TEACHER, "feature_weight": 0.0}, None, False),
+    "slim_anchor2": ({"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 2.0}, None, False),
+    "slim_anchor8": ({"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 8.0}, None, False),
 }
 
 
@@ -117,14 +122,17 @@ def run_candidate(name, args, photos, targets, loss, log=print):
     overrides, last_quarter, cosine = CANDIDATES[name]
     styles = [os.path.join(args.styles, f"{s}.jpg") for s in DEFAULT_STYLES]
     if overrides.get("teacher") == TEACHER:
-        overrides, styles = {**overrides, "teacher": args.teacher}, []
+        overrides = {**overrides, "teacher": args.teacher}
+        if "teacher_weight" not in overrides:  # distillation: the teacher's styles
+            styles = []
     config = TrainConfig(
         styles=styles,
         content=args.content,
         output_dir=os.path.join(args.output_dir, name),
         steps=10**6,
         checkpoint_every=10**5,
-        **{**BASE, **overrides},
+        init_weights=args.init_weights,
+        **{**BASE, "learning_rate": args.learning_rate, **overrides},
     )
     if cosine:
         rate = steps_per_minute(config, args.vgg_weights)
@@ -169,6 +177,8 @@ def main():
     parser.add_argument(
         "--teacher", default="saved_models/cin_style_default", help="the model the slim_distill candidates learn from"
     )
+    parser.add_argument("--init_weights", default=None, help="a trained model every candidate starts from")
+    parser.add_argument("--learning_rate", type=float, default=BASE["learning_rate"])
     args = parser.parse_args()
 
     from cin_style.losses import PerceptualLoss

@@ -7,6 +7,7 @@ from cin_style.checks import check_positive_integer, is_integer
 from cin_style.distillation import DEFAULT_FEATURE_WEIGHT
 from cin_style.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
 from cin_style.schedules import LR_SCHEDULES
+from cin_style.trainer import DEFAULT_TEACHER_WEIGHT
 
 #: Dtype policies training accepts. "mixed_bfloat16" runs the convolutions in
 #: bfloat16 with float32 weights, statistics, Gram matrices and losses: on a
@@ -45,12 +46,17 @@ class TrainConfig:
             ones (a `.keras` file, a training folder, or a checkpoint): a
             second schedule for a model that has stopped improving, or
             fine-tuning on other photos. Styles, alpha and layout must match.
-        teacher: Distil instead (see `cin_style.distillation`): a trained
-            model (SavedModel, `.keras` or training folder) whose outputs the
-            network learns to reproduce, styles and names included; `styles`
-            and the perceptual loss weights are then unused.
-        feature_weight: With `teacher`: weight of the VGG19 feature term next
-            to the pixel term (0: pixels only, no VGG).
+        teacher: A trained model (SavedModel, `.keras` or training folder).
+            Without `styles`: distil it (see `cin_style.distillation`), the
+            network learns to reproduce its outputs, styles and names
+            included, and the perceptual loss weights are unused. With
+            `styles` (the teacher's, in its order): train on the paintings
+            with the perceptual loss plus `teacher_weight` times the mean
+            absolute pixel difference to the teacher's outputs.
+        feature_weight: Distilling: weight of the VGG19 feature term next to
+            the pixel term (0: pixels only, no VGG).
+        teacher_weight: With `teacher` and `styles`: weight of the teacher
+            term next to the perceptual loss.
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
@@ -87,6 +93,7 @@ class TrainConfig:
     init_weights: str = None
     teacher: str = None
     feature_weight: float = DEFAULT_FEATURE_WEIGHT
+    teacher_weight: float = DEFAULT_TEACHER_WEIGHT
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = None
@@ -142,12 +149,12 @@ class TrainConfig:
                 f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. "
                 f"Received: dtype_policy={self.dtype_policy!r}"
             )
-        if self.teacher is not None and self.styles:
-            raise ValueError("`teacher` distils the teacher's own styles: give `styles` or `teacher`, not both")
         if self.teacher is not None and not os.path.exists(self.teacher):
             raise ValueError(f"`teacher`: no such model: {self.teacher}")
         if not self.feature_weight >= 0:
             raise ValueError(f"`feature_weight` must be non-negative. Received: feature_weight={self.feature_weight!r}")
+        if not self.teacher_weight >= 0:
+            raise ValueError(f"`teacher_weight` must be non-negative. Received: teacher_weight={self.teacher_weight!r}")
         if not self.styles and self.teacher is None:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
         if not self.content:

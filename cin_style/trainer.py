@@ -15,6 +15,9 @@ from cin_style.losses import PerceptualLoss, mix_targets
 from cin_style.network import num_styles_of
 
 LOSS_PARTS = ("content", "style", "tv")
+#: Default weight of the teacher term (mean absolute pixel difference to a
+#: trained model's output) when training on paintings with a teacher.
+DEFAULT_TEACHER_WEIGHT = 2.0
 
 
 class StyleTrainer(keras.Model):
@@ -29,6 +32,13 @@ class StyleTrainer(keras.Model):
         train_styles: Indices of the styles to sample; others are never
             picked, so their γ/β rows get no gradient. Defaults to all.
         seed: Seed of the per-example style choice. Defaults to `None`.
+        teacher: A trained transformer with the same styles, or `None`. Its
+            outputs anchor the network's: the loss adds `teacher_weight`
+            times their mean absolute pixel difference (a slim network then
+            learns the style from the paintings and, from the teacher, to
+            paint without the white blobs of an undertrained one). Frozen.
+        teacher_weight: Weight of that term. Defaults to
+            `DEFAULT_TEACHER_WEIGHT`.
         **kwargs: Base model arguments.
 
     Call arguments:
@@ -39,10 +49,21 @@ class StyleTrainer(keras.Model):
             images alone (draws then come from the model's seed generator).
 
     Returns:
-        `{"stylized": (batch, h, w, 3), "style_weights": (batch, num_styles)}`.
+        `{"stylized": (batch, h, w, 3), "style_weights": (batch, num_styles)}`,
+        and `"target"`, the teacher's outputs, with a teacher.
     """
 
-    def __init__(self, transformer, perceptual_loss, style_grams=None, train_styles=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        transformer,
+        perceptual_loss,
+        style_grams=None,
+        train_styles=None,
+        seed=None,
+        teacher=None,
+        teacher_weight=DEFAULT_TEACHER_WEIGHT,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(perceptual_loss, PerceptualLoss):
             raise TypeError(f"`perceptual_loss` must be a PerceptualLoss. Received: {type(perceptual_loss).__name__}")
@@ -72,7 +93,19 @@ class StyleTrainer(keras.Model):
             )
             self.gram_tables.append(table)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in LOSS_PARTS}
+        parts = (*LOSS_PARTS, "teacher") if teacher is not None else LOSS_PARTS
+        self.trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in parts}
+        self.teacher = teacher
+        self.teacher_weight = float(teacher_weight)
+        if teacher is not None:
+            if num_styles_of(teacher) != self.num_styles:
+                teacher_styles = num_styles_of(teacher)
+                raise ValueError(
+                    f"The teacher has {teacher_styles} styles and the network {self.num_styles}: they must match"
+                )
+            if not self.teacher_weight >= 0:
+                raise ValueError(f"`teacher_weight` must be non-negative. Received: teacher_weight={teacher_weight!r}")
+            teacher.trainable = False
 
     def _layer_channels(self, name):
         return self.perceptual_loss.vgg.extractor.get_layer(name).output.shape[-1]
@@ -88,15 +121,24 @@ class StyleTrainer(keras.Model):
 
     def call(self, inputs, training=False):
         images, style_weights = images_and_styles(inputs, self._train_styles, self.num_styles, self.seed_generator)
-        stylized = self.transformer({"image": images, "style_weights": style_weights}, training=training)
-        return {"stylized": stylized, "style_weights": style_weights}
+        inputs = {"image": images, "style_weights": style_weights}
+        outputs = {"stylized": self.transformer(inputs, training=training), "style_weights": style_weights}
+        if self.teacher is not None:
+            outputs["target"] = ops.stop_gradient(self.teacher(inputs, training=False))
+        return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         targets = mix_targets(self.style_grams, y_pred["style_weights"])
         parts = self.perceptual_loss(y_pred["stylized"], images_of(x), targets)
         for part in LOSS_PARTS:
             self.trackers[part].update_state(parts[part])
-        return share_of_replicas(ops.mean(parts["total"]))
+        total = ops.mean(parts["total"])
+        if self.teacher is not None:
+            stylized, target = ops.cast(y_pred["stylized"], "float32"), ops.cast(y_pred["target"], "float32")
+            anchor = ops.mean(ops.abs(stylized - target))
+            self.trackers["teacher"].update_state(anchor)
+            total = total + self.teacher_weight * anchor
+        return share_of_replicas(total)
 
 
 def images_and_styles(inputs, train_styles, num_styles, seed_generator):

@@ -137,7 +137,12 @@ def _float32_model(model):
     if all(layer.dtype_policy.compute_dtype == "float32" for layer in all_layers(model)):
         return model
     with dtype_policy_scope("float32"):
-        copy = build_transformer(num_styles_of(model), alpha=alpha_of(model), output_norm=output_norm_of(model))
+        return _rebuilt(model)
+
+
+def _rebuilt(model):
+    """A copy of transformer `model` under the current dtype policy, with its weights."""
+    copy = build_transformer(num_styles_of(model), alpha=alpha_of(model), output_norm=output_norm_of(model))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -355,8 +360,9 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         OutputDirBusyError: If another live run trains into `output_dir`.
     """
     config.validate()
-    if config.teacher is not None:
+    if config.teacher is not None and not config.styles:
         return _distill(config, resume, vgg_weights, strategy, verbose)
+    teacher = _load_teacher(config.teacher) if config.teacher is not None else None
 
     def build(checkpoint, saved, dataset):
         from cin_style.data import load_style_images
@@ -380,22 +386,40 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         else:
             style_names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
         _refuse_another_model(config.output_dir, style_names)
+        if teacher is not None and teacher[1] != list(style_names):
+            raise ValueError(
+                f"The teacher {config.teacher} paints styles {teacher[1]}; the paintings are {list(style_names)}: "
+                "give the teacher's styles, in its order"
+            )
         with dtype_policy_scope(config.dtype_policy):
             perceptual = _perceptual_loss(config, vgg_weights)
             grams = perceptual.style_grams(style_images) if style_images is not None else None
             transformer = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
             if config.init_weights and not checkpoint:
                 load_initial_weights(transformer, config.init_weights)
-            trainer = StyleTrainer(transformer, perceptual, grams, seed=config.seed)
+            trainer = StyleTrainer(
+                transformer,
+                perceptual,
+                grams,
+                seed=config.seed,
+                teacher=_rebuilt(teacher[0]) if teacher is not None else None,
+                teacher_weight=config.teacher_weight,
+            )
             _compile(trainer, config)
         return _Setup(trainer, list(style_names), lambda: _float32_model(transformer), restore_grams=grams is None)
 
     return _run("train", config, resume, build, strategy=strategy, verbose=verbose)
 
 
+def _load_teacher(path):
+    """`(transformer, style names)` of the model at `path`."""
+    teacher, names, _ = load_transformer(path)
+    return teacher, list(names)
+
+
 def _distill(config, resume, vgg_weights, strategy, verbose):
-    """`train` with `config.teacher`: the network learns the teacher's outputs (`DistillTrainer`)."""
-    teacher, teacher_names, _ = load_transformer(config.teacher)
+    """`train` with `config.teacher` and no styles: the network learns the teacher's outputs (`DistillTrainer`)."""
+    teacher, teacher_names = _load_teacher(config.teacher)
 
     def build(checkpoint, saved, dataset):
         style_names = list(saved["style_names"]) if checkpoint else list(config.style_names or teacher_names)
@@ -407,10 +431,7 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
             raise ValueError(f"Checkpoint {checkpoint} was distilled with styles {style_names}")
         _refuse_another_model(config.output_dir, style_names)
         with dtype_policy_scope(config.dtype_policy):
-            teacher_copy = build_transformer(
-                len(style_names), alpha=alpha_of(teacher), output_norm=output_norm_of(teacher)
-            )
-            teacher_copy.set_weights(teacher.get_weights())
+            teacher_copy = _rebuilt(teacher)
             student = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
             if config.init_weights and not checkpoint:
                 load_initial_weights(student, config.init_weights)

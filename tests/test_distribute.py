@@ -256,6 +256,25 @@ def test_strategy_flags_refuse_what_cannot_run_with_one_line(shared_data, photos
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{'cluster': 1}", "TF_CONFIG is not valid JSON"),
+        ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG needs a 'cluster' and a 'task'"),
+        ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG needs a 'cluster' and a 'task'"),
+        ('["a:1"]', "TF_CONFIG needs a 'cluster' and a 'task'"),
+    ],
+)
+def test_malformed_tf_config_is_refused_naming_what_is_wrong(tf_config, message, monkeypatch):
+    from cin_style.tf_distribute import DistributeSetupError, tf_strategy
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(DistributeSetupError, match=message) as raised:
+        tf_strategy("multi_worker")
+    assert tf_config[:20] in str(raised.value)
+
+
 def test_train_cli_offers_exactly_the_library_strategies_and_distributions():
     from cin_style.cli import train as train_cli
     from cin_style.distribute import DISTRIBUTIONS

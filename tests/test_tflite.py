@@ -105,3 +105,8 @@ def test_export_cli_writes_a_tflite_file(model, tmp_path):
     assert meta["input_size"] == [40, 52] and meta["quantization"] == "float16"
     missing = run_cli("cin_style.cli.export", *args)
     assert missing.returncode != 0 and "--format=tflite needs --output=FILE.tflite" in missing.stderr
+    for size in ("abc", "40,52,3"):
+        bad = run_cli("cin_style.cli.export", *args, f"--output={tmp_path / 'bad.tflite'}", f"--size={size}")
+        assert bad.returncode != 0 and f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {size}" in bad.stderr
+        assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.tflite").exists()

@@ -51,14 +51,21 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "teacher",
     None,
-    "Distil this trained model (SavedModel, .keras or training folder) instead of training on paintings: the "
-    "network (e.g. --alpha=0.25) learns to reproduce its outputs for each of its styles; no --styles.",
+    "A trained model (SavedModel, .keras or training folder). Without --styles: distil it, the network (e.g. "
+    "--alpha=0.25) learns to reproduce its outputs for each of its styles. With --styles (the teacher's, in its "
+    "order): the perceptual loss plus --teacher_weight times the pixel difference to the teacher's outputs.",
 )
 flags.DEFINE_float(
     "feature_weight",
     None,
     "With --teacher: weight of the VGG19 feature term (block2_conv1) next to the pixel term (default: the "
     "library's, 0.1); 0: pixels only, no VGG.",
+)
+flags.DEFINE_float(
+    "teacher_weight",
+    None,
+    "With --teacher and --styles: weight of the teacher's pixel term next to the perceptual loss (default: the "
+    "library's, 2.0).",
 )
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
@@ -121,7 +128,7 @@ def config_from_flags():
             fail(f"--styles: no such file or folder: {source}")
     optional = {
         k: getattr(FLAGS, k)
-        for k in ("content_weight", "style_weight", "tv_weight", "feature_weight")
+        for k in ("content_weight", "style_weight", "tv_weight", "feature_weight", "teacher_weight")
         if getattr(FLAGS, k) is not None
     }
     return TrainConfig(
