@@ -405,11 +405,20 @@ class Stylizer:
         return out / total
 
     def _paint_by_outputs(self, image, style_map):
-        """`image` painted in each style `style_map` uses, the paintings mixed by the map pixel by pixel."""
+        """`image` painted in each style `style_map` uses, the paintings mixed by the map pixel by pixel.
+
+        Within the tile size the styles are one batch; a larger image is
+        painted one style at a time, so only one large painting is held.
+        """
+        used = np.flatnonzero(style_map.reshape(-1, self.num_styles).any(axis=0))
+        one_hots = np.eye(self.num_styles, dtype=np.float32)[used]
+        if max(image.shape[:2]) <= self.tile_size:
+            paintings = self._paint_many(np.repeat(image[None], len(used), axis=0), one_hots)
+        else:
+            paintings = (self._stylize_one(image, row) for row in one_hots)
         out = np.zeros(image.shape, np.float32)
-        for style in np.flatnonzero(style_map.reshape(-1, self.num_styles).any(axis=0)):
-            one_hot = np.eye(self.num_styles, dtype=np.float32)[style]
-            out += style_map[..., style : style + 1] * self._stylize_one(image, one_hot)
+        for style, painted in zip(used, paintings):
+            out += style_map[..., style : style + 1] * painted
         return out
 
     def style_map(self, regions, height, width, default=None, feather=0):

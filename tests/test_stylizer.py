@@ -243,6 +243,19 @@ def test_large_images_are_painted_layer_by_layer_as_the_whole_image(keras_file, 
     )
 
 
+def test_mixing_outputs_mixes_each_styles_painting_by_the_map_small_or_large(keras_file, shared_data, load_image):
+    photo = load_image(shared_data / "content" / "test" / "kodim05.jpg", 96)[0][:, :90]
+    labels = np.zeros(photo.shape[:2], np.int32)
+    labels[:, 30:] = 1
+    labels[:, 60:] = 2
+    regions = (labels, {0: 2, 1: 0, 2: 1})
+    for stylizer in (Stylizer.load(keras_file), Stylizer.load(keras_file, tile_size=40)):  # a batch; one at a time
+        mixed = stylizer.stylize(photo, regions=regions, feather=6, region_blend="outputs")
+        weights = stylizer.style_map(regions, *photo.shape[:2], feather=6)
+        by_hand = sum(weights[..., s : s + 1] * stylizer.stylize(photo, s) for s in range(3))
+        np.testing.assert_allclose(mixed, by_hand, atol=1e-5)
+
+
 @pytest.mark.tensorflow_only
 def test_saved_model_stylizer_paints_large_images_as_the_whole_image(saved_model_dir, photo):
     whole = Stylizer.load(saved_model_dir).stylize(photo, 2)
