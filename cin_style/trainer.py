@@ -17,7 +17,7 @@ from cin_style.network import num_styles_of
 LOSS_PARTS = ("content", "style", "tv")
 #: Default weight of the teacher term (mean absolute pixel difference to a
 #: trained model's output) when training on paintings with a teacher.
-DEFAULT_TEACHER_WEIGHT = 2.0
+DEFAULT_TEACHER_WEIGHT = 8.0
 
 
 class StyleTrainer(keras.Model):

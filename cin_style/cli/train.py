@@ -65,7 +65,7 @@ flags.DEFINE_float(
     "teacher_weight",
     None,
     "With --teacher and --styles: weight of the teacher's pixel term next to the perceptual loss (default: the "
-    "library's, 2.0).",
+    "library's, 8.0).",
 )
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
