@@ -21,16 +21,23 @@ def _outputs(model, photos, num_styles):
     return keras.ops.convert_to_numpy(model({"image": batch, "style_weights": weights}, training=False))
 
 
-def test_distilling_brings_the_students_outputs_to_the_teachers_on_unseen_photos(
-    shared_data, photos, tmp_path, load_image
-):
+def _teacher_and_unseen_photos(tmp_path, shared_data, load_image):
+    """A saved 3-style teacher (its file and model) and two 32-px test photos no run trains on."""
     from cin_style.model_io import load_transformer
-    from cin_style.training import train
 
     (tmp_path / "teacher").mkdir()
     teacher_path = saved_style_model(tmp_path / "teacher")
     teacher, _, _ = load_transformer(teacher_path)
     unseen = np.concatenate([load_image(p, 32) for p in sorted((shared_data / "content" / "test").glob("*"))[:2]])
+    return teacher_path, teacher, unseen
+
+
+def test_distilling_brings_the_students_outputs_to_the_teachers_on_unseen_photos(
+    shared_data, photos, tmp_path, load_image
+):
+    from cin_style.training import train
+
+    teacher_path, teacher, unseen = _teacher_and_unseen_photos(tmp_path, shared_data, load_image)
     keras.utils.set_random_seed(0)
     fresh = build_transformer(3, alpha=0.25)
     before = np.abs(_outputs(fresh, unseen, 3) - _outputs(teacher, unseen, 3)).mean()
@@ -136,13 +143,9 @@ def test_teacher_term_adds_its_weight_times_the_pixel_l1_to_the_perceptual_loss(
 def test_training_on_paintings_with_a_teacher_pulls_the_outputs_toward_the_teachers(
     shared_data, photos, tmp_path, load_image
 ):
-    from cin_style.model_io import load_transformer
     from cin_style.training import train
 
-    (tmp_path / "teacher").mkdir()
-    teacher_path = saved_style_model(tmp_path / "teacher")
-    teacher, _, _ = load_transformer(teacher_path)
-    unseen = np.concatenate([load_image(p, 32) for p in sorted((shared_data / "content" / "test").glob("*"))[:2]])
+    teacher_path, teacher, unseen = _teacher_and_unseen_photos(tmp_path, shared_data, load_image)
     paintings = [str(shared_data / "styles" / f"{name}.jpg") for name in STYLE_NAMES]
     distance = {}
     for weight in (0.0, 50.0):
