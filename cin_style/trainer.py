@@ -98,8 +98,8 @@ class StyleTrainer(keras.Model):
         self.teacher = teacher
         self.teacher_weight = float(teacher_weight)
         if teacher is not None:
-            if num_styles_of(teacher) != self.num_styles:
-                teacher_styles = num_styles_of(teacher)
+            teacher_styles = num_styles_of(teacher)
+            if teacher_styles != self.num_styles:
                 raise ValueError(
                     f"The teacher has {teacher_styles} styles and the network {self.num_styles}: they must match"
                 )

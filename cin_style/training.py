@@ -362,7 +362,9 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
     config.validate()
     if config.teacher is not None and not config.styles:
         return _distill(config, resume, vgg_weights, strategy, verbose)
-    teacher = _load_teacher(config.teacher) if config.teacher is not None else None
+    teacher, teacher_names = None, None
+    if config.teacher is not None:
+        teacher, teacher_names, _ = load_transformer(config.teacher)
 
     def build(checkpoint, saved, dataset):
         from cin_style.data import load_style_images
@@ -386,10 +388,10 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         else:
             style_names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
         _refuse_another_model(config.output_dir, style_names)
-        if teacher is not None and teacher[1] != list(style_names):
+        if teacher is not None and list(teacher_names) != list(style_names):
             raise ValueError(
-                f"The teacher {config.teacher} paints styles {teacher[1]}; the paintings are {list(style_names)}: "
-                "give the teacher's styles, in its order"
+                f"The teacher {config.teacher} paints styles {list(teacher_names)}; the paintings are "
+                f"{list(style_names)}: give the teacher's styles, in its order"
             )
         with dtype_policy_scope(config.dtype_policy):
             perceptual = _perceptual_loss(config, vgg_weights)
@@ -402,7 +404,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
                 perceptual,
                 grams,
                 seed=config.seed,
-                teacher=_rebuilt(teacher[0]) if teacher is not None else None,
+                teacher=_rebuilt(teacher) if teacher is not None else None,
                 teacher_weight=config.teacher_weight,
             )
             _compile(trainer, config)
@@ -411,15 +413,9 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
     return _run("train", config, resume, build, strategy=strategy, verbose=verbose)
 
 
-def _load_teacher(path):
-    """`(transformer, style names)` of the model at `path`."""
-    teacher, names, _ = load_transformer(path)
-    return teacher, list(names)
-
-
 def _distill(config, resume, vgg_weights, strategy, verbose):
     """`train` with `config.teacher` and no styles: the network learns the teacher's outputs (`DistillTrainer`)."""
-    teacher, teacher_names = _load_teacher(config.teacher)
+    teacher, teacher_names, _ = load_transformer(config.teacher)
 
     def build(checkpoint, saved, dataset):
         style_names = list(saved["style_names"]) if checkpoint else list(config.style_names or teacher_names)
