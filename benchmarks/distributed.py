@@ -24,7 +24,6 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -79,16 +78,6 @@ def child(args):
     print("RESULT " + json.dumps({"images_per_second": statistics.median(timed), "replicas": replicas(strategy)}))
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for one in sockets:
-        one.bind(("127.0.0.1", 0))
-    ports = [one.getsockname()[1] for one in sockets]
-    for one in sockets:
-        one.close()
-    return ports
-
-
 def run_engine(engine, args, work):
     """Runs `engine` in fresh processes; returns the chief's result, or None when its backend is missing."""
     backend = "jax" if engine.startswith("jax") else "tensorflow"
@@ -101,11 +90,9 @@ def run_engine(engine, args, work):
     command = [sys.executable, __file__, f"--engine={engine}", f"--output_dir={os.path.join(work, engine)}", *flags]
     envs = [env]
     if engine == "tf_multi_worker":
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-        envs = [
-            {**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-            for i in range(2)
-        ]
+        from cin_style.distribute import local_tf_configs
+
+        envs = [{**env, "TF_CONFIG": tf_config} for tf_config in local_tf_configs(2)]
     logs = [os.path.join(work, f"{engine}-{i}.log") for i in range(len(envs))]
     processes = []
     try:

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from cin_style.network import num_styles_of
-from cin_style.trainer import images_and_styles, share_of_replicas
+from cin_style.trainer import frozen_teacher, images_and_styles, share_of_replicas
 from cin_style.vgg import VGGFeatures
 
 #: The VGG19 layer of the light feature term: two convolutions at full and one
@@ -54,15 +54,10 @@ class DistillTrainer(keras.Model):
     def __init__(self, student, teacher, feature_weight=DEFAULT_FEATURE_WEIGHT, vgg_weights=None, seed=None, **kw):
         super().__init__(**kw)
         self.num_styles = num_styles_of(student)
-        if num_styles_of(teacher) != self.num_styles:
-            raise ValueError(
-                f"The teacher has {num_styles_of(teacher)} styles and the student {self.num_styles}: they must match"
-            )
         if not feature_weight >= 0:
             raise ValueError(f"`feature_weight` must be non-negative. Received: feature_weight={feature_weight!r}")
         self.transformer = student
-        self.teacher = teacher
-        self.teacher.trainable = False
+        self.teacher = frozen_teacher(teacher, self.num_styles, "the student")
         self.feature_weight = float(feature_weight)
         self.features = VGGFeatures([FEATURE_LAYER], weights=vgg_weights) if self.feature_weight else None
         self._train_styles = ops.convert_to_tensor(np.arange(self.num_styles, dtype="int32"))

@@ -12,9 +12,11 @@ output folder must be one all workers see (a shared disk or bucket mount).
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 
 import keras
@@ -43,6 +45,30 @@ def data_parallel():
             "Set KERAS_BACKEND=jax, or under TensorFlow use a tf.distribute strategy (--strategy)."
         )
     return keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+
+
+def local_tf_configs(workers):
+    """`TF_CONFIG` values for a multi-worker run of `workers` processes on this machine.
+
+    Each worker listens on a free port of 127.0.0.1; process i runs with the
+    i-th value in its environment. For trying `--strategy=multi_worker` (and
+    testing it) on one machine; a cluster of machines lists their addresses.
+
+    Returns:
+        A list of JSON strings, one per worker, in task-index order.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"`workers` must be a positive integer. Received: workers={workers!r}")
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for one in sockets:
+            one.bind(("127.0.0.1", 0))
+        addresses = [f"127.0.0.1:{one.getsockname()[1]}" for one in sockets]
+    finally:
+        for one in sockets:
+            one.close()
+    cluster = {"worker": addresses}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
 
 
 def _is_keras_distribution(strategy):

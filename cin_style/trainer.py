@@ -20,6 +20,18 @@ LOSS_PARTS = ("content", "style", "tv")
 DEFAULT_TEACHER_WEIGHT = 8.0
 
 
+def frozen_teacher(teacher, num_styles, trained="the network"):
+    """`teacher`, made non-trainable, after checking it has `num_styles` styles like the model `trained`.
+
+    Raises:
+        ValueError: When the style counts differ.
+    """
+    if num_styles_of(teacher) != num_styles:
+        raise ValueError(f"The teacher has {num_styles_of(teacher)} styles and {trained} {num_styles}: they must match")
+    teacher.trainable = False
+    return teacher
+
+
 class StyleTrainer(keras.Model):
     """Trains a transformer on N styles at once, one random style per example.
 
@@ -98,14 +110,9 @@ class StyleTrainer(keras.Model):
         self.teacher = teacher
         self.teacher_weight = float(teacher_weight)
         if teacher is not None:
-            teacher_styles = num_styles_of(teacher)
-            if teacher_styles != self.num_styles:
-                raise ValueError(
-                    f"The teacher has {teacher_styles} styles and the network {self.num_styles}: they must match"
-                )
+            frozen_teacher(teacher, self.num_styles, "the network")
             if not self.teacher_weight >= 0:
                 raise ValueError(f"`teacher_weight` must be non-negative. Received: teacher_weight={teacher_weight!r}")
-            teacher.trainable = False
 
     def _layer_channels(self, name):
         return self.perceptual_loss.vgg.extractor.get_layer(name).output.shape[-1]

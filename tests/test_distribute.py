@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from helpers import TRAIN_STYLES, run_cli
 
+from cin_style.distribute import local_tf_configs
+
 #: The run every engine trains: 2 steps over a global batch of 4, checkpoint at each.
 SETTINGS = dict(
     image_size=32, batch_size=4, steps=2, checkpoint_every=1, style_image_size=48, alpha=0.25, seed=0, tensorboard=False
@@ -48,26 +50,9 @@ def _assert_same_training(losses, weights, reference_losses, reference_weights, 
     assert np.abs(weights - reference_weights).max() <= 2 * rate * len(losses)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for one in sockets:
-            one.bind(("127.0.0.1", 0))
-        return [one.getsockname()[1] for one in sockets]
-    finally:
-        for one in sockets:
-            one.close()
-
-
-def _worker_env(ports, index, tmp):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+def _worker_env(tf_config, tmp):
     tmp.mkdir(exist_ok=True)
-    return {
-        **os.environ,
-        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-        "TMPDIR": str(tmp),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
 
 
 @contextlib.contextmanager
@@ -155,14 +140,13 @@ def test_two_workers_train_as_one_device_and_only_the_chief_writes(shared_data, 
 
     run = tmp_path / "run"
     settings = json.dumps(_settings(shared_data, photos, run))
-    ports = _free_ports(2)
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     commands = [
         (
             [sys.executable, "-c", WORKER, settings, str(tmp_path / f"worker{i}.npz")],
-            _worker_env(ports, i, tmp_path / f"tmp{i}"),
+            _worker_env(tf_config, tmp_path / f"tmp{i}"),
         )
-        for i in range(2)
+        for i, tf_config in enumerate(local_tf_configs(2))
     ]
     with _started(commands, logs) as workers:
         _wait_all(workers, logs, 300)
@@ -202,9 +186,11 @@ def test_killed_multi_worker_run_resumes_from_the_chiefs_last_checkpoint(shared_
     flags += ["--seed=0", "--notensorboard"]
     command = [sys.executable, "-m", "cin_style.cli.train", *flags]
 
-    ports = _free_ports(2)
     logs = [tmp_path / f"first{i}.log" for i in range(2)]
-    pairs = [([*command, "--steps=100000"], _worker_env(ports, i, tmp_path / f"tmp{i}")) for i in range(2)]
+    pairs = [
+        ([*command, "--steps=100000"], _worker_env(tf_config, tmp_path / f"tmp{i}"))
+        for i, tf_config in enumerate(local_tf_configs(2))
+    ]
     with _started(pairs, logs) as workers:
         deadline = time.time() + 240
         while latest_checkpoint(run) is None:
@@ -217,11 +203,10 @@ def test_killed_multi_worker_run_resumes_from_the_chiefs_last_checkpoint(shared_
     killed_at = int(os.path.basename(latest_checkpoint(run)).split("-")[1])
     assert killed_at >= 2
 
-    ports = _free_ports(2)
     logs = [tmp_path / f"second{i}.log" for i in range(2)]
     pairs = [
-        ([*command, "--resume", f"--steps={killed_at + 2}"], _worker_env(ports, i, tmp_path / f"tmp{i}"))
-        for i in range(2)
+        ([*command, "--resume", f"--steps={killed_at + 2}"], _worker_env(tf_config, tmp_path / f"tmp{i}"))
+        for i, tf_config in enumerate(local_tf_configs(2))
     ]
     with _started(pairs, logs) as workers:
         _wait_all(workers, logs, 300)
@@ -273,6 +258,23 @@ def test_malformed_tf_config_is_refused_naming_what_is_wrong(tf_config, message,
     with pytest.raises(DistributeSetupError, match=message) as raised:
         tf_strategy("multi_worker")
     assert tf_config[:20] in str(raised.value)
+
+
+def test_local_tf_configs_give_each_worker_its_index_in_one_cluster_of_free_local_ports():
+    configs = [json.loads(value) for value in local_tf_configs(3)]
+    cluster = configs[0]["cluster"]
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert all(c["cluster"] == cluster for c in configs) and list(cluster) == ["worker"]
+    hosts = [address.rsplit(":", 1) for address in cluster["worker"]]
+    assert {host for host, _ in hosts} == {"127.0.0.1"}
+    ports = [int(port) for _, port in hosts]
+    assert len(set(ports)) == 3
+    for port in ports:  # free: a worker can listen there
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", port))
+    for bad in (0, -1, 2.0, True, "2"):
+        with pytest.raises(ValueError, match="`workers` must be a positive integer"):
+            local_tf_configs(bad)
 
 
 def test_train_cli_offers_exactly_the_library_strategies_and_distributions():
