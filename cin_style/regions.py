@@ -95,6 +95,23 @@ def _resized(values, height, width, nearest):
     return np.asarray(image.resize((width, height), resample)).astype(values.dtype)
 
 
+def _weights_map(values, height, width, num_styles):
+    """A given per-pixel style weight array as float32 `(height, width, num_styles)`, resized (bilinear)."""
+    if values.ndim != 3 or values.shape[-1] != num_styles or not np.issubdtype(values.dtype, np.number):
+        raise RegionError(
+            f"A style map must be numbers of shape (height, width, {num_styles}), a weight per style. "
+            f"Received: shape={values.shape}, dtype={values.dtype}"
+        )
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise RegionError("A style map must be finite; it holds NaN or infinity")
+    if (values < 0).any():
+        raise RegionError(f"A style map must be non-negative; its smallest value is {values.min():g}")
+    if values.shape[:2] == (height, width):
+        return values
+    return np.stack([_resized(values[..., i], height, width, nearest=False) for i in range(num_styles)], axis=-1)
+
+
 def _box_blur(values, width, axis):
     """Mean over a window of `width` (odd) pixels along `axis`, edges extended."""
     half = width // 2
@@ -133,9 +150,11 @@ def style_map(regions, height, width, weights_of, num_styles, default=None, feat
         regions: Either a list of `(mask, style)` pairs (masks as in
             `read_mask`; where masks overlap their weights add), or a pair
             `(labels, {label: style})` (labels as in `read_labels`; every
-            label in the image needs a style unless `default` is given).
-            Masks and label images of another size are resized to the image
-            (bilinear; nearest for labels).
+            label in the image needs a style unless `default` is given), or
+            a style map: an array `(h, w, num_styles)` of weights per style,
+            such as this function returns (build it once, reuse it for
+            every frame of a video). Masks, label images and maps of another
+            size are resized to the image (bilinear; nearest for labels).
         height, width: The image's size.
         weights_of: Turns a style specification into its normalised weight
             vector `(num_styles,)` (`Stylizer.style_weights`).
@@ -157,7 +176,9 @@ def style_map(regions, height, width, weights_of, num_styles, default=None, feat
     if isinstance(feather, bool) or not isinstance(feather, (int, float)) or not np.isfinite(feather) or feather < 0:
         raise RegionError(f"`feather` must be a non-negative number of pixels. Received: feather={feather!r}")
     covered = np.zeros((height, width, num_styles), np.float32)
-    if isinstance(regions, tuple) and len(regions) == 2 and isinstance(regions[1], dict):
+    if isinstance(regions, np.ndarray):
+        covered = _weights_map(regions, height, width, num_styles)
+    elif isinstance(regions, tuple) and len(regions) == 2 and isinstance(regions[1], dict):
         labels = _resized(read_labels(regions[0]), height, width, nearest=True)
         styles = regions[1]
         present = [int(v) for v in np.unique(labels)]
@@ -177,7 +198,8 @@ def style_map(regions, height, width, weights_of, num_styles, default=None, feat
             covered += np.clip(mask, 0, None)[..., None] * weights_of(pair[1])[None, None]
     else:
         raise RegionError(
-            "`regions` must be a non-empty list of (mask, style) pairs or a (label_image, {label: style}) pair. "
+            "`regions` must be a non-empty list of (mask, style) pairs, a (label_image, {label: style}) pair or "
+            "a style map array. "
             f"Received: {type(regions).__name__}"
         )
     total = covered.sum(axis=-1)

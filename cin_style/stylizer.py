@@ -455,9 +455,10 @@ class Stylizer:
             regions: Styles by region: a list of `(mask, style)` pairs (a
                 mask is a path, PIL image or array; grey levels or floats
                 are weights, and a pixel whose masks sum to w < 1 gets
-                1 - w of `style`), or `(label_image, {label: style})`.
-                Masks of another size are resized to the image. Defaults to
-                `None`: `style` everywhere.
+                1 - w of `style`), `(label_image, {label: style})`, or a
+                map `(h, w, num_styles)` from `style_map` (to reuse one for
+                many images). Masks and maps of another size are resized to
+                the image. Defaults to `None`: `style` everywhere.
             feather: With `regions`, the width in pixels of the soft edge
                 between styles. Defaults to `0` (hard edges).
             region_blend: How `regions` mix styles. `"features"`: every CIN

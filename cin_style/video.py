@@ -156,6 +156,10 @@ def stylize_video(
     if first is None:
         raise VideoError(f"'{input_path}' holds no frames")
     try:  # the first frame first: every style, region and size error comes before any output exists
+        if options.get("regions") is not None:  # one map for every frame: masks are read and feathered once
+            feather = options.pop("feather", 0)
+            options["regions"] = stylizer.style_map(options["regions"], height, width, default=style, feather=feather)
+            style = None
         first_painted = stylizer.stylize(first.astype(np.float32) / 255.0, style, **options)
     except BaseException:
         frames.close()

@@ -49,6 +49,20 @@ def test_feather_softens_a_hard_edge_over_about_its_width():
     np.testing.assert_allclose(soft.sum(axis=-1), 1.0, atol=1e-6)
 
 
+def test_a_style_map_given_back_is_resized_and_its_gaps_take_the_default():
+    labels = np.zeros((10, 20), np.int64)
+    labels[:, 10:] = 1
+    built = style_map((labels, {0: 0, 1: 2}), 10, 20, weights_of, 3, feather=2)
+    np.testing.assert_array_equal(style_map(built, 10, 20, weights_of, 3), built)  # as built, same size
+    larger = style_map(built, 40, 80, weights_of, 3)
+    np.testing.assert_allclose(larger[:, :30].mean(axis=(0, 1)), EYE[0], atol=0.02)
+    np.testing.assert_allclose(larger[:, 50:].mean(axis=(0, 1)), EYE[2], atol=0.02)
+    np.testing.assert_allclose(larger.sum(axis=-1), 1.0, atol=1e-6)
+    partial = np.zeros((4, 4, 3), np.float32)
+    partial[..., 0] = 0.25  # a quarter of style 0 everywhere, the rest left to the default
+    np.testing.assert_allclose(style_map(partial, 4, 4, weights_of, 3, default=1)[2, 2], [0.25, 0.75, 0.0])
+
+
 @pytest.mark.parametrize(
     "regions, default, message",
     [
@@ -59,6 +73,11 @@ def test_feather_softens_a_hard_edge_over_about_its_width():
         ([(np.ones((4, 4, 2)), 0)], 1, "must be 2-D"),
         ([np.ones((4, 4))], 1, "Region 0 must be a (mask, style) pair"),
         ([], 1, "non-empty list of (mask, style) pairs"),
+        (np.ones((4, 4, 2)), 1, "style map must be numbers of shape (height, width, 3)"),
+        (np.ones((4, 4)), 1, "style map must be numbers of shape (height, width, 3)"),
+        (-np.ones((4, 4, 3)), 1, "style map must be non-negative"),
+        (np.full((4, 4, 3), np.inf), 1, "style map must be finite"),
+        (np.zeros((4, 4, 3)), None, "16 of 16 pixels are in no region"),
         ((np.ones((4, 4), np.float32), {1: 0}), None, "label image must be 2-D integers"),
     ],
 )

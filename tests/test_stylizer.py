@@ -311,6 +311,23 @@ def test_regions_from_masks_and_labels_paint_like_the_style_where_one_covers_eve
         stylizer.stylize(photo, regions=[(np.ones((4, 4)), 1)], region_blend="pixels")
 
 
+def test_a_style_map_built_once_paints_as_the_regions_it_came_from(stylizer, photo):
+    from cin_style.regions import RegionError
+
+    left = np.zeros((40, 60), np.float32)
+    left[:, :30] = 1.0
+    regions = [(left, 0), (1.0 - left, "munch_the_scream")]
+    built = stylizer.style_map(regions, 40, 60, feather=4)
+    direct = stylizer.stylize(photo, regions=regions, feather=4)
+    np.testing.assert_array_equal(stylizer.stylize(photo, regions=built), direct)
+    # scale=2 paints at 20x30: a map built at that size is the one stylize builds there
+    halved = stylizer.style_map(regions, 20, 30, feather=2)
+    direct = stylizer.stylize(photo, regions=regions, feather=4, scale=2.0)
+    np.testing.assert_array_equal(stylizer.stylize(photo, regions=halved, scale=2.0), direct)
+    with pytest.raises(RegionError, match=r"style map must be numbers of shape \(height, width, 3\)"):
+        stylizer.stylize(photo, regions=np.ones((40, 60, 2), np.float32))
+
+
 @pytest.mark.tensorflow_only
 def test_bundled_model_paints_each_half_of_a_photo_in_its_own_style_far_from_the_seam(shared_data):
     from cin_style.bundled import bundled_model_path

@@ -83,6 +83,27 @@ def test_smoothing_damps_flicker_on_a_still_scene(stylizer, clip):
     assert np.abs(moved - painted[1]).mean() < 0.1 * np.abs(painted[0] - painted[1]).mean()  # no ghost
 
 
+def test_regions_are_read_once_per_video_and_paint_each_frame_as_stylize_does(stylizer, clip, tmp_path, monkeypatch):
+    from cin_style import regions as regions_module
+
+    left = np.zeros((SIZE[1], SIZE[0]), np.uint8)
+    left[:, : SIZE[0] // 2] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    reads = []
+    original = regions_module.read_mask
+    monkeypatch.setattr(regions_module, "read_mask", lambda *a, **k: reads.append(1) or original(*a, **k))
+    regions = [(tmp_path / "left.png", 0)]
+    output = tmp_path / "painted.mp4"
+    result = stylize_video(stylizer, clip, output, 2, regions=regions, feather=4, smoothing=0.0, verbose=0)
+    assert result["frames"] == FRAMES and len(reads) == 1  # not once per frame
+    _, frames = _read(output)
+    _, originals = _read(clip)
+    for t in (0, FRAMES - 1):
+        painted = stylizer.stylize(originals[t], 2, regions=regions, feather=4)
+        near, other = np.abs(frames[t] - painted).mean(), np.abs(frames[t] - stylizer.stylize(originals[t], 2)).mean()
+        assert near < 0.5 * other, (t, near, other)  # each frame is that frame painted by region, H.264 aside
+
+
 def test_missing_corrupt_and_existing_files_are_refused_before_any_work(stylizer, clip, tmp_path):
     with pytest.raises(VideoError, match="Video not found"):
         stylize_video(stylizer, tmp_path / "none.mp4", tmp_path / "out.mp4", 0, verbose=0)
