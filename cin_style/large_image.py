@@ -12,11 +12,18 @@ rounding, while memory holds two activations of the image (the layer's input
 and output), never the whole network's.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
-from cin_style.layers import ResidualBlock
-from cin_style.network import DECODER, ENCODER, NUM_RESIDUAL_BLOCKS, output_norm_of
+from cin_style.layers import (
+    ConditionalInstanceNormalization,
+    CropToMatch,
+    MirrorPadToMultiple,
+    ReflectionConv2D,
+    ResidualBlock,
+)
+from cin_style.network import run_layers
 
 #: Side of the output tiles each convolution is computed in, at its own resolution.
 DEFAULT_LAYER_TILE = 512
@@ -56,17 +63,36 @@ class _Moments:
         return mean[None].astype(np.float32), variance[None].astype(np.float32)
 
 
+class _Upsampled:
+    """A ×2 nearest upsampling of `source`, left for the next convolution to read by index (never stored)."""
+
+    def __init__(self, source):
+        self.source = source
+
+
+class _Convolved:
+    """A convolution's output and its whole-image moments, for the CIN layer that follows."""
+
+    def __init__(self, values, statistics):
+        self.values, self.statistics = values, statistics
+
+
 class _Painter:
-    def __init__(self, model, tile):
-        self.model, self.tile = model, int(tile)
+    """Runs each layer of a transformer over a whole image held in numpy, tile by tile (`wrap`)."""
+
+    def __init__(self, tile):
+        self.tile = int(tile)
 
     def _tiles(self, height, width):
         for top in range(0, height, self.tile):
             for left in range(0, width, self.tile):
                 yield top, min(top + self.tile, height), left, min(left + self.tile, width)
 
-    def conv(self, x, conv, upsampled=False):
-        """`conv` (a `ReflectionConv2D`) of `x` (h, w, c), or of its ×2 upsampling, and the output's moments."""
+    def conv(self, x, conv):
+        """`conv` (a `ReflectionConv2D`) of `x` (h, w, c) or of an `_Upsampled` one, with the output's moments."""
+        upsampled = isinstance(x, _Upsampled)
+        if upsampled:
+            x = x.source
         height, width = x.shape[:2]
         if upsampled:
             height, width = 2 * height, 2 * width
@@ -79,30 +105,49 @@ class _Painter:
             piece = conv.conv(x[np.ix_(rows, cols)][None])
             out[top:bottom, left:right] = ops.convert_to_numpy(piece)[0]
             moments.add(piece)
-        return out, moments.result()
+        return _Convolved(out, moments.result())
 
-    def normalize(self, x, norm, statistics, weights, activation=None):
-        """`norm` (a CIN layer) applied in place to `x` with the whole image's `statistics`, then `activation`."""
-        mean, variance = statistics
+    def normalize(self, convolved, norm, weights):
+        """`norm` (a CIN layer) applied in place to a convolution's output with the whole image's moments."""
+        x = convolved.values
+        mean, variance = convolved.statistics
         for top, bottom, left, right in self._tiles(*x.shape[:2]):
             w = weights if weights.ndim == 2 else weights[None, top:bottom, left:right]
-            y = norm([x[None, top:bottom, left:right], w, mean, variance])
-            if activation is not None:
-                y = activation(y)
-            x[top:bottom, left:right] = ops.convert_to_numpy(y)[0]
+            x[top:bottom, left:right] = ops.convert_to_numpy(
+                norm([x[None, top:bottom, left:right], w, mean, variance])
+            )[0]
         return x
 
-    def conv_norm(self, x, name, weights, activation, upsampled=False):
-        conv = self.model.get_layer(f"{name}_conv")
-        y, statistics = self.conv(x, conv, upsampled)
-        return self.normalize(y, self.model.get_layer(f"{name}_cin"), statistics, weights, activation)
+    def pointwise(self, x, layer):
+        """A pixel-wise layer (an activation) applied to `x` in place, tile by tile."""
+        if isinstance(x, _Convolved):  # no CIN between (the RGB convolution of `output_norm=False`)
+            x = x.values
+        for top, bottom, left, right in self._tiles(*x.shape[:2]):
+            x[top:bottom, left:right] = ops.convert_to_numpy(layer(x[None, top:bottom, left:right]))[0]
+        return x
 
     def residual(self, x, block, weights):
-        y, statistics = self.conv(x, block.conv1)
-        y = self.normalize(y, block.norm1, statistics, weights, ops.relu)
-        y, statistics = self.conv(y, block.conv2)
-        x += self.normalize(y, block.norm2, statistics, weights)
+        y = self.pointwise(self.normalize(self.conv(x, block.conv1), block.norm1, weights), ops.relu)
+        x += self.normalize(self.conv(y, block.conv2), block.norm2, weights)
         return x
+
+    def wrap(self, layer):
+        """What runs in `layer`'s place (see `network.run_layers`)."""
+        if isinstance(layer, MirrorPadToMultiple):
+            return lambda image: np.array(ops.convert_to_numpy(layer(image[None]))[0])
+        if isinstance(layer, ReflectionConv2D):
+            return lambda x: self.conv(x, layer)
+        if isinstance(layer, ConditionalInstanceNormalization):
+            return lambda inputs: self.normalize(inputs[0], layer, inputs[1])
+        if isinstance(layer, keras.layers.Activation):
+            return lambda x: self.pointwise(x, layer)
+        if isinstance(layer, ResidualBlock):
+            return lambda inputs: self.residual(inputs[0], layer, inputs[1])
+        if isinstance(layer, keras.layers.UpSampling2D):
+            return _Upsampled
+        if isinstance(layer, CropToMatch):
+            return lambda inputs: inputs[0][: inputs[1].shape[0], : inputs[1].shape[1]]
+        raise ValueError(f"Layer {layer.name} ({type(layer).__name__}) is not one paint_large can run tile by tile")
 
 
 def _levels(style_weights, pad):
@@ -133,30 +178,11 @@ def paint_large(model, image, style_weights, tile=DEFAULT_LAYER_TILE):
     Returns:
         The stylised image `(h, w, 3)` float32 in [0, 1].
     """
-    height, width = image.shape[:2]
-    pad = model.get_layer("pad")  # the network's own mirror padding, for the image and a map alike
-    x = np.array(ops.convert_to_numpy(pad(np.asarray(image, np.float32)[None]))[0])
-    levels = _levels(np.asarray(style_weights), pad)
-    painter = _Painter(model, tile)
-    level = 0
-    for i, (_, _, strides) in enumerate(ENCODER, start=1):
-        level += strides // 2
-        x = painter.conv_norm(x, f"encoder{i}", levels[level], ops.relu)
-    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
-        block = model.get_layer(f"residual{i}")
-        if not isinstance(block, ResidualBlock):
-            raise ValueError(f"Layer residual{i} of {model.name} is not a ResidualBlock")
-        x = painter.residual(x, block, levels[level])
-    for i in range(1, len(DECODER) + 1):
-        level -= 1
-        x = painter.conv_norm(x, f"decoder{i}", levels[level], ops.relu, upsampled=True)
-    if output_norm_of(model):
-        x = painter.conv_norm(x, "output", levels[0], ops.sigmoid)
-    else:
-        conv = model.get_layer("output_conv")
-        x, _ = painter.conv(x, conv)
-        x = 1.0 / (1.0 + np.exp(-x))
-    return np.clip(x[:height, :width], 0.0, 1.0)
+    painter = _Painter(tile)
+    levels = _levels(np.asarray(style_weights), model.get_layer("pad"))
+    image = np.asarray(image, np.float32)
+    # The network's own wiring and layers (`run_layers`), each run over the whole image in tiles.
+    return np.clip(run_layers(model, image, levels.__getitem__, painter.wrap), 0.0, 1.0)
 
 
 __all__ = ["DEFAULT_LAYER_TILE", "paint_large"]

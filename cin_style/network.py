@@ -150,18 +150,36 @@ def spatial_transformer(model):
     both stores each weight once. A constant map gives `model`'s output for
     that row.
     """
+    image, style_weights, weights_at = _inputs(num_styles_of(model), spatial=True)
+    stylized = run_layers(model, image, weights_at)
+    return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=f"{model.name}_spatial")
+
+
+def run_layers(model, image, weights_at, wrap=None):
+    """Calls `model`'s own layers on `image` in the network's order: the one wiring `build_transformer` uses.
+
+    Args:
+        model: A transformer from `build_transformer`.
+        image: What the first layer (the mirror padding) takes.
+        weights_at: `weights_at(level)` gives the style weights for feature
+            maps at 1/2**level of the padded image's size.
+        wrap: `wrap(layer)` gives what is called in the layer's place (to run
+            it another way, e.g. tile by tile); `None` calls the layers.
+
+    Returns:
+        What the last layer (the crop back to the image's size) returns.
+    """
     cin = cin_layers(model)[0]
-    image, style_weights, weights_at = _inputs(cin.num_styles, spatial=True)
-    stylized = _forward(
+    wrap = wrap or (lambda layer: layer)
+    return _forward(
         image,
         weights_at,
-        lambda name, _: model.get_layer(name),
+        lambda name, _: wrap(model.get_layer(name)),
         cin.num_styles,
         alpha_of(model),
         cin.epsilon,
         output_norm_of(model),
     )
-    return keras.Model({"image": image, "style_weights": style_weights}, stylized, name=f"{model.name}_spatial")
 
 
 def all_layers(model):
