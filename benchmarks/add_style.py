@@ -166,6 +166,8 @@ def add_styles_start(base, names, config, init, painting):
         crops = photo_crops(config.content, config.image_size, config.batch_size, seed=config.seed)
         start = nearest_styles(base, perceptual, perceptual.style_grams(images), list(crops.batch(0)[:4]))
         return with_more_styles(base, 1, init_from=start)
+    if init in names:  # a style of the model, by name
+        return with_more_styles(base, 1, init_from=list(names).index(init))
     return with_more_styles(base, 1, init_from=None if init == "identity" else init)
 
 

@@ -129,3 +129,19 @@ def test_nearest_start_picks_the_style_whose_outputs_share_the_paintings_grams(s
         for style in (2, 0)
     ]
     assert nearest_styles(model, perceptual, perceptual.style_grams(paintings), crops) == [2, 0]
+
+
+def test_add_style_benchmark_starts_a_named_start_at_that_styles_row():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from add_style import add_styles_start
+
+    from cin_style.network import cin_layers
+
+    base = distinct_style_model(3)
+    grown = add_styles_start(base, list(STYLE_NAMES), None, STYLE_NAMES[1], None)
+    for old, new in zip(cin_layers(base), cin_layers(grown)):
+        np.testing.assert_array_equal(new.gamma.numpy()[3], old.gamma.numpy()[1])
+        np.testing.assert_array_equal(new.beta.numpy()[3], old.beta.numpy()[1])
