@@ -77,6 +77,13 @@ class _Convolved:
         self.values, self.statistics = values, statistics
 
 
+class _Normalizing:
+    """A CIN layer still to apply to a convolution's output: the activation after it joins its pass."""
+
+    def __init__(self, convolved, norm, weights):
+        self.convolved, self.norm, self.weights = convolved, norm, weights
+
+
 class _Painter:
     """Runs each layer of a transformer over a whole image held in numpy, tile by tile (`wrap`)."""
 
@@ -107,27 +114,30 @@ class _Painter:
             moments.add(piece)
         return _Convolved(out, moments.result())
 
-    def normalize(self, convolved, norm, weights):
-        """`norm` (a CIN layer) applied in place to a convolution's output with the whole image's moments."""
+    def normalize(self, convolved, norm, weights, activation=None):
+        """`norm` (a CIN layer) applied in place to a convolution's output with the whole image's moments,
+        then `activation`, in one pass over the tiles."""
         x = convolved.values
         mean, variance = convolved.statistics
         for top, bottom, left, right in self._tiles(*x.shape[:2]):
             w = weights if weights.ndim == 2 else weights[None, top:bottom, left:right]
-            x[top:bottom, left:right] = ops.convert_to_numpy(
-                norm([x[None, top:bottom, left:right], w, mean, variance])
-            )[0]
+            y = norm([x[None, top:bottom, left:right], w, mean, variance])
+            x[top:bottom, left:right] = ops.convert_to_numpy(y if activation is None else activation(y))[0]
         return x
 
-    def pointwise(self, x, layer):
-        """A pixel-wise layer (an activation) applied to `x` in place, tile by tile."""
-        if isinstance(x, _Convolved):  # no CIN between (the RGB convolution of `output_norm=False`)
+    def activate(self, x, activation):
+        """`activation` of a CIN layer's output (fused into its pass) or of a convolution's (the RGB one
+        of `output_norm=False`)."""
+        if isinstance(x, _Normalizing):
+            return self.normalize(x.convolved, x.norm, x.weights, activation)
+        if isinstance(x, _Convolved):
             x = x.values
         for top, bottom, left, right in self._tiles(*x.shape[:2]):
-            x[top:bottom, left:right] = ops.convert_to_numpy(layer(x[None, top:bottom, left:right]))[0]
+            x[top:bottom, left:right] = ops.convert_to_numpy(activation(x[None, top:bottom, left:right]))[0]
         return x
 
     def residual(self, x, block, weights):
-        y = self.pointwise(self.normalize(self.conv(x, block.conv1), block.norm1, weights), ops.relu)
+        y = self.normalize(self.conv(x, block.conv1), block.norm1, weights, ops.relu)
         x += self.normalize(self.conv(y, block.conv2), block.norm2, weights)
         return x
 
@@ -137,10 +147,10 @@ class _Painter:
             return lambda image: np.array(ops.convert_to_numpy(layer(image[None]))[0])
         if isinstance(layer, ReflectionConv2D):
             return lambda x: self.conv(x, layer)
-        if isinstance(layer, ConditionalInstanceNormalization):
-            return lambda inputs: self.normalize(inputs[0], layer, inputs[1])
+        if isinstance(layer, ConditionalInstanceNormalization):  # applied with the activation that follows
+            return lambda inputs: _Normalizing(inputs[0], layer, inputs[1])
         if isinstance(layer, keras.layers.Activation):
-            return lambda x: self.pointwise(x, layer)
+            return lambda x: self.activate(x, layer)
         if isinstance(layer, ResidualBlock):
             return lambda inputs: self.residual(inputs[0], layer, inputs[1])
         if isinstance(layer, keras.layers.UpSampling2D):
