@@ -124,7 +124,7 @@ def main():
             )
             wall = time.perf_counter() - clock
             minutes = run_minutes(result.history, args.batch_size)
-            start_model = add_styles_start(base, names, config, init, painting)
+            start_model = add_styles_start(base, result)
             rows = [(0, 0.0, *new_style_loss(start_model, len(names), photos, target, loss))]
             for checkpoint in sorted(glob.glob(os.path.join(folder, "checkpoints", "ckpt-*"))):
                 model, _, state = model_from_checkpoint(checkpoint)
@@ -150,25 +150,11 @@ def main():
         )
 
 
-def add_styles_start(base, names, config, init, painting):
-    """The grown model before any step: the start `init` gives the new row."""
+def add_styles_start(base, result):
+    """The grown model before any step: the old model with the new row where `add_styles` started it."""
     from cin_style.network import with_more_styles
 
-    if init == "nearest":
-        from cin_style.data import load_style_images, photo_crops
-        from cin_style.losses import PerceptualLoss
-        from cin_style.training import nearest_styles
-
-        perceptual = PerceptualLoss(
-            content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight
-        )
-        _, images = load_style_images([painting], config.style_image_size)
-        crops = photo_crops(config.content, config.image_size, config.batch_size, seed=config.seed)
-        start = nearest_styles(base, perceptual, perceptual.style_grams(images), list(crops.batch(0)[:4]))
-        return with_more_styles(base, 1, init_from=start)
-    if init in names:  # a style of the model, by name
-        return with_more_styles(base, 1, init_from=list(names).index(init))
-    return with_more_styles(base, 1, init_from=None if init == "identity" else init)
+    return with_more_styles(base, 1, init_from=result.init_from)
 
 
 if __name__ == "__main__":

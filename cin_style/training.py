@@ -261,6 +261,9 @@ class TrainResult:
     model_path: str
     history: list
     resumed_from: str = None
+    #: `add_styles` only: where the new γ/β rows started, as `with_more_styles`
+    #: takes it (`None`, `"mean"`, or an index per new style), also after a resume.
+    init_from: object = None
 
 
 @dataclasses.dataclass
@@ -278,6 +281,8 @@ class _Setup:
     style_names: list
     finish: Callable[[], keras.Model]
     restore_grams: bool = True
+    #: Kept in every checkpoint's state, and read back by `build` on resume.
+    state: dict = dataclasses.field(default_factory=dict)
 
 
 def _run(kind, config, resume, build, strategy=None, verbose=1):
@@ -316,14 +321,21 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
             if isinstance(dataset, keras.utils.PyDataset):
                 dataset = indexed_batches(dataset, start)  # in order: the same batches on any number of replicas
             dataset = for_data_split(dataset)
-        state = {"kind": kind, "style_names": list(setup.style_names), "config": dataclasses.asdict(config)}
+        state = {
+            "kind": kind,
+            "style_names": list(setup.style_names),
+            "config": dataclasses.asdict(config),
+            **setup.state,
+        }
         writes = dataclasses.replace(config, output_dir=write_dir)
         history = _fit(setup.trainer, dataset, writes, state, start, verbose)
         model = setup.finish()
         config = dataclasses.replace(config, alpha=alpha_of(model))
         _save_final(model, write_dir, setup.style_names, config)
         model_path = os.path.join(config.output_dir, MODEL_FILE)  # the chief's, on every worker
-        return TrainResult(model, list(setup.style_names), model_path, history, checkpoint)
+        return TrainResult(
+            model, list(setup.style_names), model_path, history, checkpoint, setup.state.get("init_from")
+        )
 
 
 # --------------------------------------------------------------------------
@@ -440,6 +452,15 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
     return _run("distill", config, resume, build, strategy=strategy, verbose=verbose)
 
 
+def _start_record(start, count):
+    """`with_more_styles`' `init_from` as plain JSON: `None`, `"mean"`, or one index per new style."""
+    if start is None or start == "mean":
+        return start
+    if isinstance(start, (list, tuple, np.ndarray)):
+        return [int(index) for index in start]
+    return [int(start)] * count
+
+
 def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_from=None, verbose=1):
     """Adds styles to a trained transformer by fitting only their γ/β rows.
 
@@ -461,7 +482,9 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
         verbose: Progress bar on (1) or off (0).
 
     Returns:
-        A `TrainResult` with the grown model and all style names.
+        A `TrainResult` with the grown model, all style names, and in
+        `init_from` where the new rows started (an index per new style for a
+        style or `"nearest"`; also recorded in every checkpoint).
 
     Raises:
         ValueError: For bad settings, an output folder that holds checkpoints
@@ -506,6 +529,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
                 )
         elif init_from == "nearest":
             start = None  # the checkpoint's rows replace them
+        started = saved.get("init_from") if checkpoint else _start_record(start, len(new_names))
         grown = with_more_styles(model, len(new_names), init_from=start)
         for layer in all_layers(grown):
             if isinstance(layer, ReflectionConv2D):
@@ -524,7 +548,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
                 layer.trainable = True
             return grown
 
-        return _Setup(trainer, all_names, finish)
+        return _Setup(trainer, all_names, finish, state={"init_from": started})
 
     return _run("add_styles", config, resume, build, verbose=verbose)
 

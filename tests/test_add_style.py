@@ -131,7 +131,8 @@ def test_nearest_start_picks_the_style_whose_outputs_share_the_paintings_grams(s
     assert nearest_styles(model, perceptual, perceptual.style_grams(paintings), crops) == [2, 0]
 
 
-def test_add_style_benchmark_starts_a_named_start_at_that_styles_row():
+def test_add_styles_reports_where_each_new_row_started_also_after_a_resume(shared_data, photos, tmp_path):
+    import json
     import os
     import sys
 
@@ -139,9 +140,25 @@ def test_add_style_benchmark_starts_a_named_start_at_that_styles_row():
     from add_style import add_styles_start
 
     from cin_style.network import cin_layers
+    from cin_style.training import add_styles
 
     base = distinct_style_model(3)
-    grown = add_styles_start(base, list(STYLE_NAMES), None, STYLE_NAMES[1], None)
+    names = list(STYLE_NAMES)
+    paintings = [str(shared_data / "styles" / f"{name}.jpg") for name in ("van_gogh_starry_night", NEW_STYLE)]
+    config = tiny_config(shared_data, photos, tmp_path / "named", steps=1, checkpoint_every=1, styles=paintings[:1])
+    named = add_styles(base, names, config, init_from=STYLE_NAMES[1], verbose=0)
+    assert named.init_from == [1]
+    state = json.loads((tmp_path / "named" / "checkpoints" / "ckpt-00000001" / "state.json").read_text())
+    assert state["init_from"] == [1]
+    # The add-style benchmark scores step 0 from it: the named style's rows, copied.
+    grown = add_styles_start(base, named)
     for old, new in zip(cin_layers(base), cin_layers(grown)):
         np.testing.assert_array_equal(new.gamma.numpy()[3], old.gamma.numpy()[1])
         np.testing.assert_array_equal(new.beta.numpy()[3], old.beta.numpy()[1])
+
+    config = tiny_config(shared_data, photos, tmp_path / "nearest", steps=1, checkpoint_every=1, styles=paintings)
+    nearest = add_styles(base, names, config, init_from="nearest", verbose=0).init_from
+    assert len(nearest) == 2 and set(nearest) <= {0, 1, 2}
+    config.steps = 2
+    resumed = add_styles(base, names, config, init_from="nearest", resume=True, verbose=0)
+    assert resumed.resumed_from and resumed.init_from == nearest  # read back from the checkpoint, not chosen again
