@@ -156,8 +156,8 @@ def _perceptual_loss(config, vgg_weights):
     )
 
 
-def _fit(trainer, dataset, config, state, start_step, verbose):
-    """Runs `fit` from `start_step` to `config.steps` with checkpoints and progress."""
+def _fit(trainer, dataset, samples, config, state, start_step, verbose):
+    """Runs `fit` from `start_step` to `config.steps` with checkpoints, progress and sheets of `samples`."""
     every = config.checkpoint_every
     writer, extra = (None, [])
     if config.tensorboard:
@@ -167,7 +167,7 @@ def _fit(trainer, dataset, config, state, start_step, verbose):
         StopAtStep(config.steps, start_step, config.max_minutes),
         progress,
         CheckpointCallback(config.output_dir, state, every, config.keep_checkpoints, start_step),
-        SampleSheet(_sample_photos(dataset), config.output_dir, config.sample_every or every, writer, start_step),
+        SampleSheet(samples, config.output_dir, config.sample_every or every, writer, start_step),
         *extra,
     ]
     if start_step < config.steps:
@@ -305,6 +305,9 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
         if config.seed is not None:  # first: tf.data's seeded shuffles also read the global seed
             keras.utils.set_random_seed(config.seed)
         dataset = _content_dataset(config, start)
+        # The sample sheets show the run's first photos, also after a resume (a tfds stream starts part-way).
+        first = dataset if start == 0 or isinstance(dataset, keras.utils.PyDataset) else _content_dataset(config, 0)
+        samples = _sample_photos(first)
         with distribute.build_scope(strategy):
             setup = build(checkpoint, saved, dataset)
             if checkpoint:
@@ -328,7 +331,7 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
             **setup.state,
         }
         writes = dataclasses.replace(config, output_dir=write_dir)
-        history = _fit(setup.trainer, dataset, writes, state, start, verbose)
+        history = _fit(setup.trainer, dataset, samples, writes, state, start, verbose)
         model = setup.finish()
         config = dataclasses.replace(config, alpha=alpha_of(model))
         _save_final(model, write_dir, setup.style_names, config)

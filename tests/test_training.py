@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import TRAIN_STYLES, run_cli, tiny_config
+from PIL import Image
 
 from cin_style.network import cin_layers
 
@@ -126,6 +127,10 @@ def test_resumed_tfds_run_ends_with_the_weights_of_an_uninterrupted_run(shared_d
     assert [h["step"] for h in resumed.history] == [3, 4]
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The resumed run's sample sheet shows the run's first photos (column 0), not the resumed stream's.
+    size = 32  # tiny_config's image_size: the photo column's width
+    sheets = [np.asarray(Image.open(tmp_path / f / "samples" / "step-00000004.png")) for f in ("straight", "split")]
+    np.testing.assert_array_equal(sheets[1][:, :size], sheets[0][:, :size])
 
 
 def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(shared_data, photos, tmp_path):
