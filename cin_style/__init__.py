@@ -7,6 +7,7 @@ losses use `keras.ops` only and run under the TensorFlow and JAX backends.
 
 __version__ = "0.1.0"
 
+from cin_style import bundled  # noqa: F401  (cin_style.bundled.bundled_model_path() without an import)
 from cin_style.layers import ConditionalInstanceNormalization
 from cin_style.network import build_transformer
 from cin_style.stylizer import Stylizer

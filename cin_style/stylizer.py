@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from cin_style import image_io
+from cin_style.bundled import resolve_model_keyword
 from cin_style.checks import normalized_blend
 from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
@@ -155,14 +156,19 @@ class Stylizer:
     # ---------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, path, **kwargs):
+    def load(cls, path="default", **kwargs):
         """Loads a SavedModel folder (a TF Serving base: its newest version), a
         `.keras` file, or a training output folder holding `model.keras`.
+
+        `Stylizer.load()` loads the bundled default model, and the names
+        `"default"` and `"slim"` (see `cin_style.bundled.MODEL_KEYWORDS`) the
+        bundled models, from any working directory (a file or folder of that
+        name in the working directory wins).
 
         Raises:
             ModelLoadError: If nothing is at `path` or it is not a cin_style model.
         """
-        path = os.fspath(path)
+        path = resolve_model_keyword(os.fspath(path))
         if not os.path.exists(path):
             raise ModelLoadError(f"Model path not found: '{path}'")
         saved_model = resolve_saved_model_dir(path) if os.path.isdir(path) else None
