@@ -16,6 +16,7 @@ from keras import ops
 from cin_style import image_io
 from cin_style.checkpoints import save_checkpoint
 from cin_style.distillation import DISTILL_PARTS
+from cin_style.sheets import sample_sheet
 from cin_style.trainer import LOSS_PARTS
 
 logger = logging.getLogger("cin_style")
@@ -126,33 +127,40 @@ class ProgressBar(HostStepCallback):
 
 
 class SampleSheet(HostStepCallback):
-    """Writes a PNG sheet (rows: sample photos; columns: photo, each style) now and then.
+    """Writes a PNG sheet of the sample photos in every style now and then (see `cin_style.sheets`).
 
-    Also logs the sheet to TensorBoard when TensorFlow is importable.
+    Each photo starts a block of rows: the photo, then its painting in each
+    style, every picture named beneath it. Also logs the sheet to TensorBoard
+    when TensorFlow is importable.
     """
 
-    def __init__(self, photos, output_dir, every, writer=None, start_step=0):
+    def __init__(self, photos, output_dir, every, writer=None, start_step=0, photo_names=None, style_names=None):
         super().__init__(start_step)
         self.photos, self.output_dir, self.every, self.writer = photos, output_dir, every, writer
+        self.photo_names = list(photo_names or [f"photo {i + 1}" for i in range(len(photos))])
+        self.style_names = None if style_names is None else list(style_names)
         self.last_step = None
 
     def sheet(self):
+        """The sheet as a PIL image, and its `cin_style.sheets.GridLayout`."""
         transformer = self.model.transformer
         num_styles = self.model.num_styles
-        rows = []
+        style_names = self.style_names or [f"style {i}" for i in range(num_styles)]
+        paintings = []
         for photo in self.photos:
             batch = np.repeat(photo[None], num_styles, axis=0)
-            out = ops.convert_to_numpy(
-                transformer({"image": batch, "style_weights": np.eye(num_styles, dtype="float32")}, training=False)
+            paintings.append(
+                ops.convert_to_numpy(
+                    transformer({"image": batch, "style_weights": np.eye(num_styles, dtype="float32")}, training=False)
+                )
             )
-            rows.append(np.concatenate([photo, *out], axis=1))
-        return np.concatenate(rows, axis=0)
+        return sample_sheet(self.photos, self.photo_names, style_names, paintings)
 
     def write(self):
         if self.step == self.last_step:
             return
         self.last_step = step = self.step
-        sheet = self.sheet()
+        sheet, _ = self.sheet()
         folder = os.path.join(self.output_dir, "samples")
         os.makedirs(folder, exist_ok=True)
         image_io.write_image(os.path.join(folder, f"step-{step:08d}.png"), sheet)
@@ -160,7 +168,7 @@ class SampleSheet(HostStepCallback):
             import tensorflow as tf
 
             with self.writer.as_default():
-                tf.summary.image("samples/photo_then_each_style", sheet[None], step=step)
+                tf.summary.image("samples/photo_then_each_style", np.asarray(sheet)[None], step=step)
             self.writer.flush()
 
     def on_steps(self, previous, logs):

@@ -110,6 +110,21 @@ def _sample_photos(dataset, count=3):
     return [np.asarray(p, "float32") for p in batch[:count]]
 
 
+def _sample_names(dataset, count=3):
+    """Names of `_sample_photos`: the photos' file stems for a folder, else "photo 1", ..."""
+    if isinstance(dataset, keras.utils.PyDataset) and hasattr(dataset, "paths"):
+        return [os.path.splitext(os.path.basename(dataset.paths[i]))[0] for i in dataset.photo_indices(0)[:count]]
+    return [f"photo {i + 1}" for i in range(count)]
+
+
+@dataclasses.dataclass
+class _Samples:
+    """The photos of the sample sheets, with a name for each."""
+
+    photos: list
+    names: list
+
+
 def _compile(trainer, config):
     """Adam under the configured schedule; JAX always jit-compiles the step."""
     rate = learning_rate_for(
@@ -167,7 +182,15 @@ def _fit(trainer, dataset, samples, config, state, start_step, verbose):
         StopAtStep(config.steps, start_step, config.max_minutes),
         progress,
         CheckpointCallback(config.output_dir, state, every, config.keep_checkpoints, start_step),
-        SampleSheet(samples, config.output_dir, config.sample_every or every, writer, start_step),
+        SampleSheet(
+            samples.photos,
+            config.output_dir,
+            config.sample_every or every,
+            writer,
+            start_step,
+            photo_names=samples.names,
+            style_names=state["style_names"],
+        ),
         *extra,
     ]
     if start_step < config.steps:
@@ -307,7 +330,8 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
         dataset = _content_dataset(config, start)
         # The sample sheets show the run's first photos, also after a resume (a tfds stream starts part-way).
         first = dataset if start == 0 or isinstance(dataset, keras.utils.PyDataset) else _content_dataset(config, 0)
-        samples = _sample_photos(first)
+        photos = _sample_photos(first)
+        samples = _Samples(photos, _sample_names(first)[: len(photos)])
         with distribute.build_scope(strategy):
             setup = build(checkpoint, saved, dataset)
             if checkpoint:

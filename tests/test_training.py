@@ -14,6 +14,7 @@ from helpers import TRAIN_STYLES, run_cli, tiny_config
 from PIL import Image
 
 from cin_style.network import cin_layers
+from cin_style.sheets import label_height
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -28,6 +29,9 @@ def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, 
     assert os.path.basename(latest_checkpoint(tmp_path)) == "ckpt-00000004"
     assert os.listdir(tmp_path / "checkpoints") == ["ckpt-00000004"]  # keep_checkpoints=1
     assert sorted(os.listdir(tmp_path / "samples")) == ["step-00000002.png", "step-00000004.png"]
+    # A labelled grid: a row per sample photo (batch 2), each the photo and its 2 styles, names beneath.
+    with Image.open(tmp_path / "samples" / "step-00000004.png") as sheet:
+        assert sheet.size == (3 * 32, 2 * (32 + label_height(32)))
     model, names = load_trained(tmp_path)
     assert names == list(TRAIN_STYLES)
     image = np.random.default_rng(0).random((1, 24, 24, 3), dtype=np.float32)
