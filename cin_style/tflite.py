@@ -10,12 +10,15 @@ fall back to TensorFlow ops that mobile runtimes lack):
 - `stylize_blend`: `image` + `style_weights` float32 `(1, num_styles)`,
   normalised to sum 1 inside -> `stylized_image`.
 
-TFLite has no run-time checks like the SavedModel's: an index out of range
-paints with all-zero style rows, and weights must be non-negative and sum
-above zero. Resize photos to the model's size (or export one per size you
-need). The file's metadata entry `cin_style` holds JSON with the style
-names, the input size, the quantization and the weights' hash
-(`read_tflite_metadata`).
+The file itself has no run-time checks like the SavedModel's: a photo of
+another size fails deep inside ("gather index out of bounds ... (GATHER)"),
+an index out of range paints NaN, and weights must be non-negative and sum
+above zero. `TFLiteStylizer` runs a file with LiteRT (`ai-edge-litert`,
+TensorFlow's maintained successor of `tf.lite.Interpreter`) and checks all
+three first, with a clear error. Resize photos to the model's size (or
+export one per size you need). The file's metadata entry `cin_style` holds
+JSON with the style names, the input size, the quantization and the
+weights' hash (`read_tflite_metadata`).
 """
 
 import json
@@ -23,6 +26,7 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from cin_style import __version__
@@ -180,11 +184,152 @@ def export_tflite(model, path, style_names, size=DEFAULT_TFLITE_SIZE, quantizati
     return path
 
 
+def _litert_interpreter_class():
+    """LiteRT's `Interpreter`, or an ImportError that says what to install."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as error:
+        raise ImportError(
+            "Running a .tflite file needs LiteRT, TensorFlow's maintained TFLite runtime: "
+            f"pip install ai-edge-litert (or cin_style[tflite]). ({error})"
+        ) from error
+    return Interpreter
+
+
+class TFLiteStylizer:
+    """Paints with a cin_style `.tflite` file under LiteRT, checking each call's inputs first.
+
+    Args:
+        path: A `.tflite` file written by `export_tflite`.
+        num_threads: CPU threads for LiteRT. Defaults to `None` (LiteRT's
+            choice).
+
+    Attributes:
+        input_size: `(height, width)`: the only photo size the file takes.
+        num_styles: Rows of the file's style table.
+        style_names: The names in the file's metadata (else "0", "1", ...).
+
+    Raises:
+        ImportError: If `ai-edge-litert` is not installed.
+        ValueError: If the file lacks the `stylize` / `stylize_blend` signatures.
+
+    Example:
+
+    ```python
+    painter = TFLiteStylizer("slim.tflite")
+    painted = painter.stylize(photo, "munch_the_scream")  # photo: (512, 512, 3) float in [0, 1]
+    ```
+    """
+
+    def __init__(self, path, num_threads=None):
+        self.path = os.fspath(path)
+        interpreter = _litert_interpreter_class()(model_path=self.path, num_threads=num_threads)
+        missing = [name for name in TFLITE_SIGNATURES if name not in interpreter.get_signature_list()]
+        if missing:
+            raise ValueError(f"{self.path} has no {missing} signature(s): was it exported by cin_style?")
+        self._by_index = interpreter.get_signature_runner("stylize")
+        self._by_weights = interpreter.get_signature_runner("stylize_blend")
+        inputs = self._by_weights.get_input_details()
+        self.input_size = tuple(int(side) for side in inputs["image"]["shape"][1:3])
+        self.num_styles = int(inputs["style_weights"]["shape"][1])
+        try:
+            self.style_names = list(read_tflite_metadata(self.path)["style_names"])
+        except ValueError:  # metadata stripped: the styles go by index
+            self.style_names = [str(i) for i in range(self.num_styles)]
+
+    def stylize(self, image, style):
+        """One photo in one style.
+
+        Args:
+            image: Float RGB in [0, 1], `(height, width, 3)` or `(1, height,
+                width, 3)` at `input_size`.
+            style: A style index or name.
+
+        Returns:
+            The painting, float32 in [0, 1], shaped as `image`.
+
+        Raises:
+            ValueError: If the image has another size or its values leave
+                [0, 1], or the style is not one of the file's.
+        """
+        batch = self._checked_image(image)
+        index = np.array([self._checked_index(style)], np.int32)
+        out = self._by_index(image=batch, style_index=index)["stylized_image"]
+        return out if np.ndim(image) == 4 else out[0]
+
+    def stylize_blend(self, image, style_weights):
+        """One photo in a blend of styles.
+
+        Args:
+            image: As for `stylize`.
+            style_weights: One weight per style (a sequence), or `{style
+                index or name: weight}`; non-negative, summing above zero,
+                normalised to sum 1.
+
+        Returns:
+            The painting, float32 in [0, 1], shaped as `image`.
+
+        Raises:
+            ValueError: For a bad image (see `stylize`), a weight count
+                other than `num_styles`, a negative, NaN or infinite
+                weight, weights summing to zero, or an unknown style.
+        """
+        batch = self._checked_image(image)
+        if isinstance(style_weights, dict):
+            weights = np.zeros(self.num_styles, np.float32)
+            for style, weight in style_weights.items():
+                weights[self._checked_index(style)] += weight
+        else:
+            weights = np.asarray(style_weights, np.float32).reshape(-1)
+            if weights.size != self.num_styles:
+                raise ValueError(
+                    f"`style_weights` must hold {self.num_styles} weights, one per style of {self.path}. "
+                    f"Received: style_weights={style_weights!r}"
+                )
+        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+            raise ValueError(
+                "`style_weights` must be finite, non-negative and sum above zero. "
+                f"Received: style_weights={style_weights!r}"
+            )
+        out = self._by_weights(image=batch, style_weights=weights[None])["stylized_image"]
+        return out if np.ndim(image) == 4 else out[0]
+
+    def _checked_image(self, image):
+        batch = np.asarray(image, np.float32)
+        batch = batch[None] if batch.ndim == 3 else batch
+        expected = (1, *self.input_size, 3)
+        if batch.shape != expected:
+            height, width = self.input_size
+            raise ValueError(
+                f"`image` must be ({height}, {width}, 3) (or {expected}): {self.path} takes only the size it "
+                f"was exported at. Resize the photo, or export another size with cin-style-export "
+                f"--format=tflite --size=HEIGHT,WIDTH. Received: image.shape={np.shape(image)}"
+            )
+        if not np.all((batch >= 0.0) & (batch <= 1.0)):  # NaN fails too
+            raise ValueError(
+                "`image` must be float RGB in [0, 1] (uint8 photos: divide by 255). "
+                f"Received: values in [{np.nanmin(batch):g}, {np.nanmax(batch):g}]"
+            )
+        return batch
+
+    def _checked_index(self, style):
+        if isinstance(style, str):
+            if style in self.style_names:
+                return self.style_names.index(style)
+            raise ValueError(f"Unknown style name {style!r}; this file's styles: {', '.join(self.style_names)}")
+        if isinstance(style, (int, np.integer)) and not isinstance(style, bool) and 0 <= style < self.num_styles:
+            return int(style)
+        raise ValueError(
+            f"`style` must be a style name or an index in [0, {self.num_styles - 1}]. Received: style={style!r}"
+        )
+
+
 __all__ = [
     "DEFAULT_TFLITE_SIZE",
     "METADATA_NAME",
     "QUANTIZATIONS",
     "TFLITE_SIGNATURES",
+    "TFLiteStylizer",
     "export_tflite",
     "read_tflite_metadata",
 ]
