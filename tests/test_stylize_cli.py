@@ -1,6 +1,7 @@
 """cin-style-stylize as a user runs it."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 from helpers import STYLE_NAMES, saved_style_model
 from PIL import Image
+
+from cin_style.sheets import BACKGROUND, label_height
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,8 @@ def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path)
 def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):
     result = stylize(f"--model={model_dir}", f"--input={photos}", "--style=2", f"--output={tmp_path / 'out'}")
     assert result.returncode == 1
-    assert sorted(os.listdir(tmp_path / "out")) == ["kodim05_2.png", "kodim23_2.png"]
+    # An index style is named after the style in the output names.
+    assert sorted(os.listdir(tmp_path / "out")) == [f"kodim05_{STYLE_NAMES[2]}.png", f"kodim23_{STYLE_NAMES[2]}.png"]
     assert "FAILED" in result.stderr and "broken.jpg' is not an image Pillow can read" in result.stderr
     assert "2 of 3 images stylised" in result.stdout
 
@@ -67,7 +71,7 @@ def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
-    assert sheet.shape == (32 + 18, 4 * 48, 3)  # photo + 3 styles in one labelled row
+    assert sheet.shape == (32 + label_height(48), 4 * 48, 3)  # photo + 3 styles in one labelled row
 
 
 @pytest.mark.parametrize(
@@ -201,7 +205,7 @@ def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
     out = tmp_path / "out"
     status, stdout, stderr = run_main(capsys, f"--model={model_dir}", f"--input={tree}", "--style=0", f"--output={out}")
     assert status == 1
-    assert sorted(os.listdir(out)) == ["b_0.png", "d_0.png"]
+    assert sorted(os.listdir(out)) == [f"b_{STYLE_NAMES[0]}.png", f"d_{STYLE_NAMES[0]}.png"]
     assert "2 of 4 images stylised" in stdout
     # The failures are listed together at the end, each with its input and reason.
     summary = stderr[stderr.rindex("2 of 4 images failed:") :].splitlines()
@@ -267,3 +271,140 @@ def test_model_slim_picks_the_bundled_slim_model_with_the_default_models_styles(
     result = stylize("--model=slim", "--list_styles")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[1::2] == default["style_names"] == slim["style_names"]
+
+
+def _two_photos(folder, photos):
+    folder.mkdir()
+    for name in ("kodim05", "kodim23"):
+        shutil.copy(photos / f"{name}.jpg", folder / f"{name}.jpg")
+    return folder
+
+
+def test_a_list_of_styles_writes_one_output_per_photo_and_style_named_after_the_style(
+    model_dir, photos, tmp_path, run_main, capsys
+):
+    from cin_style import Stylizer
+
+    tree, out = _two_photos(tmp_path / "in", photos), tmp_path / "out"
+    status, stdout, stderr = run_main(
+        capsys, f"--model={model_dir}", f"--input={tree}", "--style=munch_the_scream,0", f"--output={out}"
+    )
+    assert status == 0, stderr[-2000:]
+    assert "4 of 4 images stylised" in stdout
+    stylizer = Stylizer.load(model_dir)
+    for photo in ("kodim05", "kodim23"):
+        for style in ("munch_the_scream", "hokusai_great_wave"):  # index 0 is hokusai_great_wave
+            expected = np.asarray(stylizer.stylize(str(tree / f"{photo}.jpg"), style))
+            np.testing.assert_array_equal(np.asarray(Image.open(out / f"{photo}_{style}.png")), expected)
+    assert len(os.listdir(out)) == 4
+
+    # One photo in several styles: one file each in the --output folder; an image file name is refused.
+    one = tmp_path / "one"
+    status, stdout, stderr = run_main(
+        capsys, f"--model={model_dir}", f"--input={tree / 'kodim05.jpg'}", "--style=1,2", f"--output={one}"
+    )
+    assert status == 0, stderr[-2000:]
+    assert sorted(os.listdir(one)) == [f"kodim05_{STYLE_NAMES[1]}.png", f"kodim05_{STYLE_NAMES[2]}.png"]
+    status, _, stderr = run_main(
+        capsys,
+        f"--model={model_dir}",
+        f"--input={tree / 'kodim05.jpg'}",
+        "--style=1,2",
+        f"--output={tmp_path / 'x.png'}",
+    )
+    assert status == 1 and "--output must be a folder" in stderr and not (tmp_path / "x.png").exists()
+    status, _, stderr = run_main(
+        capsys, f"--model={model_dir}", f"--input={tree}", "--style=1,,2", f"--output={tmp_path / 'bad'}"
+    )
+    assert status == 1 and "a list of styles needs a name or index between each comma" in stderr
+
+
+def test_second_folder_run_skips_existing_outputs_with_one_summary_line_and_exits_0(
+    model_dir, photos, tmp_path, run_main, capsys
+):
+    tree, out = _two_photos(tmp_path / "in", photos), tmp_path / "out"
+    args = [f"--model={model_dir}", f"--input={tree}", "--style=munch_the_scream", f"--output={out}"]
+    status, stdout, stderr = run_main(capsys, *args)
+    assert status == 0 and "2 of 2 images stylised" in stdout, stderr[-2000:]
+    written = {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)}
+    (out / "kodim23_munch_the_scream.png").unlink()
+
+    status, stdout, stderr = run_main(capsys, *args)
+    assert status == 0, stderr[-2000:]
+    assert "FAILED" not in stderr and "failed" not in stderr
+    assert stdout.splitlines()[-1] == (
+        f"1 of 2 images stylised into {out}; 1 skipped (outputs exist; --overwrite to redo)"
+    )
+    assert (out / "kodim05_munch_the_scream.png").stat().st_mtime_ns == written["kodim05_munch_the_scream.png"]
+    assert (out / "kodim23_munch_the_scream.png").exists()
+
+    status, stdout, stderr = run_main(capsys, *args, "--overwrite")
+    assert status == 0 and stdout.splitlines()[-1] == f"2 of 2 images stylised into {out}", stderr[-2000:]
+
+
+def test_sheet_of_chosen_styles_names_each_picture(model_dir, photos, tmp_path, run_main, capsys):
+    from cin_style import Stylizer
+
+    photo = str(photos / "kodim05.jpg")
+    status, _, stderr = run_main(
+        capsys,
+        f"--model={model_dir}",
+        f"--input={photo}",
+        "--sheet",
+        "--style=munch_the_scream,0",
+        f"--output={tmp_path / 'sheet.png'}",
+    )
+    assert status == 0, stderr[-2000:]
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    label = label_height(48)
+    assert sheet.shape == (32 + label, 3 * 48, 3)  # the photo and the two chosen styles, not all three
+    stylizer = Stylizer.load(model_dir)
+    for column, style in ((1, "munch_the_scream"), (2, STYLE_NAMES[0])):
+        np.testing.assert_array_equal(
+            sheet[:32, 48 * column : 48 * (column + 1)], np.asarray(stylizer.stylize(photo, style))
+        )
+    strips = [sheet[32:, 48 * c : 48 * (c + 1)] for c in range(3)]
+    assert all((strip != BACKGROUND).any() for strip in strips)
+    assert not np.array_equal(strips[1], strips[2])
+
+
+@pytest.mark.parametrize("name", ["x.bmp2", "x"])
+def test_output_without_an_image_extension_is_refused_before_any_work(
+    model_dir, photos, tmp_path, run_main, capsys, monkeypatch, name
+):
+    from cin_style.stylizer import Stylizer
+
+    def no_painting(*args, **kwargs):
+        raise AssertionError("painted before the output was checked")
+
+    monkeypatch.setattr(Stylizer, "stylize", no_painting)
+    monkeypatch.setattr(Stylizer, "stylize_all", no_painting)
+    for extra in (["--style=0"], ["--sheet"]):
+        status, _, stderr = run_main(
+            capsys, f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", *extra, f"--output={tmp_path / name}"
+        )
+        assert status == 1
+        assert "--output must end in an image extension such as .png, .jpg or .webp" in stderr, stderr[-2000:]
+        assert f"Received: --output={tmp_path / name}" in stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_regions_take_a_default_style_for_labels_without_one(model_dir, photos, tmp_path, run_main, capsys):
+    from cin_style import Stylizer
+
+    labels = np.zeros((8, 12), np.uint8)
+    labels[:, 6:] = 1
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    photo = str(photos / "kodim05.jpg")
+    common = [f"--model={model_dir}", f"--input={photo}", f"--regions={tmp_path / 'labels.png'}"]
+    status, _, stderr = run_main(capsys, *common, f"--style=0:{STYLE_NAMES[0]}", f"--output={tmp_path / 'no.png'}")
+    assert status == 1 and "have no style" in stderr and "--default_style" in stderr, stderr[-2000:]
+    output = tmp_path / "regions.png"
+    status, _, stderr = run_main(
+        capsys, *common, f"--style=0:{STYLE_NAMES[0]}", "--default_style=2", f"--output={output}"
+    )
+    assert status == 0, stderr[-2000:]
+    expected = Stylizer.load(model_dir).stylize(photo, 2, regions=(labels, {0: STYLE_NAMES[0]}))
+    np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
+    # Label 1 is painted in style 2, not left unpainted or in style 0.
+    assert not np.array_equal(np.asarray(expected), np.asarray(Stylizer.load(model_dir).stylize(photo, 0)))

@@ -1,17 +1,21 @@
 """cin-style-stylize: paint photos with a trained cin_style model.
 
     cin-style-stylize --input=photo.jpg --style=hokusai_great_wave --output=painted.png
+    cin-style-stylize --input=photos/ --style=munch_the_scream,hokusai_great_wave --output=painted/
     cin-style-stylize --input=photos/ --style="munch_the_scream:0.7,picabia_udnie:0.3" --output=painted/
     cin-style-stylize --input=photo.jpg --sheet --output=all_styles.png
+    cin-style-stylize --input=photo.jpg --sheet --style=munch_the_scream,picabia_udnie --output=two_styles.png
     cin-style-stylize --list_styles
     cin-style-stylize --input=clip.mp4 --style=munch_the_scream --output=painted.mp4   # pip install cin_style[video]
     cin-style-stylize --input=photo.jpg --regions=labels.png --style=0:munch_the_scream,1:hokusai_great_wave \
         --feather=24 --output=regions.png
 
-A folder is painted file by file into one flat output folder, each output named
-`<input stem>_<style>.png`. Inputs that would share an output name (`a.jpg` and
-`a.png`, the same name in two subfolders, or names differing only in case, one
-file on macOS and Windows) are refused before any work, all clashes listed. A
+A folder, or one photo in several styles, is painted file by file into one
+flat output folder, each output named `<input stem>_<style name>.png`; outputs
+that exist are skipped (counted in the summary) unless --overwrite. Inputs
+that would share an output name (`a.jpg` and `a.png`, the same name in two
+subfolders, or names differing only in case, one file on macOS and Windows)
+are refused before any work, all clashes listed. A
 file that fails (an unreadable image, a TensorFlow error such as running out of
 memory) is reported, the run goes on, and it ends with status 1 and the failures
 listed.
@@ -42,7 +46,16 @@ flags.DEFINE_string(
     "<stem>_<style>.png; inputs that would share a name (a.jpg and a.png, or one name in two "
     "subfolders) are refused before any work.",
 )
-flags.DEFINE_string("style", None, "A style name, an index, or a blend: name:0.7,other:0.3.")
+flags.DEFINE_string(
+    "style",
+    None,
+    "A style name or index; several, one output each: name,other; or a blend: name:0.7,other:0.3.",
+)
+flags.DEFINE_string(
+    "default_style",
+    None,
+    "With --regions: the style of the labels --style gives none (a name, an index or a blend).",
+)
 flags.DEFINE_string(
     "regions",
     None,
@@ -74,8 +87,8 @@ flags.DEFINE_float(
 flags.DEFINE_float("scale", 1.0, "Stroke size: 2 doubles the strokes, 0.5 halves them (painted at size / scale).")
 flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most this.")
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
-flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style.")
-flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style, or in the styles --style lists.")
+flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run skips them otherwise).")
 
 #: The bundled model: shipped in the package (wheel install), else in the source checkout (editable install).
 BUNDLED_MODEL = bundled_model_path()
@@ -104,6 +117,47 @@ def parse_style(spec, names):
     return blend
 
 
+def parse_styles(spec, names):
+    """`"a,b,3"` as a list of styles, one output each; a single style or a blend as a list of one."""
+    if ":" in spec or "," not in spec:
+        return [parse_style(spec, names)]
+    parts = [part.strip() for part in spec.split(",")]
+    if not all(parts):
+        raise ValueError(f"a list of styles needs a name or index between each comma. Received: --style={spec}")
+    styles = [parse_style(part, names) for part in parts]
+    repeated = sorted({str(part) for part in parts if parts.count(part) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} listed more than once. Received: --style={spec}")
+    return styles
+
+
+def output_label(style, names):
+    """A style as it names its output files: a style's name (also for an index), `a-0.7+b-0.3` for a blend."""
+    if isinstance(style, dict):
+        spec = "+".join(f"{output_label(key, names)}-{weight:g}" for key, weight in style.items())
+    else:
+        spec = names[style] if isinstance(style, int) and 0 <= style < len(names) else str(style)
+    return style_label(spec)
+
+
+def image_format(path):
+    """The Pillow format `path`'s extension asks for, or `None` where Pillow cannot write that extension."""
+    from PIL import Image
+
+    format_name = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    return format_name if format_name in Image.SAVE else None
+
+
+def check_output_file(output):
+    """Ends the tool, before any work, if `output`'s extension names no image format Pillow can write."""
+    if image_format(output) is None:
+        extension = os.path.splitext(output)[1] or "no extension"
+        fail(
+            f"--output must end in an image extension such as .png, .jpg or .webp ({extension} is not one "
+            f"Pillow can write), or be an existing folder. Received: --output={output}"
+        )
+
+
 def parse_region_styles(spec, names):
     """`"0:name,1:3"` as `{label: style}` for a label image."""
     styles = {}
@@ -120,33 +174,22 @@ def style_label(spec):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.replace(":", "-").replace(",", "+"))[:80]
 
 
-def contact_sheet(stylizer, image_path, max_size):
-    """The photo and every style, labelled, in a grid (PIL image)."""
-    from PIL import ImageDraw
-
-    from cin_style import image_io
+def contact_sheet(stylizer, image_path, max_size, styles=None):
+    """The photo and every style (or each of `styles`, `(style, name)` pairs), named, 4 to a row (PIL image)."""
+    from cin_style.sheets import labelled_grid
 
     photo = stylizer._prepare(image_path, max_size or 512)[0][0]
-    tiles = [("photo", photo)] + list(zip(stylizer.style_names, stylizer.stylize_all(photo)))
-    height, width = photo.shape[:2]
-    columns = min(4, len(tiles))
-    rows = -(-len(tiles) // columns)
-    label = 18
-    from PIL import Image
-
-    sheet = Image.new("RGB", (columns * width, rows * (height + label)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (name, tile) in enumerate(tiles):
-        x, y = (i % columns) * width, (i // columns) * (height + label)
-        sheet.paste(Image.fromarray(image_io.to_uint8(tile)), (x, y))
-        draw.text((x + 4, y + height + 3), name, fill="black")
-    return sheet
+    if styles is None:
+        painted = list(zip(stylizer.style_names, stylizer.stylize_all(photo)))
+    else:
+        painted = [(name, stylizer.stylize(photo, style)) for style, name in styles]
+    return labelled_grid([("photo", photo), *painted], columns=4)[0]
 
 
 def main(argv):
     reject_extra_args(argv)
     from cin_style import image_io
-    from cin_style.stylizer import ModelLoadError, StyleError, Stylizer
+    from cin_style.stylizer import ModelLoadError, Stylizer
 
     model_path = resolve_model_keyword(FLAGS.model or default_model())
     try:
@@ -167,20 +210,23 @@ def main(argv):
     if FLAGS.sheet:
         if os.path.isdir(FLAGS.input):
             fail("--sheet takes one image as --input, not a folder")
-        _write_one(lambda: contact_sheet(stylizer, FLAGS.input, FLAGS.max_size), FLAGS.output)
+        if FLAGS.regions:
+            fail("--sheet paints the whole photo in each style; give --regions without --sheet")
+        chosen = _styles_from_flags(stylizer) if FLAGS.style else None
+        check_output_file(FLAGS.output)
+        _write_one(lambda: contact_sheet(stylizer, FLAGS.input, FLAGS.max_size, chosen), FLAGS.output)
         return 0
     if not FLAGS.style:
         fail("--style is required: a name, an index or a blend (see --list_styles)")
-    style, regions, label = None, None, FLAGS.style
+    regions = None
     if FLAGS.regions:
-        regions = _regions_from_flags(stylizer)
-        label = "regions"
+        labels, region_styles, default = _regions_from_flags(stylizer)
+        regions = (labels, region_styles)
+        jobs = [(default, "regions")]  # (style, output label)
     else:
-        try:
-            style = parse_style(FLAGS.style, stylizer.style_names)
-            stylizer.style_weights(style)
-        except (ValueError, StyleError) as error:
-            fail(f"--style: {error}")
+        if FLAGS.default_style:
+            fail("--default_style applies with --regions only")
+        jobs = _styles_from_flags(stylizer)
     if not 0.0 <= FLAGS.strength <= 1.0:
         fail(f"--strength must be in [0, 1]. Received: {FLAGS.strength}")
     if FLAGS.preserve_color and FLAGS.colors == "histogram":
@@ -198,33 +244,44 @@ def main(argv):
         scale=FLAGS.scale,
     )
 
-    def paint(path):
+    def paint(path, style):
         return lambda: stylizer.stylize(path, style, max_size=FLAGS.max_size, **options)
 
     if os.path.splitext(FLAGS.input)[1].lower() in VIDEO_EXTENSIONS:
-        _stylize_video(stylizer, style, options)
+        if len(jobs) > 1:
+            fail(f"a video is painted in one style; --style lists {len(jobs)}")
+        _stylize_video(stylizer, jobs[0][0], options)
         return 0
-    if not os.path.isdir(FLAGS.input):
-        output = FLAGS.output
+    if not os.path.isdir(FLAGS.input) and len(jobs) == 1:
+        (style, label), output = jobs[0], FLAGS.output
         if os.path.isdir(output):
-            output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{style_label(label)}.png")
-        _write_one(paint(FLAGS.input), output)
+            output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{label}.png")
+        else:
+            check_output_file(output)
+        _write_one(paint(FLAGS.input, style), output)
         return 0
-    inputs = image_io.list_image_files(FLAGS.input)
+    if not os.path.isdir(FLAGS.input) and image_format(FLAGS.output) is not None:
+        fail(f"--style lists {len(jobs)} styles, one output each: --output must be a folder. Received: {FLAGS.output}")
+    inputs = image_io.list_image_files(FLAGS.input) if os.path.isdir(FLAGS.input) else [FLAGS.input]
     if not inputs:
         fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
-    outputs = folder_outputs(inputs, FLAGS.output, style_label(label))
+    by_style = [folder_outputs(inputs, FLAGS.output, label) for _, label in jobs]
+    work = [(path, style, outputs[i]) for i, path in enumerate(inputs) for (style, _), outputs in zip(jobs, by_style)]
     os.makedirs(FLAGS.output, exist_ok=True)
     if not os.access(FLAGS.output, os.W_OK):
         fail(f"Output folder is not writable: {FLAGS.output}")
-    failures = []
-    for path, output in zip(inputs, outputs):
-        reason = _write_one(paint(path), output, in_batch=True)
+    failures, skipped = [], 0
+    for path, style, output in work:
+        if os.path.exists(output) and not FLAGS.overwrite:
+            skipped += 1
+            continue
+        reason = _write_one(paint(path, style), output, in_batch=True)
         if reason is not None:
             failures.append((path, reason))
-    print(f"{len(inputs) - len(failures)} of {len(inputs)} images stylised into {FLAGS.output}")
+    summary = f"{len(work) - skipped - len(failures)} of {len(work)} images stylised into {FLAGS.output}"
+    print(summary + (f"; {skipped} skipped (outputs exist; --overwrite to redo)" if skipped else ""))
     if failures:
-        lines = [f"{len(failures)} of {len(inputs)} images failed:"] + [
+        lines = [f"{len(failures)} of {len(work)} images failed:"] + [
             f"  {path}: {reason}" for path, reason in failures
         ]
         print("\n".join(lines), file=sys.stderr)
@@ -250,8 +307,22 @@ def _stylize_video(stylizer, style, options):
     )
 
 
+def _styles_from_flags(stylizer):
+    """`[(style, output label)]` from --style, each style checked before any photo is read."""
+    from cin_style.stylizer import StyleError
+
+    try:
+        styles = parse_styles(FLAGS.style, stylizer.style_names)
+        for style in styles:
+            stylizer.style_weights(style)
+    except (ValueError, StyleError) as error:
+        fail(f"--style: {error}")
+    return [(style, output_label(style, stylizer.style_names)) for style in styles]
+
+
 def _regions_from_flags(stylizer):
-    """`(labels, {label: style})` from --regions and --style, checked whole before any photo is read."""
+    """`(labels, {label: style}, default style)` from --regions, --style and --default_style, checked whole
+    before any photo is read."""
     from cin_style.regions import RegionError, read_labels
     from cin_style.stylizer import StyleError
 
@@ -260,11 +331,13 @@ def _regions_from_flags(stylizer):
     try:
         labels = read_labels(FLAGS.regions)
         styles = parse_region_styles(FLAGS.style, stylizer.style_names)
-        stylizer.style_map((labels, styles), *labels.shape, feather=FLAGS.feather)
+        default = None if FLAGS.default_style is None else parse_style(FLAGS.default_style, stylizer.style_names)
+        stylizer.style_map((labels, styles), *labels.shape, default=default, feather=FLAGS.feather)
     except (ValueError, OSError) as error:  # RegionError, StyleError, ImageReadError among them
         kind = "--style" if isinstance(error, StyleError) and not isinstance(error, RegionError) else "--regions"
-        fail(f"{kind}: {error}")
-    return labels, styles
+        hint = " (--default_style=STYLE)" if isinstance(error, RegionError) and "default style" in str(error) else ""
+        fail(f"{kind}: {error}{hint}")
+    return labels, styles, default
 
 
 def folder_outputs(inputs, output_dir, label):
@@ -306,12 +379,8 @@ def _write_one(make, output, in_batch=False):
     from cin_style import image_io
     from cin_style.stylizer import StyleError
 
-    if os.path.exists(output) and not FLAGS.overwrite:
-        message = f"{output} exists; pass --overwrite to replace it"
-        if in_batch:
-            print(f"FAILED {output}: {message}", file=sys.stderr)
-            return message
-        fail(message)
+    if os.path.exists(output) and not FLAGS.overwrite:  # a batch skips these before calling
+        fail(f"{output} exists; pass --overwrite to replace it")
     if in_batch:
         try:
             image_io.write_image(output, make())
