@@ -8,13 +8,15 @@ losses use `keras.ops` only and run under the TensorFlow and JAX backends.
 __version__ = "0.1.0"
 
 from cin_style import bundled  # noqa: F401  (cin_style.bundled.bundled_model_path() without an import)
-from cin_style.layers import ConditionalInstanceNormalization
-from cin_style.network import build_transformer
-from cin_style.stylizer import Stylizer
 
-# Modules that need TensorFlow itself load on first use, so that layers,
-# network and losses import under KERAS_BACKEND=jax without TensorFlow.
+# Everything that imports Keras (and so TensorFlow) loads on first use: a
+# command-line tool's --help answers without it, and a tool quiets
+# TensorFlow's log before it loads. Modules that need TensorFlow itself stay
+# unloaded under KERAS_BACKEND=jax.
 _LAZY = {
+    "ConditionalInstanceNormalization": ("cin_style.layers", "ConditionalInstanceNormalization"),
+    "build_transformer": ("cin_style.network", "build_transformer"),
+    "Stylizer": ("cin_style.stylizer", "Stylizer"),
     "export_saved_model": ("cin_style.export", "export_saved_model"),
     "train": ("cin_style.training", "train"),
     "TrainConfig": ("cin_style.config", "TrainConfig"),
@@ -32,4 +34,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'cin_style' has no attribute {name!r}")
 
 
-__all__ = ["ConditionalInstanceNormalization", "Stylizer", "build_transformer", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]

@@ -1,6 +1,6 @@
 """cin-style-add-style: add your own paintings to a trained model, fitting only their γ/β rows.
 
-    cin-style-add-style --model=saved_models/cin_style_default --styles=my_painting.jpg \
+    cin-style-add-style --model=saved_models/cin_style_default --styles=my_painting.jpg \\
         --content=path/to/photos --output_dir=runs/with_my_painting
 
 The base model is a SavedModel folder (the bundled one, a TF Serving base or a
@@ -15,10 +15,10 @@ checkpoints, samples) and exported as the next SavedModel version under
 import dataclasses
 import os
 
-from absl import app, flags
+from absl import flags
 
 from cin_style.cli import train as train_cli
-from cin_style.cli._common import fail, reject_extra_args, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -39,6 +39,18 @@ flags.DEFINE_string(
     "SavedModel base folder for the result (default: <output_dir>/saved_model; '' to skip the export). "
     "The version is the base model's + 1 (or the next free one).",
 )
+
+#: What --help shows: this tool's flags and the training flags that apply to fitting new rows (not the
+#: network's shape, distillation or tf.distribute).
+HELP_GROUPS = [
+    ("Model and paintings", ["model", "styles", "style_names", "init_from"]),
+    ("Photos", ["content", "tfds_split", "tfds_data_dir", "tfds_image_key"]),
+    ("Output and resuming", ["output_dir", "export_dir", "resume", "checkpoint_every", "keep_checkpoints"]),
+    ("Monitoring", ["sample_every", "tensorboard", "max_minutes"]),
+    ("Schedule", ["steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "decay_start", "seed"]),
+    ("Loss", ["content_weight", "style_weight", "tv_weight", "image_size", "style_image_size", "vgg_weights"]),
+    ("Speed", ["jit_compile", "steps_per_execution", "dtype_policy"]),
+]
 
 #: Training settings that suit fitting γ/β rows on a CPU (measured: see README, "Add your own painting").
 ADD_STYLE_DEFAULTS = {"steps": 300, "batch_size": 4, "checkpoint_every": 100, "learning_rate": 1e-2}
@@ -106,7 +118,7 @@ def _export(result, export_dir, base_version, config):
 def run():
     for name, value in ADD_STYLE_DEFAULTS.items():
         FLAGS.set_default(name, value)
-    app.run(main)
+    run_tool(main, __doc__, HELP_GROUPS, __name__)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,15 @@
 cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
 cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
 cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
-cin-style-export --model=saved_models/cin_style_slim --format=tflite --output=slim.tflite --size=512 \
+cin-style-export --model=saved_models/cin_style_slim --format=tflite --output=slim.tflite --size=512 \\
     --quantization=float16
 """
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from cin_style.cli._common import fail, reject_extra_args
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
 from cin_style.image_io import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
@@ -39,9 +39,17 @@ flags.DEFINE_integer(
 # export.ENCODED_FORMATS, spelled out so --help needs no TensorFlow import (a test keeps them equal).
 flags.DEFINE_enum("encoded_format", "png", ["png", "jpeg"], "What the stylize_bytes signatures answer in.")
 
+#: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
+HELP_GROUPS = [
+    ("What to export", ["model", "checkpoint", "style_names", "format"]),
+    ("SavedModel for TF Serving (--format=saved_model)", ["export_dir", "version", "max_pixels", "encoded_format"]),
+    ("TensorFlow Lite (--format=tflite)", ["output", "size", "quantization"]),
+]
+
 
 def main(argv):
     reject_extra_args(argv)
+    setup_logging()
     if bool(FLAGS.model) == bool(FLAGS.checkpoint):
         fail("Give exactly one of --model or --checkpoint")
     tflite = FLAGS.format == "tflite"
@@ -96,7 +104,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __doc__, HELP_GROUPS, __name__)
 
 
 if __name__ == "__main__":

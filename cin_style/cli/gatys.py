@@ -6,9 +6,9 @@ cin-style-gatys --content=photo.jpg --style=a.jpg,b.jpg --style_blend=0.7,0.3 --
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from cin_style.cli._common import fail, reject_extra_args, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content", None, "The photo.")
@@ -27,10 +27,17 @@ flags.DEFINE_float("tv_weight", None, "Total-variation weight (default: the libr
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 flags.DEFINE_string("vgg_weights", None, "VGG19 no-top weights file.")
 
+#: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
+HELP_GROUPS = [
+    ("Pictures", ["content", "style", "style_blend", "output", "overwrite", "size", "style_size"]),
+    ("Optimisation", ["steps", "optimizer", "init", "learning_rate"]),
+    ("Loss", ["content_weight", "style_weight", "tv_weight", "vgg_weights"]),
+]
+
 
 def main(argv):
     reject_extra_args(argv)
-    setup_logging()
+    setup_logging(tensorflow=False)
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
             fail(f"--{name} is required")
@@ -68,7 +75,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __doc__, HELP_GROUPS, __name__)
 
 
 if __name__ == "__main__":

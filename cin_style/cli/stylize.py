@@ -25,10 +25,10 @@ import os
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from cin_style.bundled import bundled_model_path, resolve_model_keyword
-from cin_style.cli._common import fail, reject_extra_args
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
 from cin_style.video import VIDEO_EXTENSIONS
 
 FLAGS = flags.FLAGS
@@ -89,6 +89,15 @@ flags.DEFINE_integer("max_size", None, "Downscale so the longer side is at most 
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style, or in the styles --style lists.")
 flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run skips them otherwise).")
+
+#: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
+HELP_GROUPS = [
+    ("Model and styles", ["model", "style", "list_styles", "sheet"]),
+    ("Input and output", ["input", "output", "overwrite", "max_size"]),
+    ("Look", ["strength", "colors", "preserve_color", "scale"]),
+    ("Regions (one style per area of the photo)", ["regions", "default_style", "feather", "region_blend"]),
+    ("Videos", ["smoothing"]),
+]
 
 #: The bundled model: shipped in the package (wheel install), else in the source checkout (editable install).
 BUNDLED_MODEL = bundled_model_path()
@@ -188,6 +197,7 @@ def contact_sheet(stylizer, image_path, max_size, styles=None):
 
 def main(argv):
     reject_extra_args(argv)
+    setup_logging()
     from cin_style import image_io
     from cin_style.stylizer import ModelLoadError, Stylizer
 
@@ -400,7 +410,7 @@ def _write_one(make, output, in_batch=False):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __doc__, HELP_GROUPS, __name__)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """cin-style-train: train one network on many styles.
 
-    cin-style-train --styles=path/to/styles --content=path/to/photos \
+    cin-style-train --styles=path/to/styles --content=path/to/photos \\
         --output_dir=runs/my_model --steps=40000
 
 Resume a run after an interruption with the same command plus --resume.
@@ -12,9 +12,9 @@ several GPUs or machines").
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from cin_style.cli._common import fail, reject_extra_args, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("styles", None, "Style images and/or folders of them (names: file stems).")
@@ -113,6 +113,18 @@ flags.DEFINE_enum(
     "JAX: keras.distribution.DataParallel over every visible device (one process). " + _SPLIT,
 )
 
+#: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
+HELP_GROUPS = [
+    ("Styles and photos", ["styles", "style_names", "content", "tfds_split", "tfds_data_dir", "tfds_image_key"]),
+    ("Output and resuming", ["output_dir", "resume", "checkpoint_every", "keep_checkpoints", "sample_every"]),
+    ("Monitoring", ["tensorboard", "max_minutes"]),
+    ("Schedule", ["steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "decay_start", "seed"]),
+    ("Loss", ["content_weight", "style_weight", "tv_weight", "image_size", "style_image_size", "vgg_weights"]),
+    ("Network", ["alpha", "output_norm", "init_weights", "dtype_policy"]),
+    ("Distilling a trained model", ["teacher", "feature_weight", "teacher_weight"]),
+    ("Speed and devices", ["jit_compile", "steps_per_execution", "strategy", "tpu", "distribution"]),
+]
+
 
 def config_from_flags():
     from cin_style.config import TrainConfig
@@ -200,7 +212,7 @@ def strategy_from_flags():
 
 def main(argv):
     reject_extra_args(argv)
-    setup_logging()
+    setup_logging(tensorflow=False)
     strategy = strategy_from_flags()
     config = config_from_flags()
     from cin_style.data import ContentSourceError
@@ -218,7 +230,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __doc__, HELP_GROUPS, __name__)
 
 
 if __name__ == "__main__":
