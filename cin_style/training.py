@@ -287,6 +287,9 @@ class TrainResult:
     #: `add_styles` only: where the new γ/β rows started, as `with_more_styles`
     #: takes it (`None`, `"mean"`, or an index per new style), also after a resume.
     init_from: object = None
+    #: The `TrainConfig` the run trained under, with the saved model's `alpha`
+    #: (for `add_styles` also its `output_norm`): what its checkpoints record.
+    config: TrainConfig = None
 
 
 @dataclasses.dataclass
@@ -361,7 +364,7 @@ def _run(kind, config, resume, build, strategy=None, verbose=1):
         _save_final(model, write_dir, setup.style_names, config)
         model_path = os.path.join(config.output_dir, MODEL_FILE)  # the chief's, on every worker
         return TrainResult(
-            model, list(setup.style_names), model_path, history, checkpoint, setup.state.get("init_from")
+            model, list(setup.style_names), model_path, history, checkpoint, setup.state.get("init_from"), config
         )
 
 
@@ -498,7 +501,9 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
         model: A trained transformer (from `build_transformer`/`train`).
         style_names: Names of the model's existing styles.
         config: A `TrainConfig` whose `styles` are the new style images;
-            `alpha` is ignored (the model's is kept).
+            `alpha` and `output_norm` are ignored: the model's are kept, and
+            recorded in the checkpoints (export and `init_weights` rebuild
+            the network from them).
         resume: Continue from the newest checkpoint in `config.output_dir`.
         vgg_weights: VGG19 weights.
         init_from: How the new γ/β rows start: `None` for γ=1, β=0; an
@@ -520,6 +525,7 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
         OutputDirBusyError: If another live run trains into `output_dir`.
     """
     config.validate()
+    config = dataclasses.replace(config, alpha=alpha_of(model), output_norm=output_norm_of(model))
     old_count = num_styles_of(model)
     if len(style_names) != old_count:
         raise ValueError(f"The model holds {old_count} styles but {len(style_names)} names were given")

@@ -162,3 +162,33 @@ def test_add_styles_reports_where_each_new_row_started_also_after_a_resume(share
     config.steps = 2
     resumed = add_styles(base, names, config, init_from="nearest", resume=True, verbose=0)
     assert resumed.resumed_from and resumed.init_from == nearest  # read back from the checkpoint, not chosen again
+
+
+def test_add_style_checkpoints_of_a_slim_base_export_and_start_other_runs(shared_data, photos, tmp_path):
+    """The checkpoints record the base model's alpha (0.25), not `TrainConfig`'s default (1.0) the
+    CLI passes: `cin-style-export --checkpoint` and `init_weights` rebuild the network from them."""
+    from cin_style.checkpoints import latest_checkpoint, read_state
+    from cin_style.config import TrainConfig
+    from cin_style.model_io import load_initial_weights
+    from cin_style.network import build_transformer
+    from cin_style.training import add_styles
+
+    painting = str(shared_data / "styles" / f"{NEW_STYLE}.jpg")
+    config = tiny_config(shared_data, photos, tmp_path / "grown", steps=2, styles=[painting], alpha=TrainConfig.alpha)
+    assert config.alpha == 1.0  # the CLI's default, whatever the base model's width
+    result = add_styles(distinct_style_model(3), STYLE_NAMES, config, verbose=0)
+    checkpoint = latest_checkpoint(tmp_path / "grown")
+    exported = run_cli(
+        "cin_style.cli.export", f"--checkpoint={tmp_path / 'grown'}", f"--export_dir={tmp_path / 'served'}"
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]  # was: "31 objects could not be loaded"
+    assert read_state(checkpoint)["config"]["alpha"] == result.config.alpha == 0.25
+    image = np.random.default_rng(2).random((1, 36, 44, 3)).astype(np.float32)
+    served = saved_model_outputs(tmp_path / "served" / "1", image, range(4))
+    for style, output in enumerate(served):
+        ours = result.model({"image": image, "style_weights": np.eye(4, dtype=np.float32)[[style]]})
+        np.testing.assert_allclose(output, np.clip(np.asarray(ours), 0.0, 1.0), atol=1e-6)
+    fresh = build_transformer(4, alpha=0.25)
+    load_initial_weights(fresh, checkpoint)
+    for ours, theirs in zip(fresh.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)

@@ -85,7 +85,7 @@ def main(argv):
     print(f"Model: {result.model_path}")
     export_dir = os.path.join(config.output_dir, "saved_model") if FLAGS.export_dir is None else FLAGS.export_dir
     if export_dir:
-        _export(result, export_dir, base_version, config)
+        _export(result, export_dir, base_version, result.config)  # with the base model's alpha
 
 
 def _with_base_loss(config, base_training):
