@@ -18,6 +18,8 @@ import shutil
 import numpy as np
 from keras import ops
 
+from cin_style.output_lock import LOCK_FILE, OutputDirBusyError, folder_lock
+
 logger = logging.getLogger("cin_style")
 
 #: Version of the checkpoint layout written by this module. 2: the optimiser's
@@ -167,62 +169,18 @@ def _remove_stale_temporaries(output_dir):
                 os.remove(path)
 
 
-#: The file that marks an output folder as in use by a running process.
-LOCK_FILE = ".lock"
-
-
-class OutputDirBusyError(ValueError):
-    """Another live process is training into the same output folder."""
-
-
 @contextlib.contextmanager
 def output_dir_lock(output_dir):
-    """Holds `output_dir` for this process: a second run there is refused while this one lives.
-
-    The lock is a file with the holder's pid; one left by a killed process is
-    taken over (and that run's half-written files removed).
+    """Holds `output_dir` for this run (see `cin_style.output_lock.folder_lock`), then cleans what a
+    killed run left there (half-written checkpoints and models).
 
     Raises:
-        OutputDirBusyError: If a live process holds the folder.
+        OutputDirBusyError: If another run (another process, or an enclosing
+            `output_dir_lock` in this one) holds the folder.
     """
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, LOCK_FILE)
-    while True:
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                with open(path, encoding="utf-8") as stream:
-                    holder = int(stream.read().strip() or 0)
-            except (OSError, ValueError):
-                holder = 0
-            if holder and holder != os.getpid() and _process_alive(holder):
-                raise OutputDirBusyError(
-                    f"{output_dir} is in use by another training run (pid {holder}); wait for it to finish, stop "
-                    f"it, or choose another output folder"
-                ) from None
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)  # left by a process that is gone
-            continue
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(str(os.getpid()))
-        break
-    try:
+    with folder_lock(output_dir):
         _remove_stale_temporaries(output_dir)
         yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        pass
-    return True
 
 
 def _is_learning_rate(variable):
@@ -328,6 +286,7 @@ def resume_point(output_dir, resume, kind, set_aside=True):
 __all__ = [
     "CHECKPOINT_DIR",
     "CHECKPOINT_FORMAT",
+    "LOCK_FILE",
     "OutputDirBusyError",
     "checkpoint_problem",
     "latest_checkpoint",

@@ -248,15 +248,18 @@ def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken
     import subprocess
     import sys
 
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    hold = "import sys, time\nfrom cin_style.output_lock import folder_lock\nwith folder_lock(sys.argv[1]):\n"
+    hold += "    print('held', flush=True)\n    time.sleep(60)\n"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / ".lock").write_text(str(holder.pid))
+        assert holder.stdout.readline() == "held\n"
         with pytest.raises(training.OutputDirBusyError, match=f"in use by another training run \\(pid {holder.pid}\\)"):
             training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
         assert not (tmp_path / "checkpoints").exists()
     finally:
-        holder.kill()
+        holder.kill()  # SIGKILL: its lock file stays, with its pid
         holder.wait()
+    assert (tmp_path / ".lock").read_text() == str(holder.pid)
     result = training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
     assert [h["step"] for h in result.history] == [1, 2]
     assert not (tmp_path / ".lock").exists()  # released at the end
