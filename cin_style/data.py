@@ -2,15 +2,18 @@
 
 Content photos from a folder are decoded once, at training scale (shorter
 side = crop size; JPEGs decoded at reduced scale where that suffices), and
-held in memory as uint8. `PhotoCrops`, a `keras.utils.PyDataset`, then cuts
-seeded random square crops from them: batch `i` depends only on the seed and
-`i`, so a resumed run sees the batches it would have seen had it not stopped,
+held in memory as uint8 (up to a byte budget, counted as they are decoded;
+the rest are decoded per batch). `PhotoCrops`, a `keras.utils.PyDataset`,
+then cuts seeded random square crops from them: batch `i` depends only on the
+seed and `i`, so a resumed run sees the batches it would have seen had it not stopped,
 and every backend (JAX with no TensorFlow installed too) trains from it.
 tensorflow-datasets sources go through `cin_style.tf_data` instead.
 """
 
+import collections
 import concurrent.futures
 import functools
+import itertools
 import logging
 import os
 
@@ -31,8 +34,9 @@ logger = logging.getLogger("cin_style")
 
 #: Smallest training crop: VGG19 block5 needs 16 px, the network 8.
 MIN_IMAGE_SIZE = 32
-#: Photos are held decoded in memory up to this many bytes; a larger folder
-#: is decoded per batch instead (at reduced JPEG scale, in worker threads).
+#: Photos are held decoded in memory up to this many bytes, counted as they
+#: are decoded; the ones past it are decoded per batch instead (at reduced
+#: JPEG scale, in worker threads).
 DEFAULT_CACHE_BYTES = 4 * 2**30
 
 
@@ -119,9 +123,12 @@ class PhotoCrops(keras.utils.PyDataset):
         seed: Seed of order, crops and flips. `None` draws one.
         start_batch: Index of the first batch served (the step a resumed run
             starts at). Can be set later through the attribute.
-        cache_bytes: Hold the decoded photos in memory if they need at most
-            this many bytes, else decode per batch. Defaults to
-            `DEFAULT_CACHE_BYTES`.
+        cache_bytes: Hold decoded photos in memory up to this many bytes,
+            counted as they are decoded (panoramas take more than 3:2
+            photos): the first photos, in order, until the next would go
+            over; the rest are decoded per batch, giving the same crops. A
+            folder that could not fit even as square photos is not decoded
+            ahead at all. Defaults to `DEFAULT_CACHE_BYTES`.
         flip: Mirror half of the crops left-right. Defaults to `True`.
         workers: Threads preparing batches ahead of the step (and decoding
             photos once). Defaults to twice the CPU count, at most 8.
@@ -152,13 +159,44 @@ class PhotoCrops(keras.utils.PyDataset):
         self.image_size, self.batch_size, self.flip = image_size, batch_size, flip
         self.seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
         self.start_batch = int(start_batch)
-        # A photo 3:2 at the crop size on its shorter side; an estimate, checked as it fills.
-        estimate = len(self.paths) * image_size * image_size * 3 * 1.5
-        self.cached = estimate <= cache_bytes
-        self._photos, self._orders = None, {}
-        if self.cached:
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                self._photos = list(pool.map(functools.partial(read_photo, side=image_size), self.paths))
+        self._orders = {}
+        self._photos, self.cached_bytes = [None] * len(self.paths), 0
+        if len(self.paths) * image_size * image_size * 3 <= cache_bytes:  # the least they can take: square
+            self.cached_bytes = self._fill_cache(cache_bytes, workers)
+        #: How many photos are held decoded (the first ones); `cached`: all of them.
+        self.cached_photos = sum(photo is not None for photo in self._photos)
+        self.cached = self.cached_photos == len(self.paths)
+
+    def _fill_cache(self, cache_bytes, workers):
+        """Decodes photos in order into the cache until the next would take it over `cache_bytes`; the bytes held.
+
+        At most `2 * workers` photos are decoded ahead of the one being
+        counted, so memory stays within `cache_bytes` plus those few.
+        """
+        read = functools.partial(read_photo, side=self.image_size)
+        used = 0
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            pending = collections.deque()
+            upcoming = iter(enumerate(self.paths))
+            for index, path in itertools.islice(upcoming, 2 * workers):
+                pending.append((index, pool.submit(read, path)))
+            while pending:
+                index, future = pending.popleft()
+                photo = future.result()
+                if used + photo.nbytes > cache_bytes:
+                    for _, later in pending:
+                        later.cancel()
+                    logger.info(
+                        "Photo cache full (%.2f GiB) at %d of %d photos; the rest are decoded per batch",
+                        used / 2**30,
+                        index,
+                        len(self.paths),
+                    )
+                    break
+                self._photos[index], used = photo, used + photo.nbytes
+                for later, path in itertools.islice(upcoming, 1):
+                    pending.append((later, pool.submit(read, path)))
+        return used
 
     @property
     def num_batches(self):
@@ -174,9 +212,8 @@ class PhotoCrops(keras.utils.PyDataset):
         return order
 
     def _photo(self, index):
-        if self._photos is not None:
-            return self._photos[index]
-        return read_photo(self.paths[index], self.image_size)
+        photo = self._photos[index]
+        return read_photo(self.paths[index], self.image_size) if photo is None else photo
 
     def photo_indices(self, batch):
         """Which photos batch `batch` (absolute index) crops from."""

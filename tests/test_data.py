@@ -64,6 +64,24 @@ def test_photos_decoded_per_batch_give_the_cached_crops(photo_folder):
     np.testing.assert_array_equal(cached[3]["images"], streamed[3]["images"])
 
 
+def test_the_photo_cache_counts_the_bytes_it_holds_and_decodes_the_rest_per_batch(tmp_path, shared_data):
+    """Panoramas (10:1) take 6.7x the room of the 3:2 photos the cache once assumed: it stops at its limit."""
+    photo = sorted((shared_data / "content" / "train").glob("*.jpg"))[0]
+    with Image.open(photo) as image:
+        wide = image.convert("RGB").resize((400, 40))
+    for i in range(6):
+        (wide if i % 2 else wide.transpose(Image.Transpose.ROTATE_180)).save(tmp_path / f"panorama{i}.png")
+    one = 32 * 320 * 3  # a panorama at 32 px on its shorter side
+    limit = 3 * one + one // 2
+    crops = photo_crops(tmp_path, image_size=32, batch_size=4, seed=0, cache_bytes=limit)
+    assert sum(p.nbytes for p in crops._photos if p is not None) <= limit  # what it holds, not what it says
+    assert (crops.cached_photos, crops.cached_bytes, crops.cached) == (3, 3 * one, False)
+    streamed = photo_crops(tmp_path, image_size=32, batch_size=4, seed=0, cache_bytes=0)
+    assert (streamed.cached_photos, streamed.cached_bytes) == (0, 0)
+    for index in range(3):  # the photos past the limit give the crops they would have given cached
+        np.testing.assert_array_equal(crops[index]["images"], streamed[index]["images"])
+
+
 def test_grey_and_rgba_photos_become_rgb(tmp_path, shared_data):
     photo = sorted((shared_data / "content" / "train").glob("*.jpg"))[0]
     Image.open(photo).convert("L").save(tmp_path / "grey.png")
