@@ -215,18 +215,35 @@ def to_uint8(image):
     return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def image_format(path):
+    """The Pillow format `path`'s extension names (`"PNG"` for none), or `None` if Pillow cannot write it."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if not suffix:
+        return "PNG"
+    format_name = Image.registered_extensions().get(suffix)
+    return format_name if format_name in Image.SAVE else None
+
+
 def write_image(path, image, **save_options):
     """Writes an image atomically: to a temporary file beside it, then renamed.
 
     Args:
-        path: Output path; the format follows its extension.
+        path: Output path; the format follows its extension (PNG without one).
         image: float `(h, w, 3)` in [0, 1], uint8 `(h, w, 3)`, or a PIL image.
         **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`).
 
     Raises:
+        ValueError: If the extension names no format Pillow can write (it was
+            written as PNG under that name).
         OSError: If the folder does not exist or is not writable.
     """
     path = os.fspath(path)
+    format_name = image_format(path)
+    if format_name is None:
+        raise ValueError(
+            f"Cannot write {os.path.splitext(path)[1]!r} images: use an image extension such as .png, .jpg or "
+            f".webp. Received: path={path!r}"
+        )
     if not isinstance(image, Image.Image):
         array = np.asarray(image)
         image = Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array))
@@ -242,7 +259,7 @@ def write_image(path, image, **save_options):
     handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=Image.registered_extensions().get(suffix.lower(), "PNG"), **save_options)
+            image.save(stream, format=format_name, **save_options)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -115,6 +115,16 @@ def test_written_images_get_the_usual_permissions(tmp_path):
     assert os.listdir(tmp_path) == ["x.png"]
 
 
+def test_writing_an_image_with_an_unknown_extension_is_refused_not_written_as_png(tmp_path):
+    from cin_style import image_io
+
+    with pytest.raises(ValueError, match=r"Cannot write '\.bmp2' images.*Received: path="):
+        image_io.write_image(tmp_path / "x.bmp2", np.zeros((4, 4, 3), np.uint8))
+    assert os.listdir(tmp_path) == []
+    image_io.write_image(tmp_path / "x.webp", np.zeros((4, 4, 3), np.uint8))
+    assert Image.open(tmp_path / "x.webp").format == "WEBP"
+
+
 def test_writing_an_image_never_changes_the_process_umask(tmp_path, monkeypatch):
     # Reading the umask means setting it for a moment, which races with other threads.
     from cin_style import image_io

@@ -150,11 +150,10 @@ def output_label(style, names):
 
 
 def image_format(path):
-    """The Pillow format `path`'s extension asks for, or `None` where Pillow cannot write that extension."""
-    from PIL import Image
+    """The Pillow format `path`'s extension asks for, or `None` for no extension or one Pillow cannot write."""
+    from cin_style import image_io
 
-    format_name = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
-    return format_name if format_name in Image.SAVE else None
+    return image_io.image_format(path) if os.path.splitext(path)[1] else None
 
 
 def check_output_file(output):
