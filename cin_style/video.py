@@ -3,7 +3,8 @@
 Frames are read and written one at a time through ffmpeg (the `imageio-ffmpeg`
 wheel ships it: `pip install cin_style[video]`), so a clip of any length needs
 the memory of a few frames. The output is written to a temporary file beside
-it and renamed when complete: an interrupted run leaves no half video.
+it and renamed when complete: an interrupted run (an exception, Ctrl-C, or a
+SIGTERM in the main thread) removes it and leaves no half video.
 
 Flicker: each frame gets its own instance statistics, so a still scene
 shimmers from frame to frame. `smoothing` blends each painted frame with the
@@ -11,9 +12,12 @@ previous output where the input did not change (per pixel, fading out where
 it moves), which damps the shimmer without dragging moving objects.
 """
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -181,25 +185,28 @@ def stylize_video(
     progress = keras.utils.Progbar(expected, unit_name="frame", verbose=verbose) if verbose else None
     start, count = time.monotonic(), 0
     previous_frame = previous_output = None
-    try:
-        writer.send(None)
-        for frame in _chain(first, frames):
-            current = frame.astype(np.float32) / 255.0
-            painted = first_painted if count == 0 else stylizer.stylize(current, style, **options)
-            painted = damp_flicker(painted, previous_output, current, previous_frame, smoothing)
-            writer.send(np.ascontiguousarray(image_io.to_uint8(painted)))
-            previous_frame, previous_output, count = current, painted, count + 1
-            if progress is not None:
-                rate = count / max(time.monotonic() - start, 1e-9)
-                progress.update(count, values=[("frames/s", rate)], finalize=False)
-        writer.close()
-        os.replace(tmp, output_path)
-    except BaseException:
-        writer.close()
-        frames.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with _sigterm_unwinds():  # a SIGTERM cleans up too, then ends the process as it would have
+        try:
+            writer.send(None)
+            for frame in _chain(first, frames):
+                current = frame.astype(np.float32) / 255.0
+                painted = first_painted if count == 0 else stylizer.stylize(current, style, **options)
+                painted = damp_flicker(painted, previous_output, current, previous_frame, smoothing)
+                writer.send(np.ascontiguousarray(image_io.to_uint8(painted)))
+                previous_frame, previous_output, count = current, painted, count + 1
+                if progress is not None:
+                    rate = count / max(time.monotonic() - start, 1e-9)
+                    progress.update(count, values=[("frames/s", rate)], finalize=False)
+            writer.close()
+            os.replace(tmp, output_path)
+        except BaseException:
+            try:
+                writer.close()
+                frames.close()
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+            raise
     if progress is not None:
         progress.update(count, finalize=True)
     return {"frames": count, "fps": fps, "size": (width, height), "audio": audio, "seconds": time.monotonic() - start}
@@ -208,6 +215,37 @@ def stylize_video(
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+class _Terminated(BaseException):
+    """A SIGTERM, raised in the main thread by `_sigterm_unwinds` so that clean-up code runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While inside, a SIGTERM unwinds the main thread (`except`/`finally` blocks run), then ends the
+    process as it would have: the default action is restored and the signal sent again.
+
+    Changes nothing where SIGTERM would not have ended the process at once: outside the main
+    thread (Python runs handlers there only), or where the program ignores it or handles it itself.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def unwind(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up ends it at once
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise  # only if the signal is blocked in this thread: it ends the process once unblocked
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 #: Output containers for H.264 video, by extension.

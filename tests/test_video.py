@@ -143,6 +143,51 @@ def test_an_interrupted_run_leaves_no_output_file(stylizer, clip, tmp_path):
     assert len(calls) == 5 and os.listdir(tmp_path) == []
 
 
+#: Paints a video in a process of its own, and stops to say so at the fourth frame (where SIGTERM comes).
+PAINT_UNTIL_TERMINATED = """
+import sys, time
+from cin_style import Stylizer
+from cin_style.video import stylize_video
+
+stylizer = Stylizer.load(sys.argv[1])
+paint, calls = stylizer.stylize, []
+
+def slowly(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 4:
+        print("painting frame 4", flush=True)
+        time.sleep(120)
+    return paint(*args, **kwargs)
+
+stylizer.stylize = slowly
+stylize_video(stylizer, sys.argv[2], sys.argv[3], 0, verbose=0)
+print("finished", flush=True)
+"""
+
+
+def test_a_run_ended_by_sigterm_leaves_neither_its_temporary_file_nor_an_output(stylizer, clip, tmp_path):
+    import signal
+    import sys
+    import time
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    command = [sys.executable, "-c", PAINT_UNTIL_TERMINATED, str(stylizer.source), str(clip), str(folder / "v.mp4")]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline() == "painting frame 4\n"
+        deadline = time.monotonic() + 30
+        while not os.listdir(folder) and time.monotonic() < deadline:  # ffmpeg opens it on its own time
+            time.sleep(0.05)
+        assert [name for name in os.listdir(folder) if name.startswith(".tmp-")], "no half-written file to clean"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == -signal.SIGTERM  # ended as SIGTERM ends a process, after cleaning up
+    finally:
+        run.kill()
+        run.wait()
+    assert os.listdir(folder) == []
+
+
 def test_stylize_cli_paints_a_video_and_names_a_corrupt_one(stylizer, clip, tmp_path):
     import sys
 
