@@ -4,6 +4,7 @@ Images are float32 RGB in [0, 1], `(height, width, 3)`, at this boundary.
 This module imports nothing else of cin_style.
 """
 
+import contextlib
 import os
 import uuid
 
@@ -119,6 +120,18 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
             are refused unless the application sets Pillow's global
             `ImageFile.LOAD_TRUNCATED_IMAGES`, which cin_style leaves alone.
     """
+    with open_image(path, max_pixels, min_side) as image:
+        return to_rgb_array(image)
+
+
+@contextlib.contextmanager
+def open_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
+    """The checked, decoded, upright PIL image of a file, in its own mode, for a `with` block.
+
+    The checks of `read_image` (same arguments, same errors), for callers that
+    need the file's mode (masks and label images keep alpha and indices). The
+    size is checked from the header before anything is decoded.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ImageReadError(f"Image file not found: {_describe(path)}")
@@ -126,30 +139,42 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, min_side=None):
         raise ImageReadError(f"Expected an image file but {_describe(path)} is a folder")
     if os.path.getsize(path) == 0:
         raise ImageReadError(f"Image file {_describe(path)} is empty (0 bytes)")
+    image = None
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageReadError(
-                    f"Image {_describe(path)} is {width}x{height} = {width * height:,} pixels, "
-                    f"more than the limit of {max_pixels:,}; downscale it first or raise max_pixels"
-                )
-            if min_side:
-                scale = min_side / min(width, height)
-                image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)
-            return to_rgb_array(image)
+        image = Image.open(path)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageReadError(
+                f"Image {_describe(path)} is {width}x{height} = {width * height:,} pixels, "
+                f"more than the limit of {max_pixels:,}; downscale it first or raise max_pixels"
+            )
+        if min_side:
+            scale = min_side / min(width, height)
+            image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
     except ImageReadError:
+        _close(image)
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        _close(image)
         raise ImageReadError(
             f"Image {_describe(path)} is too large to decode safely (decompression bomb check: {error})"
         ) from error
     except Image.UnidentifiedImageError as error:
         raise ImageReadError(f"File {_describe(path)} is not an image Pillow can read") from error
     except (OSError, SyntaxError, ValueError) as error:
+        _close(image)
         raise ImageReadError(f"Image file {_describe(path)} is corrupt or truncated: {error}") from error
+    try:
+        yield image
+    finally:
+        image.close()
+
+
+def _close(image):
+    if image is not None:
+        image.close()
 
 
 def check_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):

@@ -14,7 +14,7 @@ a region is close to, not equal to, the image painted in its style alone.
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from cin_style import image_io
 
@@ -23,58 +23,118 @@ class RegionError(ValueError):
     """Regions that cannot make a style map: unreadable or bad masks, labels without a style, gaps."""
 
 
-def _as_image(value):
-    if isinstance(value, (str, os.PathLike)):
-        image_io.check_image_file(value)
-        with Image.open(value) as opened:
-            opened.load()
-            return opened.copy()
-    if isinstance(value, Image.Image):
-        return value
-    return None
+def _read_file(path, what, max_pixels, convert):
+    """`convert(image)` of the image file at `path`, after the checks photos get (size from the header first)."""
+    try:
+        with image_io.open_image(path, max_pixels=max_pixels) as image:
+            return convert(image)
+    except image_io.ImageReadError as error:
+        raise RegionError(f"The {what} cannot be used: {error}") from error
 
 
-def read_mask(mask, what="mask"):
-    """A mask as float32 `(h, w)`: a path or PIL image (grey levels / 255), or an array.
+def _grey_times_alpha(values, what):
+    """`(h, w)` or `(h, w, 1|3|4)` weights as `(h, w)`: the mean of the colour channels times alpha."""
+    if values.ndim == 3 and values.shape[-1] in (1, 3, 4):
+        channels = values.shape[-1]
+        grey = values[..., 0] if channels == 1 else values[..., :3].mean(axis=-1, dtype=np.float32)
+        if channels == 4:
+            alpha = values[..., 3]
+            if alpha.size and (alpha.min() < 0 or alpha.max() > 1):
+                raise RegionError(
+                    f"The alpha of a {what} must be in [0, 1] (0-255 for uint8). "
+                    f"Received: alpha in [{alpha.min():g}, {alpha.max():g}]"
+                )
+            grey = grey * alpha
+        values = grey
+    if values.ndim != 2:
+        raise RegionError(f"A {what} must be 2-D (height, width). Received: shape={values.shape}")
+    return values
 
-    Boolean and uint8 arrays are scaled to [0, 1]; float arrays are taken as
-    weights. RGB(A) masks use their luminance.
+
+def _upright(image):
+    """A PIL image turned by its EXIF orientation, as photos are (files are turned when read)."""
+    if image.getexif().get(image_io.EXIF_ORIENTATION, 1) != 1:
+        return ImageOps.exif_transpose(image)
+    return image
+
+
+def _mask_image_values(image):
+    """A PIL mask as float32 `(h, w)` or `(h, w, c)` in [0, 1], alpha kept as a fourth channel."""
+    image = _upright(image)
+    if image.mode == "P":
+        image = image.convert("RGBA")  # a palette may carry transparency
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    return image_io.to_rgb_array(image)  # 16-bit grey keeps its precision
+
+
+def read_mask(mask, what="mask", max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """A mask as float32 `(h, w)` weights: a path, a PIL image or an array.
+
+    A mask means the same whichever way it comes: uint8 levels (files and
+    arrays) are divided by 255, 16-bit grey files by 65535, booleans are 0
+    or 1, other numbers are taken as weights. A mask with colour channels
+    uses their mean; with alpha (RGBA and LA files, `(h, w, 4)` arrays) the
+    weight is that grey times alpha, so transparent parts select nothing.
+    A mask file gets the checks photos get (`image_io.read_image`), its size
+    read from the header before it is decoded.
+
+    Args:
+        mask: A file path, a PIL image, or an array `(h, w)` or `(h, w, c)`
+            with 1, 3 or 4 channels.
+        what: How messages name the mask.
+        max_pixels: Refuse mask files of more pixels. Defaults to
+            `image_io.DEFAULT_MAX_PIXELS`.
 
     Raises:
-        RegionError: For a mask that is not 2-D (or `(h, w, 1)`), holds NaN
-            or infinity, or negative weights.
+        RegionError: For a missing, unreadable or too large mask file, and a
+            mask that is not 2-D (or `(h, w, 1|3|4)`), holds NaN or infinity,
+            negative weights or an alpha outside [0, 1].
     """
-    image = _as_image(mask)
-    if image is not None:
-        values = image_io.to_rgb_array(image).mean(axis=-1)
+    if isinstance(mask, (str, os.PathLike)):
+        array = _read_file(mask, what, max_pixels, _mask_image_values)
+    elif isinstance(mask, Image.Image):
+        array = _mask_image_values(mask)
     else:
         array = np.asarray(mask)
-        if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
-            array = array[..., :3].mean(axis=-1) if array.shape[-1] > 1 else array[..., 0]
-        if array.ndim != 2:
-            raise RegionError(f"A {what} must be 2-D (height, width). Received: shape={array.shape}")
-        if array.dtype == bool:
-            values = array.astype(np.float32)
-        elif array.dtype == np.uint8:
-            values = array.astype(np.float32) / 255.0
-        elif np.issubdtype(array.dtype, np.number):
-            values = array.astype(np.float32)
-        else:
-            raise RegionError(f"A {what} must hold numbers. Received: dtype={array.dtype}")
-    if not np.isfinite(values).all():
+    if array.dtype == bool:
+        array = array.astype(np.float32)
+    elif array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif np.issubdtype(array.dtype, np.number):
+        array = array.astype(np.float32)
+    else:
+        raise RegionError(f"A {what} must hold numbers. Received: dtype={array.dtype}")
+    if not np.isfinite(array).all():
         raise RegionError(f"A {what} must be finite; it holds NaN or infinity")
+    values = _grey_times_alpha(array, what)
     if (values < 0).any():
         raise RegionError(f"A {what} must be non-negative; its smallest value is {values.min():g}")
     return values
 
 
-def read_labels(labels):
-    """A label image as int64 `(h, w)`: a path or PIL image (grey or palette indices), or an integer array."""
-    image = _as_image(labels)
-    if image is not None:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            image = image.convert("L")
-        array = np.asarray(image)
+def _label_indices(image):
+    """A PIL label image's indices: grey levels or palette indices as they are stored."""
+    image = _upright(image)
+    if image.mode not in ("L", "P", "I", "I;16"):
+        image = image.convert("L")
+    return np.asarray(image)
+
+
+def read_labels(labels, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """A label image as int64 `(h, w)`: a path or PIL image (grey or palette indices), or an integer array.
+
+    A label file gets the checks photos get, its size read from the header
+    before it is decoded; `max_pixels` as in `read_mask`.
+
+    Raises:
+        RegionError: For a missing, unreadable or too large file, or an array
+            that is not 2-D integers.
+    """
+    if isinstance(labels, (str, os.PathLike)):
+        array = _read_file(labels, "label image", max_pixels, _label_indices)
+    elif isinstance(labels, Image.Image):
+        array = _label_indices(labels)
     else:
         array = np.asarray(labels)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -143,7 +203,26 @@ def feathered(style_map, feather):
     return out
 
 
-def style_map(regions, height, width, weights_of, num_styles, default=None, feather=0):
+def _label_key(key):
+    """A `{label: style}` key as an int: labels are the integer values of the label image."""
+    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+        raise RegionError(
+            "The keys of {label: style} must be integers, the values of the label image. "
+            f"Received: {key!r} ({type(key).__name__})"
+        )
+    return int(key)
+
+
+def style_map(
+    regions,
+    height,
+    width,
+    weights_of,
+    num_styles,
+    default=None,
+    feather=0,
+    max_pixels=image_io.DEFAULT_MAX_PIXELS,
+):
     """The per-pixel style map `(height, width, num_styles)` for `regions`.
 
     Args:
@@ -163,24 +242,36 @@ def style_map(regions, height, width, weights_of, num_styles, default=None, feat
             masks sum to w < 1 gets 1 - w of it). `None`: every pixel must be
             covered.
         feather: Width in pixels of the soft edge between styles; 0 for
-            hard edges. Defaults to `0`.
+            hard edges. A feather wider than the image's longer side is
+            taken as that side (the blur then spans the whole image anyway;
+            its cost grows with the width). Defaults to `0`.
+        max_pixels: Refuse mask and label files of more pixels (checked
+            from the header). Defaults to `image_io.DEFAULT_MAX_PIXELS`.
 
     Returns:
         float32 `(height, width, num_styles)` summing to 1 at every pixel.
 
     Raises:
-        RegionError: For bad masks or labels, labels without a style, or
-            pixels no region covers when there is no `default`.
+        RegionError: For bad masks or labels (files included: missing,
+            unreadable or too large), label keys that are not integers,
+            labels without a style, or pixels no region covers when there
+            is no `default`.
         Whatever `weights_of` raises for a bad style.
     """
-    if isinstance(feather, bool) or not isinstance(feather, (int, float)) or not np.isfinite(feather) or feather < 0:
+    if (
+        isinstance(feather, (bool, np.bool_))
+        or not isinstance(feather, (int, float, np.integer, np.floating))
+        or not np.isfinite(feather)
+        or feather < 0
+    ):
         raise RegionError(f"`feather` must be a non-negative number of pixels. Received: feather={feather!r}")
+    feather = min(float(feather), max(height, width))
     covered = np.zeros((height, width, num_styles), np.float32)
     if isinstance(regions, np.ndarray):
         covered = _weights_map(regions, height, width, num_styles)
     elif isinstance(regions, tuple) and len(regions) == 2 and isinstance(regions[1], dict):
-        labels = _resized(read_labels(regions[0]), height, width, nearest=True)
-        styles = regions[1]
+        styles = {_label_key(key): spec for key, spec in regions[1].items()}
+        labels = _resized(read_labels(regions[0], max_pixels), height, width, nearest=True)
         present = [int(v) for v in np.unique(labels)]
         missing = [v for v in present if v not in styles]
         if missing and default is None:
@@ -194,7 +285,7 @@ def style_map(regions, height, width, weights_of, num_styles, default=None, feat
         for i, pair in enumerate(regions):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
                 raise RegionError(f"Region {i} must be a (mask, style) pair. Received: {type(pair).__name__}")
-            mask = _resized(read_mask(pair[0], f"mask of region {i}"), height, width, nearest=False)
+            mask = _resized(read_mask(pair[0], f"mask of region {i}", max_pixels), height, width, nearest=False)
             covered += np.clip(mask, 0, None)[..., None] * weights_of(pair[1])[None, None]
     else:
         raise RegionError(

@@ -89,3 +89,91 @@ def test_bad_regions_are_refused_naming_the_problem(regions, default, message):
 def test_feather_must_be_a_non_negative_number():
     with pytest.raises(RegionError, match="feather"):
         style_map([(np.ones((4, 4)), 0)], 4, 4, weights_of, 3, feather=-1)
+
+
+def _bomb_mask(path):
+    """A 12000x12000 mask PNG (144 Mpx; over the 64 Mpx photo limit, under Pillow's own bomb error), ~140 KiB."""
+    Image.new("1", (12000, 12000)).save(path)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (None, "Image file not found: '.*mask.png'"),
+        (lambda p: p.write_bytes(b"junk" * 10), "is not an image Pillow can read"),
+        (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\)"),
+        (_bomb_mask, "is 12000x12000 = 144,000,000 pixels, more than the limit of 64,000,000"),
+    ],
+    ids=["missing", "corrupt", "empty", "too_large"],
+)
+def test_mask_and_label_files_get_the_checks_photos_get_as_region_errors(tmp_path, make, message):
+    path = tmp_path / "mask.png"
+    if make is not None:
+        make(path)
+    with pytest.raises(RegionError, match=f"The mask of region 0 cannot be used: .*{message}"):
+        style_map([(str(path), 0)], 4, 4, weights_of, 3, default=1)
+    with pytest.raises(RegionError, match=f"The label image cannot be used: .*{message}"):
+        style_map((path, {0: 0}), 4, 4, weights_of, 3, default=1)
+
+
+def test_mask_files_are_held_to_the_callers_pixel_limit(tmp_path):
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "mask.png")
+    np.testing.assert_array_equal(
+        style_map([(tmp_path / "mask.png", 0)], 4, 4, weights_of, 3), np.broadcast_to(EYE[0], (4, 4, 3))
+    )
+    with pytest.raises(RegionError, match="is 20x20 = 400 pixels, more than the limit of 399"):
+        style_map([(tmp_path / "mask.png", 0)], 4, 4, weights_of, 3, max_pixels=399)
+
+
+def test_a_mask_means_the_same_as_a_file_or_an_array_and_transparent_parts_select_nothing(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:, :2] = (255, 255, 255, 255)  # left: white, opaque
+    rgba[:, 2:] = (255, 255, 255, 0)  # right: white, transparent
+    rgba[0, 0] = (64, 64, 64, 255)  # a quarter grey, opaque
+    rgba[0, 1] = (255, 255, 255, 128)  # white, half transparent
+    Image.fromarray(rgba).save(tmp_path / "mask.png")
+    maps = [
+        style_map([(mask, 0)], 4, 4, weights_of, 3, default=1)
+        for mask in (rgba, tmp_path / "mask.png", Image.open(tmp_path / "mask.png"))
+    ]
+    for other in maps[1:]:
+        np.testing.assert_allclose(other, maps[0], atol=1e-6)
+    result = maps[0]
+    np.testing.assert_array_equal(result[:, 2:], np.broadcast_to(EYE[1], (4, 2, 3)))  # transparent: the default
+    np.testing.assert_array_equal(result[1:, :2], np.broadcast_to(EYE[0], (3, 2, 3)))
+    np.testing.assert_allclose(result[0, 0], [64 / 255, 1 - 64 / 255, 0], atol=1e-6)  # grey x alpha
+    np.testing.assert_allclose(result[0, 1], [128 / 255, 1 - 128 / 255, 0], atol=1e-6)
+    # An RGB uint8 array is 0-255 like a file: 64 is a quarter, not a full weight.
+    quarter = style_map([(np.full((4, 4, 3), 64, np.uint8), 0)], 4, 4, weights_of, 3, default=1)
+    np.testing.assert_allclose(quarter[2, 2], [64 / 255, 1 - 64 / 255, 0], atol=1e-6)
+    with pytest.raises(RegionError, match=r"alpha of a mask of region 0 must be in \[0, 1\]"):
+        style_map([(np.full((4, 4, 4), 2.0, np.float32), 0)], 4, 4, weights_of, 3, default=1)
+
+
+def test_a_feather_wider_than_the_image_is_capped_at_its_longer_side_at_little_cost():
+    import tracemalloc
+
+    labels = np.zeros((8, 200), np.int64)
+    labels[:, 100:] = 1
+    capped = style_map((labels, {0: 0, 1: 1}), 8, 200, weights_of, 3, feather=200)
+    tracemalloc.start()
+    try:
+        huge = style_map((labels, {0: 0, 1: 1}), 8, 200, weights_of, 3, feather=1e6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(huge, capped)
+    assert peak < 2_000_000, peak  # a few copies of the 8x200 map, not of a 1e6-px blur window
+    numpy_feather = style_map((labels, {0: 0, 1: 1}), 8, 200, weights_of, 3, feather=np.float32(20))
+    np.testing.assert_array_equal(numpy_feather, style_map((labels, {0: 0, 1: 1}), 8, 200, weights_of, 3, feather=20))
+
+
+def test_label_styles_need_integer_keys_even_with_a_default():
+    labels = np.zeros((4, 4), np.int64)
+    labels[:, 2:] = 1
+    for key in ("0", 0.0, True):
+        with pytest.raises(RegionError, match=r"keys of \{label: style\} must be integers.*Received: "):
+            style_map((labels, {key: 0}), 4, 4, weights_of, 3, default=2)
+    by_numpy_key = style_map((labels, {np.int64(0): 0}), 4, 4, weights_of, 3, default=2)
+    np.testing.assert_array_equal(by_numpy_key[:, :2], np.broadcast_to(EYE[0], (4, 2, 3)))
+    np.testing.assert_array_equal(by_numpy_key[:, 2:], np.broadcast_to(EYE[2], (4, 2, 3)))
