@@ -32,6 +32,10 @@ def _is_absolute(text):
     return posixpath.isabs(text) or ntpath.isabs(text) or text.startswith("~")
 
 
+#: What a tensorflow-datasets name looks like: `name`, `name/config`, either with `:version`.
+_TFDS_NAME = re.compile(r"^[a-z0-9_]+(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?$")
+
+
 def _last_name(path):
     """The final file or folder name of a POSIX or Windows path."""
     return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
@@ -52,14 +56,17 @@ def portable_training_config(config):
     """A training config with names relative to the run instead of the training machine's paths.
 
     Style images become their file names (`/root/art/udnie.jpg` -> `udnie.jpg`),
-    a content folder its final folder name, and `init_weights` its last name;
-    a tensorflow-datasets name (`coco/2017`) is kept as it is. `output_dir` and
-    `tfds_data_dir` are left out, and any other absolute path, at any depth,
-    becomes its last name. Numbers and flags are kept.
+    a content folder its final folder name, and `init_weights` and `teacher`
+    their last names, relative paths too (`runs/base/model.keras` ->
+    `model.keras`); a tensorflow-datasets name (`coco/2017`) is kept as it is.
+    `output_dir` and `tfds_data_dir` are left out, and any other absolute
+    path, at any depth, becomes its last name. Numbers and flags are kept.
 
-    Content counts as a folder when it is one here, or when it starts with
-    `/`, `~`, `.` or a drive (the rule training applies); any other relative
-    text is taken for a tfds name and kept.
+    Content counts as a folder when it is one here, when it starts with `/`,
+    `~`, `.` or a drive (the rule training applies), or when it cannot be a
+    tfds name (`name`, `name/config`, optionally `:version`; so
+    `data/photos/train` -> `train`). A relative `a/b` that is not a folder
+    here reads as a tfds name and is kept.
 
     Args:
         config: A dict (e.g. `dataclasses.asdict(TrainConfig)`), or `None`.
@@ -76,10 +83,13 @@ def portable_training_config(config):
     elif isinstance(styles, (list, tuple)):
         portable["styles"] = [_last_name(s) if isinstance(s, str) else s for s in styles]
     content = portable.get("content")
-    if isinstance(content, str) and (os.path.isdir(content) or _is_absolute(content) or content.startswith(".")):
+    if isinstance(content, str) and (
+        os.path.isdir(content) or _is_absolute(content) or content.startswith(".") or not _TFDS_NAME.match(content)
+    ):
         portable["content"] = _last_name(content)
-    if isinstance(portable.get("init_weights"), str):
-        portable["init_weights"] = _last_name(portable["init_weights"])
+    for key in ("init_weights", "teacher"):
+        if isinstance(portable.get(key), str):
+            portable[key] = _last_name(portable[key])
     return _names_only(portable)
 
 
@@ -113,7 +123,10 @@ def read_metadata(path):
 
     Raises:
         FileNotFoundError: If no metadata is there.
-        ValueError: If the file is not cin_style metadata or is of a newer format.
+        ValueError: If the file is not cin_style metadata, is of a newer
+            format, or its fields are of the wrong kind (a format or
+            `max_pixels` that is not a positive integer; style names that
+            are not distinct non-empty strings, or not `num_styles` of them).
     """
     if os.path.isdir(path):
         folder = resolve_saved_model_dir(path) or path
@@ -127,12 +140,40 @@ def read_metadata(path):
             raise ValueError(f"cin_style metadata '{path}' is not valid JSON: {error}") from error
     if not isinstance(data, dict) or "style_names" not in data or "format" not in data:
         raise ValueError(f"'{path}' is not cin_style metadata (no 'format' and 'style_names')")
+    if not _is_count(data["format"]):
+        raise ValueError(
+            f"'{path}' has a bad metadata format: a positive integer is expected. Received: {data['format']!r}"
+        )
     if data["format"] > METADATA_FORMAT:
         raise ValueError(
             f"'{path}' has metadata format {data['format']}; this cin_style reads up to {METADATA_FORMAT}. "
             "Upgrade cin_style."
         )
+    _check_style_names(data["style_names"], path)
+    if "num_styles" in data and data["num_styles"] != len(data["style_names"]):
+        raise ValueError(f"'{path}' names {len(data['style_names'])} styles but says num_styles={data['num_styles']!r}")
+    if data.get("max_pixels") is not None and not _is_count(data["max_pixels"]):
+        raise ValueError(
+            f"'{path}' has a bad max_pixels: a positive integer is expected. Received: {data['max_pixels']!r}"
+        )
     return data
+
+
+def _is_count(value):
+    """A positive int that is not a bool (JSON's `true` reads as one to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_style_names(names, path):
+    """Raises `ValueError` unless `names` is a non-empty list of distinct, non-empty strings."""
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(
+            f"'{path}' has no list of style names (`style_names`: non-empty strings); is it cin_style's? "
+            f"Received: {names!r}"[:400]
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"'{path}' names a style more than once: {repeated}")
 
 
 def weights_hash(model):
@@ -161,7 +202,8 @@ def read_styles_file(model_path):
         training (`training` may be absent in files from older versions).
 
     Raises:
-        ValueError: If the file is there but is not such a JSON object.
+        ValueError: If the file is there but is not such a JSON object, or
+            its style names are empty or repeated.
     """
     model_path = os.fspath(model_path)
     folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
@@ -176,4 +218,5 @@ def read_styles_file(model_path):
     names = data.get("style_names") if isinstance(data, dict) else None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ValueError(f"'{path}' has no list of style names (`style_names`); is it a cin_style styles.json?")
+    _check_style_names(names, path)
     return data
