@@ -42,6 +42,16 @@ class ModelLoadError(ValueError):
     """A model path that does not exist or holds no cin_style model."""
 
 
+def _is_number(value):
+    """A Python or numpy real number, not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def padded_pixels(height, width):
+    """Pixels the network processes for one `height` x `width` image: each side padded to a multiple of 8."""
+    return max(8, -(-height // 8) * 8) * max(8, -(-width // 8) * 8)
+
+
 def _tile_starts(length, tile, overlap):
     if length <= tile:
         return [0]
@@ -80,6 +90,15 @@ def _layer_by_layer(get_model, lock):
             return paint_large(model[0], image, weights)
 
     return paint
+
+
+def _check_names_fit(names, held, where):
+    """Raises `ModelLoadError` unless the model holds one style per name."""
+    if held is not None and len(names) != held:
+        raise ModelLoadError(
+            f"'{where}' names {len(names)} styles but the model holds {held}; the names do not belong to this "
+            "model (was the file edited or copied from another model?)"
+        )
 
 
 class _ImageKind:
@@ -122,6 +141,15 @@ class Stylizer:
             `paint_large`): overlapping tiles painted as separate images,
             each with its own statistics, feather-blended; neighbouring
             tiles may differ in tone. Defaults to `True`.
+        call_pixels: Most pixels one call of `run` (or `run_spatial`) may
+            hold, counted as the network pads them (`padded_pixels`): a
+            SavedModel's exported `max_pixels`, which its signatures
+            enforce. Images over it are painted as large images (layer by
+            layer, or in tiles under it), batches split under it.
+            Defaults to `None` (only `BATCH_PIXELS`).
+
+    Raises:
+        ValueError: If `call_pixels` is below one 16x16 image.
     """
 
     def __init__(
@@ -135,7 +163,14 @@ class Stylizer:
         run_spatial=None,
         paint_large=None,
         seamless=True,
+        call_pixels=None,
     ):
+        if call_pixels is not None and (not _is_number(call_pixels) or call_pixels < padded_pixels(MIN_SIDE, MIN_SIDE)):
+            raise ValueError(
+                f"`call_pixels` must allow one {MIN_SIDE}x{MIN_SIDE} image ({padded_pixels(MIN_SIDE, MIN_SIDE)} "
+                f"pixels). Received: call_pixels={call_pixels!r}"
+            )
+        self.call_pixels = None if call_pixels is None else int(call_pixels)
         self._run = run
         self._run_spatial = run_spatial
         self._paint_large = paint_large if seamless else None
@@ -187,14 +222,17 @@ class Stylizer:
         import tensorflow as tf
 
         try:
-            names = read_metadata(folder)["style_names"]
+            metadata = read_metadata(folder)
         except (FileNotFoundError, ValueError) as error:
             raise ModelLoadError(f"'{folder}' is a SavedModel but not one exported by cin_style: {error}") from error
+        names = metadata["style_names"]
         try:
             loaded = tf.saved_model.load(folder)
             blend = loaded.signatures["stylize_blend_float"]
         except Exception as error:
             raise ModelLoadError(f"Could not load the SavedModel at '{folder}': {error}") from error
+        held = blend.structured_input_signature[1]["style_weights"].shape[-1]
+        _check_names_fit(names, held, os.path.join(folder, "cin_style.json"))
 
         def run(images, weights):
             out = blend(image=tf.constant(images), style_weights=tf.constant(weights))
@@ -211,14 +249,13 @@ class Stylizer:
 
             return model_from_saved_model(folder)[0]
 
-        stylizer = cls(
-            run,
-            names,
+        settings = dict(
             source=folder,
             run_spatial=run_spatial if spatial is not None else None,
             paint_large=_layer_by_layer(rebuilt, threading.Lock()),
-            **kwargs,
+            call_pixels=metadata.get("max_pixels"),  # what the signatures accept; absent in older exports
         )
+        stylizer = cls(run, names, **{**settings, **kwargs})
         stylizer._keep = loaded  # the signatures need the loaded object alive
         return stylizer
 
@@ -234,8 +271,12 @@ class Stylizer:
             num_styles = num_styles_of(model)
         except Exception as error:
             raise ModelLoadError(f"'{path}' is not a loadable cin_style .keras model: {error}") from error
-        saved = read_styles_file(path)
+        try:
+            saved = read_styles_file(path)
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from error
         names = saved["style_names"] if saved else [f"style_{i}" for i in range(num_styles)]
+        _check_names_fit(names, num_styles, os.path.join(os.path.dirname(path), "styles.json"))
 
         # Keras marks its TensorFlow backend as not thread-safe for eager calls
         # (keras.src.backend.tensorflow.core.IS_THREAD_SAFE); one call at a time.
@@ -337,6 +378,8 @@ class Stylizer:
             array = np.asarray(image)
             values = image_io.array_to_rgb(array)
             kind = _ImageKind("array", array.dtype if array.dtype == np.uint8 else np.float32, array.ndim == 4)
+            if not len(values):
+                raise ValueError(f"The image batch is empty: give at least one image. Received: shape={array.shape}")
         height, width = values.shape[1:3]
         if height * width > self.max_pixels:
             raise image_io.ImageReadError(
@@ -347,13 +390,22 @@ class Stylizer:
                 f"Image is {width}x{height}; the smallest side cin_style stylises is {MIN_SIDE} pixels"
             )
         if max_size is not None:
-            if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE:
+            if (
+                isinstance(max_size, (bool, np.bool_))
+                or not isinstance(max_size, (int, np.integer))
+                or max_size < MIN_SIDE
+            ):
                 raise ValueError(
                     f"`max_size` must be an integer of at least {MIN_SIDE}. Received: max_size={max_size!r}"
                 )
             if max(height, width) > max_size:
-                scale = max_size / max(height, width)
+                scale = int(max_size) / max(height, width)
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                if min(size) < MIN_SIDE:
+                    raise ValueError(
+                        f"max_size={int(max_size)} shrinks this {width}x{height} image to {size[0]}x{size[1]}; the "
+                        f"smallest side cin_style stylises is {MIN_SIDE} pixels"
+                    )
                 values = np.stack([image_io.resize(v, *size) for v in values])
         return values, kind
 
@@ -362,11 +414,14 @@ class Stylizer:
 
         `weights` is one row `(n, num_styles)` or one map `(n, h, w, num_styles)`
         per image. A call holds at most `BATCH_PIXELS` pixels (one full tile),
-        so batching never raises peak memory above painting one large tile.
+        so batching never raises peak memory above painting one large tile,
+        and at most `call_pixels` padded pixels (`_fits` keeps larger images away).
         """
         run = self._run if weights.ndim == 2 else self._run_spatial
         height, width = images.shape[1:3]
         per_call = max(1, BATCH_PIXELS // (height * width))
+        if self.call_pixels is not None:  # the model's own limit, counted as the network pads each image
+            per_call = max(1, min(per_call, self.call_pixels // padded_pixels(height, width)))
         return np.concatenate(
             [
                 run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
@@ -374,25 +429,37 @@ class Stylizer:
             ]
         )
 
+    def _fits(self, height, width):
+        """Whether one `height` x `width` image goes to the model whole: within the tile size and `call_pixels`."""
+        if height > self.tile_size or width > self.tile_size:
+            return False
+        return self.call_pixels is None or padded_pixels(height, width) <= self.call_pixels
+
+    def _tiling(self):
+        """`(tile, overlap)` of feathered tiles: `tile_size`, or less so a tile's padded pixels fit `call_pixels`."""
+        tile = self.tile_size
+        if self.call_pixels is not None:
+            tile = min(tile, int(np.sqrt(self.call_pixels)) // 8 * 8)
+        return tile, min(self.tile_overlap, tile // 2)
+
     def _stylize_batch(self, images, weights):
         """Images `(n, h, w, 3)` of one size with their weights (rows or maps, one per image).
 
         Images within the tile size go to the model together; larger ones one
         by one, each in feathered tiles that are themselves batched.
         """
-        height, width = images.shape[1:3]
-        if height <= self.tile_size and width <= self.tile_size:
+        if self._fits(*images.shape[1:3]):
             return self._paint_many(images, weights)
         return np.stack([self._stylize_one(image, w) for image, w in zip(images, weights)])
 
     def _stylize_one(self, image, weights):
         """One image `(h, w, 3)`: whole, or if it is large layer by layer (`paint_large`), else in feathered tiles."""
         height, width = image.shape[:2]
-        tile, overlap = self.tile_size, self.tile_overlap
-        if height <= tile and width <= tile:
+        if self._fits(height, width):
             return self._paint_many(image[None], weights[None])[0]
         if self._paint_large is not None:
             return self._paint_large(image, weights)
+        tile, overlap = self._tiling()
         corners = [
             (top, left) for top in _tile_starts(height, tile, overlap) for left in _tile_starts(width, tile, overlap)
         ]
@@ -418,7 +485,7 @@ class Stylizer:
         """
         used = np.flatnonzero(style_map.reshape(-1, self.num_styles).any(axis=0))
         one_hots = np.eye(self.num_styles, dtype=np.float32)[used]
-        if max(image.shape[:2]) <= self.tile_size:
+        if self._fits(*image.shape[:2]):
             paintings = self._paint_many(np.repeat(image[None], len(used), axis=0), one_hots)
         else:
             paintings = (self._stylize_one(image, row) for row in one_hots)
@@ -434,7 +501,9 @@ class Stylizer:
             RegionError, StyleError: For bad masks, labels or styles, or
                 uncovered pixels without a `default`.
         """
-        return style_map(regions, height, width, self.style_weights, self.num_styles, default, feather)
+        return style_map(
+            regions, height, width, self.style_weights, self.num_styles, default, feather, max_pixels=self.max_pixels
+        )
 
     def stylize(
         self,
@@ -460,13 +529,14 @@ class Stylizer:
                 style of what the regions leave uncovered (optional).
             regions: Styles by region: a list of `(mask, style)` pairs (a
                 mask is a path, PIL image or array; grey levels or floats
-                are weights, and a pixel whose masks sum to w < 1 gets
-                1 - w of `style`), `(label_image, {label: style})`, or a
+                are weights, times alpha where the mask has one, and a
+                pixel whose masks sum to w < 1 gets 1 - w of `style`), `(label_image, {label: style})`, or a
                 map `(h, w, num_styles)` from `style_map` (to reuse one for
                 many images). Masks and maps of another size are resized to
                 the image. Defaults to `None`: `style` everywhere.
             feather: With `regions`, the width in pixels of the soft edge
-                between styles. Defaults to `0` (hard edges).
+                between styles, at most the image's longer side (a wider one
+                is taken as that). Defaults to `0` (hard edges).
             region_blend: How `regions` mix styles. `"features"`: every CIN
                 layer blends the γ/β rows per pixel, one pass; a gradient
                 between two styles interpolates the styles themselves, and
@@ -489,8 +559,10 @@ class Stylizer:
                 Defaults to `None` (the image's own size).
 
         Returns:
-            The same kind as given: a PIL image for a path or PIL image, an
-            array of the input's dtype and rank for an array (RGB).
+            The same kind as given: an RGB PIL image for a path or PIL
+            image; for an array, uint8 for uint8 input and float32 in
+            [0, 1] for any float input, shaped `(n, h, w, 3)` for a batch
+            and `(h, w, 3)` otherwise (grey and RGBA come back as RGB).
 
         Raises:
             StyleError, RegionError, ImageReadError, ValueError: before any
@@ -509,19 +581,20 @@ class Stylizer:
             )
         elif style is not None:
             self.style_weights(style)  # checked now, used per pixel below
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        if not _is_number(strength) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
         color = _color_mode(preserve_color)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+        if not _is_number(scale) or not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
+        strength, scale = float(strength), float(scale)
         images, kind = self._prepare(image, max_size)
         height, width = images.shape[1:3]
-        work = (max(1, round(height / scale)), max(1, round(width / scale)))
-        if work[0] * work[1] > self.max_pixels:
+        if (height / scale) * (width / scale) > self.max_pixels:  # floats: a tiny scale gives inf, not an overflow
             raise image_io.ImageReadError(
-                f"scale={scale:g} paints this {width}x{height} image at {work[1]}x{work[0]}, more than the limit of "
-                f"{self.max_pixels:,} pixels"
+                f"scale={scale:g} paints this {width}x{height} image at {width / scale:.6g}x{height / scale:.6g}, "
+                f"more than the limit of {self.max_pixels:,} pixels"
             )
+        work = (max(1, round(height / scale)), max(1, round(width / scale)))
         if min(work) < MIN_SIDE:
             raise ValueError(
                 f"scale={scale:g} paints this {width}x{height} image at {work[1]}x{work[0]}; the smallest side "

@@ -432,3 +432,110 @@ def test_tiles_of_a_large_image_are_painted_in_batches_with_the_same_pixels(kera
     alone = stylizer.stylize(photo, 0)
     assert calls == [1] * 6
     assert np.abs(batched.astype(int) - alone.astype(int)).max() <= 1
+
+
+@pytest.mark.tensorflow_only
+def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(tmp_path, stylizer, photo, monkeypatch):
+    from cin_style.export import export_saved_model
+
+    def padded_pixels(height, width):  # as the network pads each side: to a multiple of 8
+        return (-(-height // 8) * 8) * (-(-width // 8) * 8)
+
+    export_saved_model(distinct_style_model(), tmp_path, STYLE_NAMES, max_pixels=1024)  # one 32x32 image a call
+    limited = Stylizer.load(tmp_path)
+    sent = []
+    for name in ("_run", "_run_spatial"):
+        run = getattr(limited, name)
+
+        def counted(images, weights, run=run):
+            sent.append(len(images) * padded_pixels(*images.shape[1:3]))
+            return run(images, weights)
+
+        monkeypatch.setattr(limited, name, counted)
+    # 60x40 (64x40 = 2560 px padded): painted layer by layer, as the whole image.
+    whole = stylizer.stylize(photo, 1)
+    assert np.abs(limited.stylize(photo, 1).astype(int) - whole.astype(int)).max() <= 1
+    # Five 24x24 images (576 px padded each): one per call, never two.
+    small = np.stack([photo[:24, i : i + 24] for i in range(0, 25, 6)])
+    assert np.abs(limited.stylize(small, 2).astype(int) - stylizer.stylize(small, 2).astype(int)).max() <= 1
+    assert sent == [576] * 5
+    regions = [(np.ones((4, 4), bool), 0)]
+    assert (
+        np.abs(limited.stylize(photo, regions=regions).astype(int) - stylizer.stylize(photo, 0).astype(int)).max() <= 1
+    )
+    assert limited.call_pixels == 1024
+    # Feathered tiles instead: 32-px tiles, each within the limit.
+    sent.clear()
+    tiled = Stylizer.load(tmp_path, seamless=False)
+    monkeypatch.setattr(
+        tiled,
+        "_run",
+        lambda images, weights: (
+            sent.append(len(images) * padded_pixels(*images.shape[1:3])) or limited._run(images, weights)
+        ),
+    )
+    assert tiled.stylize(photo, 1).shape == photo.shape
+    assert sent and max(sent) <= 1024
+
+
+def test_a_styles_file_that_does_not_fit_the_model_is_refused_at_load(tmp_path):
+    import json
+
+    keras_path = saved_style_model(tmp_path)  # three styles
+    (tmp_path / "styles.json").write_text(json.dumps({"style_names": ["a", "b"]}))
+    with pytest.raises(ModelLoadError, match="styles.json' names 2 styles but the model holds 3"):
+        Stylizer.load(keras_path)
+    (tmp_path / "styles.json").write_text('{"style_names": ["a", "b"')
+    with pytest.raises(ModelLoadError, match="cannot be read as JSON"):
+        Stylizer.load(keras_path)
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"style_names": ["a", "b"], "num_styles": 2}, "cin_style.json' names 2 styles but the model holds 3"),
+        ({"format": "1"}, "bad metadata format: a positive integer is expected. Received: '1'"),
+        ({"style_names": ["a", "a", "b"]}, r"names a style more than once: \['a'\]"),
+        ({"max_pixels": 0}, "bad max_pixels: a positive integer is expected. Received: 0"),
+    ],
+)
+def test_saved_model_metadata_that_does_not_fit_the_model_is_refused_at_load(
+    saved_model_dir, tmp_path, change, message
+):
+    import json
+    import shutil
+
+    folder = tmp_path / "1"
+    shutil.copytree(saved_model_dir / "1", folder)
+    metadata = json.loads((folder / "cin_style.json").read_text())
+    (folder / "cin_style.json").write_text(json.dumps({**metadata, **change}))
+    with pytest.raises(ModelLoadError, match=message):
+        Stylizer.load(tmp_path)
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers(stylizer, photo):
+    np.testing.assert_array_equal(
+        stylizer.stylize(photo, 0, strength=np.float32(0.5)), stylizer.stylize(photo, 0, strength=0.5)
+    )
+    np.testing.assert_array_equal(
+        stylizer.stylize(photo, 0, max_size=np.int64(30)), stylizer.stylize(photo, 0, max_size=30)
+    )
+    np.testing.assert_array_equal(
+        stylizer.stylize(photo, 0, scale=np.float32(2.0)), stylizer.stylize(photo, 0, scale=2.0)
+    )
+
+
+def test_degenerate_sizes_are_refused_before_any_work(stylizer, photo, monkeypatch):
+    calls = _counting(stylizer, monkeypatch)
+    with pytest.raises(ImageReadError, match="scale=.* paints this 60x40 image at infxinf, more than the limit"):
+        stylizer.stylize(photo, 0, scale=1e-320)
+    with pytest.raises(
+        ValueError, match=r"The image batch is empty: give at least one image. Received: shape=\(0, 40, 60, 3\)"
+    ):
+        stylizer.stylize(np.zeros((0, 40, 60, 3), np.uint8), 0)
+    with pytest.raises(
+        ValueError, match="max_size=20 shrinks this 60x40 image to 20x13; the smallest side cin_style stylises is 16"
+    ):
+        stylizer.stylize(photo, 0, max_size=20)
+    assert calls == []
