@@ -418,3 +418,28 @@ def test_regions_take_a_default_style_for_labels_without_one(model_dir, photos, 
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
     # Label 1 is painted in style 2, not left unpainted or in style 0.
     assert not np.array_equal(np.asarray(expected), np.asarray(Stylizer.load(model_dir).stylize(photo, 0)))
+
+
+def test_a_folder_input_into_an_existing_file_fails_in_one_line_and_writes_nothing(model_dir, photos, tmp_path):
+    taken = tmp_path / "painted.png"
+    taken.write_bytes(b"mine")
+    result = stylize(f"--model={model_dir}", f"--input={photos}", "--style=0", f"--output={taken}")
+    assert result.returncode == 1
+    assert f"--output {taken} is a file, but this run writes into a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert taken.read_bytes() == b"mine" and sorted(os.listdir(tmp_path)) == ["painted.png"]
+
+
+@pytest.mark.parametrize(
+    "styles_file, message",
+    [
+        ('{"style_names": ["a", "b"]}', "styles.json' names 2 styles but the model holds 3"),
+        ('{"style_names": ["a", "b"', "cannot be read as JSON"),
+    ],
+)
+def test_list_styles_of_a_model_whose_styles_file_does_not_fit_fails_in_one_line(tmp_path, styles_file, message):
+    saved_style_model(tmp_path)
+    (tmp_path / "styles.json").write_text(styles_file)
+    result = stylize(f"--model={tmp_path}", "--list_styles")
+    assert result.returncode == 1 and result.stdout == ""
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -271,12 +271,20 @@ def main(argv):
         return 0
     if not os.path.isdir(FLAGS.input) and image_format(FLAGS.output) is not None:
         fail(f"--style lists {len(jobs)} styles, one output each: --output must be a folder. Received: {FLAGS.output}")
+    if os.path.exists(FLAGS.output) and not os.path.isdir(FLAGS.output):
+        fail(
+            f"--output {FLAGS.output} is a file, but this run writes into a folder (a folder --input, or several "
+            "styles); give a new or existing folder"
+        )
     inputs = image_io.list_image_files(FLAGS.input) if os.path.isdir(FLAGS.input) else [FLAGS.input]
     if not inputs:
         fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
     by_style = [folder_outputs(inputs, FLAGS.output, label) for _, label in jobs]
     work = [(path, style, outputs[i]) for i, path in enumerate(inputs) for (style, _), outputs in zip(jobs, by_style)]
-    os.makedirs(FLAGS.output, exist_ok=True)
+    try:
+        os.makedirs(FLAGS.output, exist_ok=True)
+    except OSError as error:
+        fail(f"Cannot make the output folder {FLAGS.output}: {error}")
     if not os.access(FLAGS.output, os.W_OK):
         fail(f"Output folder is not writable: {FLAGS.output}")
     failures, skipped = [], 0
@@ -338,7 +346,7 @@ def _regions_from_flags(stylizer):
     if not os.path.isfile(FLAGS.regions):
         fail(f"--regions not found: {FLAGS.regions}")
     try:
-        labels = read_labels(FLAGS.regions)
+        labels = read_labels(FLAGS.regions, max_pixels=stylizer.max_pixels)
         styles = parse_region_styles(FLAGS.style, stylizer.style_names)
         default = None if FLAGS.default_style is None else parse_style(FLAGS.default_style, stylizer.style_names)
         stylizer.style_map((labels, styles), *labels.shape, default=default, feather=FLAGS.feather)
