@@ -183,3 +183,26 @@ def test_size_limit_is_thread_safe_and_leaves_warnings_alone(tmp_path):
                 assert outcome in (None, (20, 40, 3), (64, 96, 3)), outcome
     assert warnings.filters is original and warnings.filters == filters
     assert Image.MAX_IMAGE_PIXELS == max_pixels and ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def _sixteen_bit_rgb_png(path, array):
+    """Writes `array` (uint16 `(h, w, 3)`) as a 16-bit colour PNG, by hand: Pillow cannot write one."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    height, width = array.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in array)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+
+
+def test_sixteen_bit_colour_png_is_read_at_eight_bits_as_the_readme_says(tmp_path):
+    # The README promises 16-bit precision for grey PNGs only: Pillow decodes 16-bit colour as 8-bit RGB.
+    values = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * 7000 + 300).astype(np.uint16)
+    _sixteen_bit_rgb_png(tmp_path / "rgb16.png", values)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb16.png"), (values >> 8).astype(np.float32) / 255.0)
