@@ -5,17 +5,15 @@ import os
 import keras
 from keras import ops
 
-#: Environment variable naming a local VGG19 no-top weights file (.h5).
-WEIGHTS_ENV = "CIN_STYLE_VGG19_WEIGHTS"
-#: Keras' file name for the VGG19 ImageNet no-top weights.
-WEIGHTS_FILE_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+from cin_style.vgg_weights import WEIGHTS_ENV, WEIGHTS_FILE_NAME
+
 #: Caffe mean pixel, BGR order, on the 0-255 scale (keras.applications.vgg19).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 _HOW_TO_POINT = (
-    f"Point cin_style at a local copy of Keras' '{WEIGHTS_FILE_NAME}': pass "
-    f"weights='/path/to/{WEIGHTS_FILE_NAME}' or set the environment variable "
-    f"{WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE_NAME}."
+    f"Point cin_style at a local copy of Keras' '{WEIGHTS_FILE_NAME}': set the environment variable "
+    f"{WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE_NAME}, or pass --vgg_weights=/path/to/{WEIGHTS_FILE_NAME} "
+    "to the command-line tools (weights=... in Python)."
 )
 
 

@@ -90,3 +90,55 @@ def test_unknown_layer_name_lists_the_known_ones(vgg_weights):
 def test_grey_images_are_refused_with_the_shape(features):
     with pytest.raises(ValueError, match=r"3 channels. Received: images.shape=\(1, 8, 8, 1\)"):
         features(np.zeros((1, 8, 8, 1), "float32"))
+
+
+def _offline_env(tmp_path, **extra):
+    """A newcomer's environment: no weights setting and an empty home (no Keras cache)."""
+    env = {k: v for k, v in os.environ.items() if k not in (vgg.WEIGHTS_ENV, "KERAS_HOME")}
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return {**env, "HOME": str(tmp_path / "home"), **extra}
+
+
+def _tool(module, args, env):
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=120)
+    return result, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("tool", ["train", "add_style"])
+def test_training_tools_without_vgg_weights_stop_at_once_naming_the_flag_and_the_variable(tool, tmp_path):
+    style = tmp_path / "painting.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "red").save(style)
+    out = tmp_path / "run"
+    args = [f"--styles={style}", f"--content={tmp_path}", f"--output_dir={out}", "--steps=2"]
+    if tool == "add_style":
+        args.append("--model=slim")
+    result, seconds = _tool(f"cin_style.cli.{tool}", args, _offline_env(tmp_path))
+    assert result.returncode == 1, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "none were found: --vgg_weights is not given, CIN_STYLE_VGG19_WEIGHTS is not set" in message
+    assert "--vgg_weights=imagenet" in message and "weights=" not in message.replace("--vgg_weights=", "")
+    assert "Downloading" not in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()  # nothing left behind (it was an empty folder)
+    assert seconds < 10, seconds  # no Keras import, no download attempt (it took 14-16 s)
+    # A path that does not exist is named with where it came from, the flag and the variable.
+    missing = tmp_path / "nowhere.h5"
+    result, _ = _tool(f"cin_style.cli.{tool}", args, _offline_env(tmp_path, **{vgg.WEIGHTS_ENV: str(missing)}))
+    assert f"VGG19 weights file not found: {missing} (from CIN_STYLE_VGG19_WEIGHTS={missing})" in result.stderr
+    assert "--vgg_weights=/path/to/" in result.stderr and not out.exists()
+
+
+def test_the_keras_download_cache_is_found_without_importing_keras(tmp_path, monkeypatch):
+    from cin_style.vgg_weights import WEIGHTS_FILE_NAME, keras_cache_path
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_cache_path() is None
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / WEIGHTS_FILE_NAME).write_bytes(b"h5")
+    assert keras_cache_path() == str(tmp_path / "models" / WEIGHTS_FILE_NAME)

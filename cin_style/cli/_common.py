@@ -127,3 +127,36 @@ def _import_tensorflow(quiet):
         if failed:
             held.seek(0)
             sys.stderr.write(held.read().decode("utf-8", "replace"))
+
+
+def vgg_weights_or_fail(flag_value):
+    """The VGG19 weights a tool's loss needs, found before any work or download; ends the tool if there are none.
+
+    `--vgg_weights` first, then $CIN_STYLE_VGG19_WEIGHTS, then Keras'
+    download cache; `--vgg_weights=imagenet` lets Keras download the file
+    (80 MB). Without any of these the tool stops at once with one message
+    naming both settings, instead of trying a download that a machine
+    without internet answers only after a long wait.
+    """
+    from cin_style.vgg_weights import WEIGHTS_ENV, WEIGHTS_FILE_NAME, keras_cache_path
+
+    how = (
+        f"Give a local copy of Keras' {WEIGHTS_FILE_NAME} with --vgg_weights=/path/to/{WEIGHTS_FILE_NAME} or "
+        f"{WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE_NAME}, or let Keras download it (80 MB) with --vgg_weights=imagenet."
+    )
+    if flag_value == "imagenet":
+        return flag_value
+    for source, value in ((f"--vgg_weights={flag_value}", flag_value), (f"{WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV))):
+        if value:
+            path = os.path.abspath(os.path.expanduser(value))
+            if not os.path.isfile(path):
+                where = source if source.startswith("--") else f"{source}={value}"
+                fail(f"VGG19 weights file not found: {path} (from {where}). {how}")
+            return path
+    cached = keras_cache_path()
+    if cached is None:
+        fail(
+            "The loss needs the VGG19 ImageNet weights and none were found: --vgg_weights is not given, "
+            f"{WEIGHTS_ENV} is not set and Keras' cache (~/.keras/models) holds no copy. {how}"
+        )
+    return cached

@@ -58,9 +58,11 @@ ADD_STYLE_DEFAULTS = {"steps": 300, "batch_size": 4, "checkpoint_every": 100, "l
 
 def main(argv):
     reject_extra_args(argv)
-    setup_logging()
     if not FLAGS.model:
         fail("--model is required: a SavedModel folder, a .keras file or a training output folder")
+    train_cli.check_required_flags()
+    vgg_weights = train_cli.vgg_weights_from_flags()
+    setup_logging()
     config = train_cli.config_from_flags()
     from cin_style.data import ContentSourceError
     from cin_style.image_io import ImageReadError
@@ -74,9 +76,7 @@ def main(argv):
         init_from = None if FLAGS.init_from == "identity" else FLAGS.init_from
         from cin_style.training import add_styles
 
-        result = add_styles(
-            model, names, config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, init_from=init_from
-        )
+        result = add_styles(model, names, config, resume=FLAGS.resume, vgg_weights=vgg_weights, init_from=init_from)
     except (ValueError, FileNotFoundError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
         fail(str(error))
     except ImportError as error:

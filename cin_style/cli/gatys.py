@@ -8,7 +8,7 @@ import os
 
 from absl import flags
 
-from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content", None, "The photo.")
@@ -25,7 +25,12 @@ flags.DEFINE_float("content_weight", None, "Content loss weight (default: the li
 flags.DEFINE_float("style_weight", None, "Style loss weight (default: the library's).")
 flags.DEFINE_float("tv_weight", None, "Total-variation weight (default: the library's).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
-flags.DEFINE_string("vgg_weights", None, "VGG19 no-top weights file.")
+flags.DEFINE_string(
+    "vgg_weights",
+    None,
+    "Keras' VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else Keras' cache ~/.keras/models); "
+    "imagenet: let Keras download it (80 MB).",
+)
 
 #: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
 HELP_GROUPS = [
@@ -37,7 +42,6 @@ HELP_GROUPS = [
 
 def main(argv):
     reject_extra_args(argv)
-    setup_logging(tensorflow=False)
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
             fail(f"--{name} is required")
@@ -46,6 +50,8 @@ def main(argv):
             fail(f"Image file not found: {path}")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         fail(f"{FLAGS.output} exists; pass --overwrite to replace it")
+    vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights)
+    setup_logging(tensorflow=False)
     from cin_style import image_io
     from cin_style.gatys import optimize
     from cin_style.vgg import VGGWeightsError
@@ -65,7 +71,7 @@ def main(argv):
             style_weight=FLAGS.style_weight,
             tv_weight=FLAGS.tv_weight,
             style_blend=blend,
-            vgg_weights=FLAGS.vgg_weights,
+            vgg_weights=vgg_weights,
         )
         image_io.write_image(FLAGS.output, result.image)
     except (ValueError, OSError, VGGWeightsError) as error:

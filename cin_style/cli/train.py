@@ -14,7 +14,7 @@ import os
 
 from absl import flags
 
-from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("styles", None, "Style images and/or folders of them (names: file stems).")
@@ -88,7 +88,11 @@ flags.DEFINE_string("tfds_split", "train", "tfds split.")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data folder.")
 flags.DEFINE_string("tfds_image_key", "image", "tfds image feature.")
 flags.DEFINE_string(
-    "vgg_weights", None, "VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else download)."
+    "vgg_weights",
+    None,
+    "Keras' VGG19 no-top weights file (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) for the loss "
+    "(default: $CIN_STYLE_VGG19_WEIGHTS, else Keras' cache ~/.keras/models); imagenet: let Keras download it "
+    "(80 MB).",
 )
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs.")
 # tf_distribute.STRATEGIES and distribute.DISTRIBUTIONS, spelled out so --help needs no TensorFlow import (a test
@@ -126,9 +130,8 @@ HELP_GROUPS = [
 ]
 
 
-def config_from_flags():
-    from cin_style.config import TrainConfig
-
+def check_required_flags():
+    """Ends the tool if a flag every run needs is missing (before any import of Keras)."""
     if not FLAGS.styles and not FLAGS.teacher:
         fail("--styles is required: style image files or a folder of them (or --teacher, to distil a model)")
     if not FLAGS.content:
@@ -138,6 +141,20 @@ def config_from_flags():
     for source in FLAGS.styles or ():
         if not os.path.exists(source):
             fail(f"--styles: no such file or folder: {source}")
+
+
+def vgg_weights_from_flags():
+    """The VGG19 weights file the run's loss needs, found before any work (`None`: distilling with
+    --feature_weight=0 runs no VGG)."""
+    if FLAGS.teacher and not FLAGS.styles and FLAGS.feature_weight == 0:
+        return None
+    return vgg_weights_or_fail(FLAGS.vgg_weights)
+
+
+def config_from_flags():
+    check_required_flags()
+    from cin_style.config import TrainConfig
+
     optional = {
         k: getattr(FLAGS, k)
         for k in ("content_weight", "style_weight", "tv_weight", "feature_weight", "teacher_weight")
@@ -212,6 +229,8 @@ def strategy_from_flags():
 
 def main(argv):
     reject_extra_args(argv)
+    check_required_flags()
+    vgg_weights = vgg_weights_from_flags()
     setup_logging(tensorflow=False)
     strategy = strategy_from_flags()
     config = config_from_flags()
@@ -222,7 +241,7 @@ def main(argv):
 
     try:
         config.validate()
-        result = train(config, resume=FLAGS.resume, vgg_weights=FLAGS.vgg_weights, strategy=strategy)
+        result = train(config, resume=FLAGS.resume, vgg_weights=vgg_weights, strategy=strategy)
     except (ValueError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
         fail(str(error))
     print(f"Trained {len(result.style_names)} styles: {', '.join(result.style_names)}")
