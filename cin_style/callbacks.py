@@ -5,6 +5,7 @@ under JAX, reading the model after each batch would pull the whole training
 state back from the device.
 """
 
+import importlib
 import logging
 import os
 import time
@@ -198,14 +199,29 @@ class ResumableTensorBoard(keras.callbacks.TensorBoard):
         self._global_train_batch = self.start_step
 
 
+def _tensorflow_for_tensorboard():
+    """The `tensorflow` module when TensorBoard logs can be written (tf.summary needs TensorBoard too),
+    else `None` with a warning that names what is missing."""
+    names = {"tensorflow": "TensorFlow", "tensorboard": "TensorBoard"}
+    missing = []
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        what = " and ".join(names[module] for module in missing)
+        verb = "are" if len(missing) > 1 else "is"
+        logger.warning(f"{what} {verb} not installed: no TensorBoard logs (pip install {' '.join(missing)})")
+        return None
+    return importlib.import_module("tensorflow")
+
+
 def _tensorboard_writer(config, start_step=0):
     if not config.tensorboard:
         return None, []
-    try:
-        import tensorboard  # noqa: F401  (tf.summary needs it)
-        import tensorflow as tf
-    except ImportError:
-        logger.warning("TensorFlow or TensorBoard is not installed: no TensorBoard logs (pip install tensorboard)")
+    tf = _tensorflow_for_tensorboard()
+    if tf is None:
         return None, []
     log_dir = os.path.join(config.output_dir, "logs")
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
@@ -215,12 +231,9 @@ def _tensorboard_writer(config, start_step=0):
 
 def tensorboard_callbacks(output_dir, log_every, start_step=0):
     """`(image writer, [ResumableTensorBoard])` logging under `output_dir/logs`, or `(None, [])`
-    with a warning when TensorFlow or TensorBoard is not installed."""
-    try:
-        import tensorboard  # noqa: F401  (tf.summary needs it)
-        import tensorflow as tf
-    except ImportError:
-        logger.warning("TensorFlow or TensorBoard is not installed: no TensorBoard logs (pip install tensorboard)")
+    with a warning naming TensorFlow or TensorBoard when one is not installed."""
+    tf = _tensorflow_for_tensorboard()
+    if tf is None:
         return None, []
     log_dir = os.path.join(output_dir, "logs")
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
