@@ -434,48 +434,49 @@ def test_tiles_of_a_large_image_are_painted_in_batches_with_the_same_pixels(kera
     assert np.abs(batched.astype(int) - alone.astype(int)).max() <= 1
 
 
-@pytest.mark.tensorflow_only
-def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(tmp_path, stylizer, photo, monkeypatch):
-    from cin_style.export import export_saved_model
+def _padded_pixels_sent(stylizer, monkeypatch):
+    """A list that gets, per model call, its pixels as the network pads them (each side to a multiple of 8)."""
+    sent = []
+    for name in ("_run", "_run_spatial"):
+        run = getattr(stylizer, name)
 
-    def padded_pixels(height, width):  # as the network pads each side: to a multiple of 8
-        return (-(-height // 8) * 8) * (-(-width // 8) * 8)
+        def counted(images, weights, run=run):
+            height, width = images.shape[1:3]
+            sent.append(len(images) * (-(-height // 8) * 8) * (-(-width // 8) * 8))
+            return run(images, weights)
+
+        monkeypatch.setattr(stylizer, name, counted)
+    return sent
+
+
+@pytest.mark.tensorflow_only
+def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(
+    tmp_path, keras_file, stylizer, photo, monkeypatch
+):
+    from cin_style.export import export_saved_model
 
     export_saved_model(distinct_style_model(), tmp_path, STYLE_NAMES, max_pixels=1024)  # one 32x32 image a call
     limited = Stylizer.load(tmp_path)
-    sent = []
-    for name in ("_run", "_run_spatial"):
-        run = getattr(limited, name)
-
-        def counted(images, weights, run=run):
-            sent.append(len(images) * padded_pixels(*images.shape[1:3]))
-            return run(images, weights)
-
-        monkeypatch.setattr(limited, name, counted)
+    sent = _padded_pixels_sent(limited, monkeypatch)
     # 60x40 (64x40 = 2560 px padded): painted layer by layer, as the whole image.
     whole = stylizer.stylize(photo, 1)
     assert np.abs(limited.stylize(photo, 1).astype(int) - whole.astype(int)).max() <= 1
+    regions = [(np.ones((4, 4), bool), 0)]
+    by_regions = limited.stylize(photo, regions=regions)
+    assert np.abs(by_regions.astype(int) - stylizer.stylize(photo, 0).astype(int)).max() <= 1
+    assert sent == []  # nothing over the limit went to the signatures
     # Five 24x24 images (576 px padded each): one per call, never two.
     small = np.stack([photo[:24, i : i + 24] for i in range(0, 25, 6)])
     assert np.abs(limited.stylize(small, 2).astype(int) - stylizer.stylize(small, 2).astype(int)).max() <= 1
     assert sent == [576] * 5
-    regions = [(np.ones((4, 4), bool), 0)]
-    assert (
-        np.abs(limited.stylize(photo, regions=regions).astype(int) - stylizer.stylize(photo, 0).astype(int)).max() <= 1
-    )
     assert limited.call_pixels == 1024
-    # Feathered tiles instead: 32-px tiles, each within the limit.
-    sent.clear()
+    # Feathered tiles instead: 32-px tiles, one per call, as a .keras model painting 32-px tiles.
     tiled = Stylizer.load(tmp_path, seamless=False)
-    monkeypatch.setattr(
-        tiled,
-        "_run",
-        lambda images, weights: (
-            sent.append(len(images) * padded_pixels(*images.shape[1:3])) or limited._run(images, weights)
-        ),
-    )
-    assert tiled.stylize(photo, 1).shape == photo.shape
-    assert sent and max(sent) <= 1024
+    sent = _padded_pixels_sent(tiled, monkeypatch)
+    by_tiles = tiled.stylize(photo, 1)
+    assert sent == [1024] * 6  # 3 across, 2 down
+    same_tiles = Stylizer.load(keras_file, tile_size=32, seamless=False).stylize(photo, 1)
+    assert np.abs(by_tiles.astype(int) - same_tiles.astype(int)).max() <= 1
 
 
 def test_a_styles_file_that_does_not_fit_the_model_is_refused_at_load(tmp_path):
