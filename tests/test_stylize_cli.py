@@ -443,3 +443,14 @@ def test_list_styles_of_a_model_whose_styles_file_does_not_fit_fails_in_one_line
     result = stylize(f"--model={tmp_path}", "--list_styles")
     assert result.returncode == 1 and result.stdout == ""
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_list_styles_of_a_saved_model_with_bad_metadata_fails_in_one_line(tmp_path):
+    version = tmp_path / "served" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")  # the metadata is read first, so the graph is never opened
+    (version / "cin_style.json").write_text('{"format": "1", "style_names": ["a", "b"]}')
+    result = stylize(f"--model={tmp_path / 'served'}", "--list_styles")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "bad metadata format: a positive integer is expected. Received: '1'" in result.stderr
+    assert "Traceback" not in result.stderr
