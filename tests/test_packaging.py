@@ -131,3 +131,14 @@ def test_bundled_model_found_in_the_checkout_or_editable_install():
     assert any((found / version / "saved_model.pb").is_file() for version in os.listdir(found)), found
     if pathlib.Path(cin_style.__file__).parent == ROOT / "cin_style":  # this checkout, plain or editable install
         assert found == ROOT / "saved_models" / "cin_style_default"
+
+
+def test_extras_that_run_tflite_files_install_litert():
+    """TFLiteStylizer, the TFLite tests and the inference benchmark run .tflite files with LiteRT."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    extras = setup["options.extras_require"]
+    for extra in ("tflite", "test", "bench"):
+        assert "ai-edge-litert" in extras[extra].split(), extra
