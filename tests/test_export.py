@@ -392,37 +392,65 @@ def test_every_image_signature_refuses_requests_over_max_pixels(limited):
         assert call()["stylized_image"].shape == (1, 64, 64, 3), name
     for name, call in _image_calls(loaded, (2, 32, 48, 3)).items():  # 3,072 pixels in all
         assert call()["stylized_image"].shape == (2, 32, 48, 3), name
-    for shape, total in [((1, 64, 65, 3), 4160), ((2, 48, 48, 3), 4608)]:  # one large image; a large batch
+    # One large image (64x65, padded to 64x68 as the network pads it); a large batch.
+    for shape, padded, total in [((1, 64, 65, 3), "64x68", 4352), ((2, 48, 48, 3), "48x48", 4608)]:
         for name, call in _image_calls(loaded, shape).items():
             with pytest.raises(tf.errors.InvalidArgumentError) as raised:
                 call()
             message = " ".join(raised.value.message.split())
-            assert f"{shape[0]} x {shape[1]}x{shape[2]} = {total} pixels" in message, (name, message)
+            expected = f"a batch of {shape[0]} x {shape[1]}x{shape[2]} (padded to {padded}) = {total} pixels"
+            assert expected in message, (name, message)
             assert f"limit of {SMALL_LIMIT} pixels" in message, (name, message)
 
 
-def test_the_default_pixel_limit_is_the_stylizers(exported):
-    import inspect
+def test_the_default_limits_follow_from_a_4_gib_memory_budget(exported, model, tmp_path):
+    from cin_style import export
+    from cin_style.export import DEFAULT_MEMORY_BUDGET, export_saved_model, serving_limits
+    from cin_style.image_io import DEFAULT_MAX_PIXELS
 
-    from cin_style import Stylizer, image_io
-    from cin_style.export import export_saved_model
-
-    default = inspect.signature(export_saved_model).parameters["max_pixels"].default
-    assert default == inspect.signature(Stylizer).parameters["max_pixels"].default == image_io.DEFAULT_MAX_PIXELS
+    assert DEFAULT_MEMORY_BUDGET == 4 * 2**30
     with open(os.path.join(exported[1], "cin_style.json"), encoding="utf-8") as stream:
-        assert json.load(stream)["max_pixels"] == default
-    code = "import cin_style.cli.export as cli; print(cli.FLAGS['max_pixels'].default)"
+        metadata = json.load(stream)
+    max_pixels, spatial, budget = serving_limits(0.25)
+    assert (metadata["max_pixels"], metadata["spatial_max_pixels"], metadata["memory_budget"]) == (
+        max_pixels,
+        spatial,
+        DEFAULT_MEMORY_BUDGET,
+    )
+    for alpha in (0.25, 0.5, 1.0):
+        max_pixels, spatial, budget = serving_limits(alpha)
+        per_pixel = export.MEMORY_MARGIN * (export.BYTES_PER_PIXEL[0] + export.BYTES_PER_PIXEL[1] * alpha)
+        per_spatial = export.MEMORY_MARGIN * (
+            export.SPATIAL_BYTES_PER_PIXEL[0] + export.SPATIAL_BYTES_PER_PIXEL[1] * alpha
+        )
+        assert max_pixels * per_pixel <= budget < (max_pixels + 10_000) * per_pixel, alpha
+        assert spatial * per_spatial <= budget < (spatial + 10_000) * per_spatial, alpha
+        assert max_pixels < DEFAULT_MAX_PIXELS  # the Stylizer's file-reading limit is not a serving budget
+    # The measured figures the default rests on (saved_models/README.md): the full network needs up to
+    # 889 bytes per padded pixel, 1.25x that with the margin, so 4 GiB takes 3.86 million pixels (1964x1964).
+    assert serving_limits(1.0)[:2] == (3_860_000, 2_360_000) and serving_limits(0.25)[:2] == (13_600_000, 6_700_000)
+    # A budget of its own, or a limit that implies one.
+    path = export_saved_model(model, tmp_path, STYLE_NAMES, memory_budget=2**30)
+    with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
+        assert json.load(stream)["max_pixels"] == serving_limits(0.25, memory_budget=2**30)[0]
+    code = (
+        "import cin_style.cli.export as c; print(c.FLAGS['max_pixels'].default, c.FLAGS['memory_budget_mib'].default)"
+    )
     shown = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert shown.stdout.split()[-1] == str(default)
+    assert shown.stdout.split()[-2:] == ["None", "None"]
 
 
 def test_max_pixels_must_be_a_positive_integer(model, tmp_path):
     from cin_style.export import export_saved_model
 
-    for bad in (0, -5, 2.5, True, None):
+    for bad in (0, -5, 2.5, True, "1000"):
         with pytest.raises(ValueError, match=rf"Received: max_pixels={bad!r}"):
             export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=bad)
+        with pytest.raises(ValueError, match=rf"Received: memory_budget={bad!r}"):
+            export_saved_model(model, tmp_path, STYLE_NAMES, memory_budget=bad)
+    with pytest.raises(ValueError, match="Give max_pixels or memory_budget, not both"):
+        export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=5000, memory_budget=2**30)
     assert os.listdir(tmp_path) == []
 
 

@@ -2,7 +2,8 @@
 
 cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
 cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
-cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=16000000
+cin-style-export --model=runs/my_model --export_dir=served/my_model --memory_budget_mib=2048
+cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=1000000
 cin-style-export --model=saved_models/cin_style_slim --format=tflite --output=slim.tflite --size=512 \\
     --quantization=float16
 """
@@ -12,7 +13,6 @@ import os
 from absl import flags
 
 from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
-from cin_style.image_io import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -32,8 +32,16 @@ flags.DEFINE_integer("version", None, "Version number (default: the next free on
 flags.DEFINE_list("style_names", None, "Override the style names (one per style).")
 flags.DEFINE_integer(
     "max_pixels",
-    DEFAULT_MAX_PIXELS,
-    "Largest request the served model accepts, as batch x height x width (default: the Stylizer's).",
+    None,
+    "Largest request the served model accepts: the sum over the batch of height x width, each side padded as "
+    "the network pads it (to a multiple of 4, at least 8). Default: what --memory_budget_mib allows.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "memory_budget_mib",
+    None,
+    "Instead of --max_pixels: memory (MiB) the largest accepted request may take; the limits follow from the "
+    "model's measured bytes per pixel. Default: 4096 (4 GiB).",
     lower_bound=1,
 )
 # export.ENCODED_FORMATS, spelled out so --help needs no TensorFlow import (a test keeps them equal).
@@ -42,7 +50,10 @@ flags.DEFINE_enum("encoded_format", "png", ["png", "jpeg"], "What the stylize_by
 #: What --help shows, in this order (a flag left out of every group is listed under "Other flags").
 HELP_GROUPS = [
     ("What to export", ["model", "checkpoint", "style_names", "format"]),
-    ("SavedModel for TF Serving (--format=saved_model)", ["export_dir", "version", "max_pixels", "encoded_format"]),
+    (
+        "SavedModel for TF Serving (--format=saved_model)",
+        ["export_dir", "version", "max_pixels", "memory_budget_mib", "encoded_format"],
+    ),
     ("TensorFlow Lite (--format=tflite)", ["output", "size", "quantization"]),
 ]
 
@@ -97,6 +108,7 @@ def main(argv):
             training_config=config,
             max_pixels=FLAGS.max_pixels,
             encoded_format=FLAGS.encoded_format,
+            memory_budget=FLAGS.memory_budget_mib and FLAGS.memory_budget_mib * 2**20,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         fail(str(error))
