@@ -49,10 +49,10 @@ The limits follow from a memory budget (`serving_limits`; 4 GiB by
 default): the peak memory of a request was measured per padded pixel
 (`benchmarks/serving_memory.py`, a fresh process per request; the worst
 shape, a 16-pixel strip, at 218 bytes at alpha 0.25 and 889 at alpha 1.0
-through the uint8, float and bytes signatures, 507 and 1,443 through the
+through the uint8, float and bytes signatures, 542 and 1,683 through the
 spatial ones), fitted in alpha, then given `MEMORY_MARGIN` (1.25x). At
-4 GiB the default model takes 3.86 million pixels a request (2.36 million
-spatial), the slim model 13.6 million (6.7 million). The budget and both limits are recorded in the metadata.
+4 GiB the default model takes 3.86 million pixels a request (2.02 million
+spatial), the slim model 13.6 million (5.97 million). The budget and both limits are recorded in the metadata.
 
 The float signatures refuse NaN, infinite values and values outside [0, 1]
 by more than 1e-3 (they would poison the instance statistics of the whole
@@ -105,8 +105,9 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**30
 #: `benchmarks/serving_memory.py`, the saved_models README lists the runs.
 BYTES_PER_PIXEL = (40, 850)
 #: The same for `stylize_spatial` and `stylize_spatial_float`, which also hold a style map and per-pixel
-#: CIN parameters: 469-507 bytes at alpha 0.25 (3 or 16 styles), 1,443 at alpha 1.0 (16 styles).
-SPATIAL_BYTES_PER_PIXEL = (200, 1250)
+#: CIN parameters: 469-542 bytes at alpha 0.25 (3 or 16 styles; 542 at 6.7 million pixels), 1,443 at
+#: alpha 1.0 for 1 million pixels and 1,683 for 2.36 million (it grows with the size).
+SPATIAL_BYTES_PER_PIXEL = (200, 1500)
 #: Headroom over the fitted bytes per pixel, for what the measurements did not cover (other thread counts,
 #: allocators, TensorFlow versions).
 MEMORY_MARGIN = 1.25

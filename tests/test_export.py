@@ -428,7 +428,7 @@ def test_the_default_limits_follow_from_a_4_gib_memory_budget(exported, model, t
         assert max_pixels < DEFAULT_MAX_PIXELS  # the Stylizer's file-reading limit is not a serving budget
     # The measured figures the default rests on (saved_models/README.md): the full network needs up to
     # 889 bytes per padded pixel, 1.25x that with the margin, so 4 GiB takes 3.86 million pixels (1964x1964).
-    assert serving_limits(1.0)[:2] == (3_860_000, 2_360_000) and serving_limits(0.25)[:2] == (13_600_000, 6_700_000)
+    assert serving_limits(1.0)[:2] == (3_860_000, 2_020_000) and serving_limits(0.25)[:2] == (13_600_000, 5_970_000)
     # A budget of its own, or a limit that implies one.
     path = export_saved_model(model, tmp_path, STYLE_NAMES, memory_budget=2**30)
     with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
