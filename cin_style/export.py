@@ -15,13 +15,15 @@ first axis so TF Serving's row ("instances") format works:
   `(b, h, w, num_styles)`, a style blend per pixel (each pixel's weights are
   normalised to sum 1) -> `stylized_image` uint8: regions of one image in
   different styles. `stylize_spatial_float`: the same with float32 images.
-- `stylize_bytes`: `image_bytes` string `(b,)` (JPEG, PNG, GIF or BMP files,
+- `stylize_bytes`: `image_bytes` string `(b,)` (JPEG, PNG or BMP files,
   as TF Serving's REST API decodes `{"b64": ...}`) + `style_index` int32
   `(b,)` -> `stylized_image_bytes` string `(b,)`, PNG (or JPEG, chosen at
   export). Each image keeps its own size; names ending in `_bytes` make TF
   Serving send the output back as base64. Files are read as
   `image_io.read_image` reads them: a JPEG's EXIF orientation is applied,
-  a PNG's alpha composited over white (a GIF gives its first frame).
+  a PNG's alpha composited over white. GIFs are refused: TensorFlow decodes
+  every frame of an animated GIF, which its header does not count (a
+  558 KB GIF of 300 frames took 215 MB more than one frame).
   `stylize_bytes_blend`: the same with `style_weights` float32
   `(b, num_styles)`.
 - `style_names`: no input -> `style_names` string `(num_styles,)`.
@@ -40,7 +42,7 @@ naming the size and the limit and before any work on the pixels:
   side mirror-padded to a multiple of 4 (at least 8), padded height x padded
   width summed over the batch, so a batch of many images is refused like
   one large image. `stylize_bytes` reads each file's size from its header
-  (JPEG frame, PNG IHDR, GIF screen, BMP header) and checks the whole
+  (JPEG frame, PNG IHDR, BMP header) and checks the whole
   request before decoding any of it: a 400 KB PNG of 20000x20000 costs no
   more than its bytes. The spatial signatures have their own, lower limit
   (`spatial_max_pixels`) for the same memory.
@@ -111,7 +113,7 @@ SPATIAL_BYTES_PER_PIXEL = (200, 1500)
 #: Headroom over the fitted bytes per pixel, for what the measurements did not cover (other thread counts,
 #: allocators, TensorFlow versions).
 MEMORY_MARGIN = 1.25
-#: JPEG, PNG, GIF and BMP files start with these bytes.
+#: JPEG, PNG, GIF and BMP files start with these bytes (GIFs to be named when they are refused).
 _MAGIC = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG", "gif": b"GIF8", "bmp": b"BM"}
 #: The EXIF tag saying how a photo is to be turned for display (`image_io.EXIF_ORIENTATION`).
 _ORIENTATION_TAG = 0x0112
@@ -183,10 +185,10 @@ def _header_size(data):
     """`[height, width]` int64 of one encoded image, read from its header without decoding.
 
     JPEG: its frame header (`tf.image.extract_jpeg_shape`). PNG: the IHDR
-    chunk (bytes 16-24, big-endian). GIF: the logical screen (bytes 6-10,
-    little-endian). BMP: bytes 18-26 (little-endian, the height's sign is the
-    row order), as TensorFlow's decoder reads them. Anything else fails,
-    naming the bytes it starts with.
+    chunk (bytes 16-24, big-endian). BMP: bytes 18-26 (little-endian, the
+    height's sign is the row order), as TensorFlow's decoder reads them.
+    GIFs fail (their frames are not counted in any header), and so does
+    anything else, naming the bytes it starts with.
     """
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 32), tf.constant(b"\0" * 32)]), 0, 32)
     header = tf.cast(tf.reshape(tf.io.decode_raw(head, tf.uint8), [32]), tf.int64)
@@ -194,26 +196,31 @@ def _header_size(data):
     unknown = tf.debugging.Assert(
         tf.reduce_any(kind),
         [
-            'image_bytes: not a JPEG, PNG, GIF or BMP file (send the file\'s bytes; over REST as {"b64": ...}); '
+            'image_bytes: not a JPEG, PNG or BMP file (send the file\'s bytes; over REST as {"b64": ...}); '
             "it starts with",
             tf.strings.substr(data, 0, 8),
+        ],
+    )
+    gif = tf.debugging.Assert(
+        tf.logical_not(kind[2]),
+        [
+            "image_bytes: GIF files are not taken (every frame of an animated GIF is decoded, and no header "
+            "counts them); send a PNG or JPEG"
         ],
     )
     png_ok = tf.debugging.Assert(
         tf.logical_or(tf.logical_not(kind[1]), tf.equal(tf.strings.substr(data, 12, 4), "IHDR")),
         ["image_bytes: a PNG file without its IHDR header (truncated or corrupt)"],
     )
-    with tf.control_dependencies([unknown, png_ok]):
+    with tf.control_dependencies([unknown, gif, png_ok]):
         little, big = tf.constant(True), tf.constant(False)
         png = tf.stack([_number(header[20:24], big), _number(header[16:20], big)])
-        gif = tf.stack([_number(header[8:10], little), _number(header[6:8], little)])
         signed = lambda value: tf.where(value >= 2**31, value - 2**32, value)
         bmp = tf.stack([tf.abs(signed(_number(header[22:26], little))), signed(_number(header[18:22], little))])
         return tf.case(
             [
                 (kind[0], lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)),
                 (kind[1], lambda: png),
-                (kind[2], lambda: gif),
             ],
             default=lambda: bmp,
         )
@@ -443,7 +450,7 @@ class _ServingGraph:
             # Rounded to 8-bit levels, as Pillow composites a file over white for `read_image`.
             return tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)) / 255.0
 
-        def other():  # GIF (the first frame) or BMP
+        def other():  # BMP (GIFs were refused with the header)
             image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
             return tf.cast(image, tf.float32) / 255.0
 

@@ -425,3 +425,17 @@ def test_requests_at_the_limits_a_budget_sets_stay_within_it(model, tmp_path):
         assert row["added"] < budget, rows
     # The limits are not far below what the budget allows either.
     assert rows["square"]["added"] > budget / 3 and rows["spatial"]["added"] > budget / 3, rows
+
+
+def test_stylize_bytes_refuses_gifs_whose_frames_no_header_counts(limited):
+    """300 frames of 1000x1000 in a 558 KB GIF cost 215 MB more than one frame: GIFs are refused, with the reason."""
+    import tensorflow as tf
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    frames = [Image.new("L", (24, 24), 40 * i) for i in range(3)]
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    message = _message(
+        lambda: limited[1].signatures["stylize_bytes"](image_bytes=[buffer.getvalue()], style_index=tf.constant([0]))
+    )
+    assert "image_bytes: GIF files are not taken" in message and "send a PNG or JPEG" in message, message
