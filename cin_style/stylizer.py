@@ -1,7 +1,7 @@
 """`Stylizer`: paint photos with a trained multi-style model.
 
     from cin_style import Stylizer
-    stylizer = Stylizer.load("saved_models/cin_style_default")
+    stylizer = Stylizer.load()  # the bundled default model
     painted = stylizer.stylize("photo.jpg", "hokusai_great_wave")
     blended = stylizer.stylize(photo_array, {"hokusai_great_wave": 0.7, "munch_the_scream": 0.3})
 

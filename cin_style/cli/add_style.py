@@ -52,7 +52,7 @@ HELP_GROUPS = [
     ("Speed", ["jit_compile", "steps_per_execution", "dtype_policy"]),
 ]
 
-#: Training settings that suit fitting γ/β rows on a CPU (measured: see README, "Add your own painting").
+#: Training settings that suit fitting γ/β rows on a CPU (measured: see docs/adding_a_painting.md).
 ADD_STYLE_DEFAULTS = {"steps": 300, "batch_size": 4, "checkpoint_every": 100, "learning_rate": 1e-2}
 
 

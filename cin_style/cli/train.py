@@ -6,7 +6,7 @@
 Resume a run after an interruption with the same command plus --resume.
 
 Several GPUs or machines: --strategy=mirrored|multi_worker|tpu under
-TensorFlow, --distribution=data_parallel under JAX (README: "Training on
+TensorFlow, --distribution=data_parallel under JAX (docs/training.md: "Training on
 several GPUs or machines").
 """
 
