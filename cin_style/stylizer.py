@@ -147,9 +147,12 @@ class Stylizer:
             enforce. Images over it are painted as large images (layer by
             layer, or in tiles under it), batches split under it.
             Defaults to `None` (only `BATCH_PIXELS`).
+        spatial_call_pixels: The same for `run_spatial` (per-pixel maps cost
+            more memory, so a SavedModel's spatial signatures have their own,
+            lower `spatial_max_pixels`). Defaults to `call_pixels`.
 
     Raises:
-        ValueError: If `call_pixels` is below one 16x16 image.
+        ValueError: If `call_pixels` or `spatial_call_pixels` is below one 16x16 image.
     """
 
     def __init__(
@@ -164,13 +167,18 @@ class Stylizer:
         paint_large=None,
         seamless=True,
         call_pixels=None,
+        spatial_call_pixels=None,
     ):
-        if call_pixels is not None and (not _is_number(call_pixels) or call_pixels < padded_pixels(MIN_SIDE, MIN_SIDE)):
-            raise ValueError(
-                f"`call_pixels` must allow one {MIN_SIDE}x{MIN_SIDE} image ({padded_pixels(MIN_SIDE, MIN_SIDE)} "
-                f"pixels). Received: call_pixels={call_pixels!r}"
-            )
+        if spatial_call_pixels is None:
+            spatial_call_pixels = call_pixels
+        for name, value in (("call_pixels", call_pixels), ("spatial_call_pixels", spatial_call_pixels)):
+            if value is not None and (not _is_number(value) or value < padded_pixels(MIN_SIDE, MIN_SIDE)):
+                raise ValueError(
+                    f"`{name}` must allow one {MIN_SIDE}x{MIN_SIDE} image ({padded_pixels(MIN_SIDE, MIN_SIDE)} "
+                    f"pixels). Received: {name}={value!r}"
+                )
         self.call_pixels = None if call_pixels is None else int(call_pixels)
+        self.spatial_call_pixels = None if spatial_call_pixels is None else int(spatial_call_pixels)
         self._run = run
         self._run_spatial = run_spatial
         self._paint_large = paint_large if seamless else None
@@ -254,6 +262,7 @@ class Stylizer:
             run_spatial=run_spatial if spatial is not None else None,
             paint_large=_layer_by_layer(rebuilt, threading.Lock()),
             call_pixels=metadata.get("max_pixels"),  # what the signatures accept; absent in older exports
+            spatial_call_pixels=metadata.get("spatial_max_pixels", metadata.get("max_pixels")),
         )
         stylizer = cls(run, names, **{**settings, **kwargs})
         stylizer._keep = loaded  # the signatures need the loaded object alive
@@ -417,11 +426,13 @@ class Stylizer:
         so batching never raises peak memory above painting one large tile,
         and at most `call_pixels` padded pixels (`_fits` keeps larger images away).
         """
-        run = self._run if weights.ndim == 2 else self._run_spatial
+        spatial = weights.ndim == 4
+        run = self._run_spatial if spatial else self._run
         height, width = images.shape[1:3]
         per_call = max(1, BATCH_PIXELS // (height * width))
-        if self.call_pixels is not None:  # the model's own limit, counted as the network pads each image
-            per_call = max(1, min(per_call, self.call_pixels // padded_pixels(height, width)))
+        limit = self._call_limit(spatial)
+        if limit is not None:  # the model's own limit, counted as the network pads each image
+            per_call = max(1, min(per_call, limit // padded_pixels(height, width)))
         return np.concatenate(
             [
                 run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
@@ -429,17 +440,23 @@ class Stylizer:
             ]
         )
 
-    def _fits(self, height, width):
-        """Whether one `height` x `width` image goes to the model whole: within the tile size and `call_pixels`."""
+    def _call_limit(self, spatial):
+        """Padded pixels one call may hold: `spatial_call_pixels` for maps, else `call_pixels` (`None`: no limit)."""
+        return self.spatial_call_pixels if spatial else self.call_pixels
+
+    def _fits(self, height, width, spatial=False):
+        """Whether one `height` x `width` image goes to the model whole: within the tile size and the call limit."""
         if height > self.tile_size or width > self.tile_size:
             return False
-        return self.call_pixels is None or padded_pixels(height, width) <= self.call_pixels
+        limit = self._call_limit(spatial)
+        return limit is None or padded_pixels(height, width) <= limit
 
-    def _tiling(self):
-        """`(tile, overlap)` of feathered tiles: `tile_size`, or less so a tile's padded pixels fit `call_pixels`."""
+    def _tiling(self, spatial=False):
+        """`(tile, overlap)` of feathered tiles: `tile_size`, or less so a tile's padded pixels fit the call limit."""
         tile = self.tile_size
-        if self.call_pixels is not None:
-            tile = min(tile, int(np.sqrt(self.call_pixels)) // 8 * 8)
+        limit = self._call_limit(spatial)
+        if limit is not None:
+            tile = min(tile, int(np.sqrt(limit)) // 8 * 8)
         return tile, min(self.tile_overlap, tile // 2)
 
     def _stylize_batch(self, images, weights):
@@ -448,18 +465,19 @@ class Stylizer:
         Images within the tile size go to the model together; larger ones one
         by one, each in feathered tiles that are themselves batched.
         """
-        if self._fits(*images.shape[1:3]):
+        if self._fits(*images.shape[1:3], spatial=weights.ndim == 4):
             return self._paint_many(images, weights)
         return np.stack([self._stylize_one(image, w) for image, w in zip(images, weights)])
 
     def _stylize_one(self, image, weights):
         """One image `(h, w, 3)`: whole, or if it is large layer by layer (`paint_large`), else in feathered tiles."""
         height, width = image.shape[:2]
-        if self._fits(height, width):
+        spatial = weights.ndim == 3
+        if self._fits(height, width, spatial):
             return self._paint_many(image[None], weights[None])[0]
         if self._paint_large is not None:
             return self._paint_large(image, weights)
-        tile, overlap = self._tiling()
+        tile, overlap = self._tiling(spatial)
         corners = [
             (top, left) for top in _tile_starts(height, tile, overlap) for left in _tile_starts(width, tile, overlap)
         ]

@@ -479,6 +479,24 @@ def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(
     assert np.abs(by_tiles.astype(int) - same_tiles.astype(int)).max() <= 1
 
 
+@pytest.mark.tensorflow_only
+def test_region_painting_keeps_under_the_lower_limit_of_the_spatial_signatures(tmp_path, stylizer, photo, monkeypatch):
+    from cin_style.export import export_saved_model
+    from cin_style.metadata import read_metadata
+
+    export_saved_model(distinct_style_model(), tmp_path, STYLE_NAMES, max_pixels=4096)
+    spatial_limit = read_metadata(tmp_path)["spatial_max_pixels"]
+    assert spatial_limit < 64 * 40 <= 4096  # the 60x40 photo fits the plain signatures, not the spatial ones
+    limited = Stylizer.load(tmp_path)
+    sent = _padded_pixels_sent(limited, monkeypatch)
+    regions = [(np.linspace(0, 1, 60)[None].repeat(40, 0), 0), (np.linspace(1, 0, 60)[None].repeat(40, 0), 2)]
+    by_regions = limited.stylize(photo, regions=regions)
+    assert np.abs(by_regions.astype(int) - stylizer.stylize(photo, regions=regions).astype(int)).max() <= 1
+    assert sent == []  # painted layer by layer, not sent whole to stylize_spatial_float
+    assert np.abs(limited.stylize(photo, 1).astype(int) - stylizer.stylize(photo, 1).astype(int)).max() <= 1
+    assert sent == [64 * 40]  # a style row still goes whole
+
+
 def test_a_styles_file_that_does_not_fit_the_model_is_refused_at_load(tmp_path):
     import json
 
