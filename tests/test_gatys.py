@@ -191,6 +191,15 @@ def test_gatys_cli_writes_the_image_and_refuses_to_overwrite(shared_data, tmp_pa
         timeout=300,
     )
     assert missing.returncode != 0 and "Image file not found" in missing.stderr
+    for output in ("g.bmp2", "g"):  # refused before the optimisation, not after it
+        unknown = subprocess.run(
+            command[:-4] + [f"--output={tmp_path / output}", "--steps=2", "--size=40", "--style_size=48"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert unknown.returncode == 1 and "--output must end in an image extension" in unknown.stderr
+        assert not (tmp_path / output).exists() and "steps in" not in unknown.stdout
 
 
 def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_data, tmp_path):

@@ -50,6 +50,13 @@ def main(argv):
             fail(f"Image file not found: {path}")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         fail(f"{FLAGS.output} exists; pass --overwrite to replace it")
+    from cin_style.image_io import image_format  # numpy and Pillow only: no Keras yet
+
+    if not os.path.splitext(FLAGS.output)[1] or image_format(FLAGS.output) is None:
+        fail(
+            "--output must end in an image extension Pillow can write, such as .png, .jpg or .webp. "
+            f"Received: --output={FLAGS.output}"
+        )
     vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights)
     setup_logging(tensorflow=False)
     from cin_style import image_io
