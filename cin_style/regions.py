@@ -23,6 +23,10 @@ class RegionError(ValueError):
     """Regions that cannot make a style map: unreadable or bad masks, labels without a style, gaps."""
 
 
+class UncoveredRegionError(RegionError):
+    """Pixels (or labels) that no region gives a style and no `default` style fills."""
+
+
 def _read_file(path, what, max_pixels, convert):
     """`convert(image)` of the image file at `path`, after the checks photos get (size from the header first)."""
     try:
@@ -275,7 +279,7 @@ def style_map(
         present = [int(v) for v in np.unique(labels)]
         missing = [v for v in present if v not in styles]
         if missing and default is None:
-            raise RegionError(
+            raise UncoveredRegionError(
                 f"Labels {missing} of the label image have no style; give one for each (present: {present}), "
                 "or a default style for them"
             )
@@ -299,7 +303,7 @@ def style_map(
         covered += gap[..., None] * weights_of(default)[None, None]
     elif (total <= 0).any():
         count = int((total <= 0).sum())
-        raise RegionError(
+        raise UncoveredRegionError(
             f"{count} of {height * width} pixels are in no region (their masks sum to 0); cover them, or give a "
             "default style for them"
         )

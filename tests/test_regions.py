@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cin_style.regions import RegionError, style_map
+from cin_style.regions import RegionError, UncoveredRegionError, style_map
 
 pytestmark = pytest.mark.no_tensorflow
 
@@ -84,6 +84,10 @@ def test_a_style_map_given_back_is_resized_and_its_gaps_take_the_default():
 def test_bad_regions_are_refused_naming_the_problem(regions, default, message):
     with pytest.raises(RegionError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         style_map(regions, 4, 4, weights_of, 3, default=default)
+    uncovered = "have no style" in message or "in no region" in message
+    with pytest.raises(RegionError) as raised:
+        style_map(regions, 4, 4, weights_of, 3, default=default)
+    assert isinstance(raised.value, UncoveredRegionError) == uncovered  # what a default style would mend
 
 
 def test_feather_must_be_a_non_negative_number():

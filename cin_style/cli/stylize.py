@@ -340,7 +340,7 @@ def _styles_from_flags(stylizer):
 def _regions_from_flags(stylizer):
     """`(labels, {label: style}, default style)` from --regions, --style and --default_style, checked whole
     before any photo is read."""
-    from cin_style.regions import RegionError, read_labels
+    from cin_style.regions import RegionError, UncoveredRegionError, read_labels
     from cin_style.stylizer import StyleError
 
     if not os.path.isfile(FLAGS.regions):
@@ -352,7 +352,7 @@ def _regions_from_flags(stylizer):
         stylizer.style_map((labels, styles), *labels.shape, default=default, feather=FLAGS.feather)
     except (ValueError, OSError) as error:  # RegionError, StyleError, ImageReadError among them
         kind = "--style" if isinstance(error, StyleError) and not isinstance(error, RegionError) else "--regions"
-        hint = " (--default_style=STYLE)" if isinstance(error, RegionError) and "default style" in str(error) else ""
+        hint = " (--default_style=STYLE)" if isinstance(error, UncoveredRegionError) else ""
         fail(f"{kind}: {error}{hint}")
     return labels, styles, default
 
