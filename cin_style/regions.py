@@ -151,7 +151,13 @@ def read_labels(labels, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     return array.astype(np.int64)
 
 
-def _resized(values, height, width, nearest):
+def _resized(values, height, width, nearest, what):
+    """`values` `(h, w)` resized to `height` x `width`; an empty one is a `RegionError` (it selects nothing, and
+    resizing it would read as a mask of zeros)."""
+    if not values.size:
+        raise RegionError(
+            f"The {what} is empty: it has no pixels to resize to the image. Received: shape={values.shape}"
+        )
     if values.shape == (height, width):
         return values
     resample = Image.NEAREST if nearest else Image.BILINEAR
@@ -166,6 +172,10 @@ def _weights_map(values, height, width, num_styles):
             f"A style map must be numbers of shape (height, width, {num_styles}), a weight per style. "
             f"Received: shape={values.shape}, dtype={values.dtype}"
         )
+    if not values.size:
+        raise RegionError(
+            f"The style map is empty: it has no pixels to resize to the image. Received: shape={values.shape}"
+        )
     values = values.astype(np.float32)
     if not np.isfinite(values).all():
         raise RegionError("A style map must be finite; it holds NaN or infinity")
@@ -173,7 +183,9 @@ def _weights_map(values, height, width, num_styles):
         raise RegionError(f"A style map must be non-negative; its smallest value is {values.min():g}")
     if values.shape[:2] == (height, width):
         return values
-    return np.stack([_resized(values[..., i], height, width, nearest=False) for i in range(num_styles)], axis=-1)
+    return np.stack(
+        [_resized(values[..., i], height, width, nearest=False, what="style map") for i in range(num_styles)], axis=-1
+    )
 
 
 def _box_blur(values, width, axis):
@@ -275,7 +287,7 @@ def style_map(
         covered = _weights_map(regions, height, width, num_styles)
     elif isinstance(regions, tuple) and len(regions) == 2 and isinstance(regions[1], dict):
         styles = {_label_key(key): spec for key, spec in regions[1].items()}
-        labels = _resized(read_labels(regions[0], max_pixels), height, width, nearest=True)
+        labels = _resized(read_labels(regions[0], max_pixels), height, width, nearest=True, what="label image")
         present = [int(v) for v in np.unique(labels)]
         missing = [v for v in present if v not in styles]
         if missing and default is None:
@@ -289,7 +301,8 @@ def style_map(
         for i, pair in enumerate(regions):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
                 raise RegionError(f"Region {i} must be a (mask, style) pair. Received: {type(pair).__name__}")
-            mask = _resized(read_mask(pair[0], f"mask of region {i}", max_pixels), height, width, nearest=False)
+            what = f"mask of region {i}"
+            mask = _resized(read_mask(pair[0], what, max_pixels), height, width, nearest=False, what=what)
             covered += np.clip(mask, 0, None)[..., None] * weights_of(pair[1])[None, None]
     else:
         raise RegionError(
