@@ -26,11 +26,14 @@ _LAZY = {
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
+    import importlib.util
 
+    if name in _LAZY:
         module, attribute = _LAZY[name]
         return getattr(importlib.import_module(module), attribute)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # `cin_style.network` etc. without an import
     raise AttributeError(f"module 'cin_style' has no attribute {name!r}")
 
 

@@ -9,7 +9,6 @@ macOS); on NFS the lock is only as good as the server's lock manager.
 """
 
 import contextlib
-import fcntl
 import os
 
 #: The file whose `flock` marks an output folder as in use; it holds the holder's pid (for messages).
@@ -46,6 +45,8 @@ def folder_lock(folder):
 
 def _take(path, folder):
     """An open descriptor of the file at `path` (created if need be) that holds its exclusive `flock`."""
+    import fcntl  # here, not at the top: importing model_io or training must not need it (Windows has none)
+
     while True:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -34,8 +34,11 @@ def test_a_folder_named_like_a_keyword_in_the_working_directory_is_loaded_instea
         Stylizer.load("slim")
 
 
-def test_bundled_module_is_reachable_after_a_plain_import_cin_style(tmp_path):
-    code = "import cin_style; print(cin_style.bundled.bundled_model_path())"
+def test_bundled_module_and_other_submodules_are_reachable_after_a_plain_import_cin_style(tmp_path):
+    code = (
+        "import cin_style; print(cin_style.bundled.bundled_model_path()); "
+        "assert callable(cin_style.network.spatial_transformer) and callable(cin_style.image_io.read_image)"
+    )
     env = {**os.environ, "KERAS_BACKEND": "jax"}  # no TensorFlow import needed for this
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

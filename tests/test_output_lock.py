@@ -92,3 +92,12 @@ def test_a_nested_lock_in_one_process_is_refused_and_the_outer_one_stays_held(tm
         assert _holds(tmp_path)
     assert not (tmp_path / LOCK_FILE).exists()
     assert not _holds(tmp_path)
+
+
+def test_the_model_and_training_modules_import_where_fcntl_does_not_exist():
+    code = (
+        "import sys; sys.modules['fcntl'] = None; import cin_style.model_io, cin_style.training, cin_style.checkpoints"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
