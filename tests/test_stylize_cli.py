@@ -327,6 +327,13 @@ def test_a_list_of_styles_writes_one_output_per_photo_and_style_named_after_the_
         capsys, f"--model={model_dir}", f"--input={tree}", "--style=1,,2", f"--output={tmp_path / 'bad'}"
     )
     assert status == 1 and "a list of styles needs a name or index between each comma" in stderr
+    # One style twice, by index and by name (or 1 and 01): refused, not painted once and then "skipped".
+    for listed in (f"1,{STYLE_NAMES[1]}", "1,01"):
+        status, _, stderr = run_main(
+            capsys, f"--model={model_dir}", f"--input={tree}", f"--style={listed}", f"--output={tmp_path / 'twice'}"
+        )
+        assert status == 1 and f"{STYLE_NAMES[1]} listed more than once" in stderr, stderr[-2000:]
+        assert not (tmp_path / "twice").exists()
 
 
 def test_second_folder_run_skips_existing_outputs_with_one_summary_line_and_exits_0(

@@ -134,7 +134,8 @@ def parse_styles(spec, names):
     if not all(parts):
         raise ValueError(f"a list of styles needs a name or index between each comma. Received: --style={spec}")
     styles = [parse_style(part, names) for part in parts]
-    repeated = sorted({str(part) for part in parts if parts.count(part) > 1})
+    labels = [output_label(style, names) for style in styles]  # `1` and `munch_the_scream` are one style
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise ValueError(f"{', '.join(repeated)} listed more than once. Received: --style={spec}")
     return styles
@@ -281,6 +282,10 @@ def main(argv):
         fail(f"No images (jpg, png, webp, bmp) in folder {FLAGS.input}")
     by_style = [folder_outputs(inputs, FLAGS.output, label) for _, label in jobs]
     work = [(path, style, outputs[i]) for i, path in enumerate(inputs) for (style, _), outputs in zip(jobs, by_style)]
+    names = [output for _, _, output in work]
+    clashes = sorted({output for output in names if names.count(output) > 1})
+    if clashes:  # e.g. photo `p_b` in style `c` and photo `p` in style `b_c`
+        fail(f"{len(clashes)} outputs would be written twice ({', '.join(clashes[:3])}); rename the photos or styles")
     try:
         os.makedirs(FLAGS.output, exist_ok=True)
     except OSError as error:
@@ -288,8 +293,9 @@ def main(argv):
     if not os.access(FLAGS.output, os.W_OK):
         fail(f"Output folder is not writable: {FLAGS.output}")
     failures, skipped = [], 0
+    existing = set() if FLAGS.overwrite else {output for output in names if os.path.exists(output)}  # before the run
     for path, style, output in work:
-        if os.path.exists(output) and not FLAGS.overwrite:
+        if output in existing:
             skipped += 1
             continue
         reason = _write_one(paint(path, style), output, in_batch=True)
