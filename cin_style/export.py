@@ -574,8 +574,13 @@ def serving_limits(alpha, max_pixels=None, memory_budget=None):
 
     if max_pixels is not None:
         check_positive_integer("max_pixels", max_pixels)
+        if max_pixels < MIN_SIDE**2:
+            raise ValueError(
+                f"max_pixels must allow one {MIN_SIDE}x{MIN_SIDE} image ({MIN_SIDE**2} pixels), the smallest every "
+                f"image signature takes. Received: max_pixels={max_pixels}"
+            )
         memory_budget = int(max_pixels * per_pixel)
-        return max_pixels, max(1, int(memory_budget // per_spatial_pixel)), memory_budget
+        return max_pixels, max(MIN_SIDE**2, int(memory_budget // per_spatial_pixel)), memory_budget
     if memory_budget is None:
         memory_budget = DEFAULT_MEMORY_BUDGET
     check_positive_integer("memory_budget", memory_budget)

@@ -152,10 +152,9 @@ def read_metadata(path):
     _check_style_names(data["style_names"], path)
     if "num_styles" in data and data["num_styles"] != len(data["style_names"]):
         raise ValueError(f"'{path}' names {len(data['style_names'])} styles but says num_styles={data['num_styles']!r}")
-    if data.get("max_pixels") is not None and not _is_count(data["max_pixels"]):
-        raise ValueError(
-            f"'{path}' has a bad max_pixels: a positive integer is expected. Received: {data['max_pixels']!r}"
-        )
+    for key in ("max_pixels", "spatial_max_pixels"):
+        if data.get(key) is not None and not _is_count(data[key]):
+            raise ValueError(f"'{path}' has a bad {key}: a positive integer is expected. Received: {data[key]!r}")
     return data
 
 

@@ -264,7 +264,10 @@ class Stylizer:
             call_pixels=metadata.get("max_pixels"),  # what the signatures accept; absent in older exports
             spatial_call_pixels=metadata.get("spatial_max_pixels", metadata.get("max_pixels")),
         )
-        stylizer = cls(run, names, **{**settings, **kwargs})
+        try:
+            stylizer = cls(run, names, **{**settings, **kwargs})
+        except ValueError as error:  # e.g. limits under one 16x16 image: a model that can paint nothing
+            raise ModelLoadError(f"Cannot paint with the SavedModel at '{folder}': {error}") from error
         stylizer._keep = loaded  # the signatures need the loaded object alive
         return stylizer
 

@@ -451,7 +451,12 @@ def test_max_pixels_must_be_a_positive_integer(model, tmp_path):
             export_saved_model(model, tmp_path, STYLE_NAMES, memory_budget=bad)
     with pytest.raises(ValueError, match="Give max_pixels or memory_budget, not both"):
         export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=5000, memory_budget=2**30)
+    with pytest.raises(ValueError, match=r"max_pixels must allow one 16x16 image \(256 pixels\)"):
+        export_saved_model(model, tmp_path, STYLE_NAMES, max_pixels=255)  # a model that could paint nothing
     assert os.listdir(tmp_path) == []
+    from cin_style.export import serving_limits
+
+    assert serving_limits(1.0, max_pixels=256)[:2] == (256, 256)  # the spatial limit too allows one 16x16 image
 
 
 def test_stylize_spatial_paints_a_constant_map_like_the_blend_and_refuses_bad_maps(exported, photo):

@@ -517,6 +517,8 @@ def test_a_styles_file_that_does_not_fit_the_model_is_refused_at_load(tmp_path):
         ({"format": "1"}, "bad metadata format: a positive integer is expected. Received: '1'"),
         ({"style_names": ["a", "a", "b"]}, r"names a style more than once: \['a'\]"),
         ({"max_pixels": 0}, "bad max_pixels: a positive integer is expected. Received: 0"),
+        ({"spatial_max_pixels": "1"}, "bad spatial_max_pixels: a positive integer is expected. Received: '1'"),
+        ({"spatial_max_pixels": 200}, "Cannot paint with the SavedModel .* must allow one 16x16 image"),
     ],
 )
 def test_saved_model_metadata_that_does_not_fit_the_model_is_refused_at_load(

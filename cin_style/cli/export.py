@@ -34,8 +34,9 @@ flags.DEFINE_integer(
     "max_pixels",
     None,
     "Largest request the served model accepts: the sum over the batch of height x width, each side padded as "
-    "the network pads it (to a multiple of 4, at least 8). Default: what --memory_budget_mib allows.",
-    lower_bound=1,
+    "the network pads it (to a multiple of 4, at least 8); at least 256 (one 16x16 image). Default: what "
+    "--memory_budget_mib allows.",
+    lower_bound=256,
 )
 flags.DEFINE_integer(
     "memory_budget_mib",
