@@ -76,7 +76,7 @@ def read_mask(mask, what="mask", max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """A mask as float32 `(h, w)` weights: a path, a PIL image or an array.
 
     A mask means the same whichever way it comes: uint8 levels (files and
-    arrays) are divided by 255, 16-bit grey files by 65535, booleans are 0
+    arrays) are divided by 255, 16-bit levels (grey files, uint16 arrays) by 65535, booleans are 0
     or 1, other numbers are taken as weights. A mask with colour channels
     uses their mean; with alpha (RGBA and LA files, `(h, w, 4)` arrays) the
     weight is that grey times alpha, so transparent parts select nothing.
@@ -105,6 +105,8 @@ def read_mask(mask, what="mask", max_pixels=image_io.DEFAULT_MAX_PIXELS):
         array = array.astype(np.float32)
     elif array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:  # as a 16-bit grey file reads
+        array = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.number):
         array = array.astype(np.float32)
     else:

@@ -152,6 +152,12 @@ def test_a_mask_means_the_same_as_a_file_or_an_array_and_transparent_parts_selec
     np.testing.assert_allclose(quarter[2, 2], [64 / 255, 1 - 64 / 255, 0], atol=1e-6)
     with pytest.raises(RegionError, match=r"alpha of a mask of region 0 must be in \[0, 1\]"):
         style_map([(np.full((4, 4, 4), 2.0, np.float32), 0)], 4, 4, weights_of, 3, default=1)
+    # A 16-bit grey PNG and the uint16 array it holds: 32768 is half a weight either way.
+    Image.fromarray(np.full((4, 4), 32768, np.uint16)).save(tmp_path / "sixteen.png")
+    from_file = style_map([(tmp_path / "sixteen.png", 0)], 4, 4, weights_of, 3, default=1)
+    from_array = style_map([(np.asarray(Image.open(tmp_path / "sixteen.png")), 0)], 4, 4, weights_of, 3, default=1)
+    np.testing.assert_allclose(from_file[2, 2], [32768 / 65535, 1 - 32768 / 65535, 0], atol=1e-6)
+    np.testing.assert_allclose(from_array, from_file, atol=1e-6)
 
 
 def test_a_feather_wider_than_the_image_is_capped_at_its_longer_side_at_little_cost():
