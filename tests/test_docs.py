@@ -35,26 +35,35 @@ def _links(page):
     return [target for target in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:", target)]
 
 
-def test_pages_exist_and_every_relative_link_and_anchor_resolves():
-    assert len(PAGES) > 2, "docs/ has no pages"
+def _broken(pages, root):
+    """`page: target (why)` for every relative link of `pages` to a missing file or heading."""
     broken = []
-    for page in PAGES:
+    for page in pages:
         for target in _links(page):
             path, _, anchor = target.partition("#")
             resolved = (page.parent / path).resolve() if path else page
             if not resolved.exists():
-                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+                broken.append(f"{page.relative_to(root)}: {target} (no such file)")
             elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
-                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+                broken.append(f"{page.relative_to(root)}: {target} (no such heading)")
+    return broken
+
+
+def test_pages_exist_and_every_relative_link_and_anchor_resolves():
+    assert len(PAGES) > 2, "docs/ has no pages"
+    broken = _broken(PAGES, ROOT)
     assert not broken, "\n".join(broken)
 
 
 def test_link_check_finds_a_broken_link_and_a_broken_anchor(tmp_path):
     page = tmp_path / "page.md"
     (tmp_path / "there.md").write_text("# A heading\n")
-    page.write_text("[ok](there.md#a-heading) [gone](missing.png) [bad](there.md#nope)\n```\n[in code](x)\n```\n")
-    assert _links(page) == ["there.md#a-heading", "missing.png", "there.md#nope"]
-    assert _anchors(tmp_path / "there.md") == {"a-heading"}
+    page.write_text("[ok](there.md#a-heading) [gone](missing.png) [bad](there.md#nope) [web](https://x.org/y)\n")
+    page.write_text(page.read_text() + "```\n[in code](x)\n```\n")
+    assert _broken([page], tmp_path) == [
+        "page.md: missing.png (no such file)",
+        "page.md: there.md#nope (no such heading)",
+    ]
 
 
 @pytest.mark.tensorflow_only  # the bundled model is a SavedModel
