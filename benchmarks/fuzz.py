@@ -172,6 +172,14 @@ def stylizer_outcome(stylizer, case, folder):
 # ------------------------------------------------------------------------------------------------ signatures
 
 
+def as_tensors(case):
+    """`(name, inputs)` with the inputs as tensors."""
+    import tensorflow as tf
+
+    name, inputs = case
+    return name, {key: tf.constant(value) for key, value in inputs.items()}
+
+
 def signature_outcome(loaded, name, inputs):
     """Runs one request; `"painted"` or `"InvalidArgumentError"`. Raises `Crash` for anything else."""
     import io
@@ -180,7 +188,7 @@ def signature_outcome(loaded, name, inputs):
     from PIL import Image
 
     try:
-        output = loaded.signatures[name](**{key: tf.constant(value) for key, value in inputs.items()})
+        output = loaded.signatures[name](**{key: tf.convert_to_tensor(value) for key, value in inputs.items()})
     except tf.errors.InvalidArgumentError:
         return "InvalidArgumentError"
     except UnicodeDecodeError as error:
@@ -190,7 +198,7 @@ def signature_outcome(loaded, name, inputs):
     (result,) = output.values()
     result = result.numpy()
     if "image_bytes" in inputs:
-        files = inputs["image_bytes"]
+        files = np.asarray(inputs["image_bytes"])
         if result.shape != files.shape:
             raise Crash(f"{len(files)} files gave {result.shape} outputs")
         for sent, painted in zip(files, result):
@@ -198,7 +206,7 @@ def signature_outcome(loaded, name, inputs):
                 if image_out.size != image_in.size or image_out.mode != "RGB":
                     raise Crash(f"a {image_in.size} file came back {image_out.mode} {image_out.size}")
         return "painted"
-    image = inputs["image"]
+    image = np.asarray(inputs["image"])
     if result.dtype != image.dtype or result.shape != image.shape:
         raise Crash(f"{image.dtype} {image.shape} gave {result.dtype} {result.shape}")
     if image.dtype == np.float32 and not (np.isfinite(result).all() and 0.0 <= result.min() <= result.max() <= 1.0):
@@ -215,8 +223,10 @@ class Tally:
     def __init__(self, target):
         self.target, self.counts, self.crashes = target, collections.Counter(), []
         self.peak_added = None
+        #: The highest peak RSS seen, and `(bytes, case)` of the case whose peak rose most over its starting RSS.
+        self.highest, self.costliest = 0, (0, None)
 
-    def run(self, strategy, one_case, examples, seed):
+    def run(self, strategy, one_case, examples, seed, prepare=None):
         """Runs `examples` cases of `strategy` (Hypothesis, seeded; no shrinking) through `one_case(case)`."""
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import seed as hypothesis_seed
@@ -231,11 +241,21 @@ class Tally:
         )
         @given(strategy)
         def fuzz(case):
+            if prepare is not None:  # e.g. the request's tensors, as a server holds them before the graph runs
+                case = prepare(case)
+            peak_reset()  # after the case was drawn: what making its inputs took is not the target's
+            before = current_rss()
             try:
                 self.counts[one_case(case)] += 1
             except Crash as crash:
                 self.counts["CRASH"] += 1
-                self.crashes.append((crash, fuzz_cases.short(case, 2000)))
+                # The crash without its traceback, which would hold the case's inputs alive.
+                self.crashes.append((type(crash)(str(crash)), fuzz_cases.short(case, 2000)))
+            finally:  # the highest peak over all cases, and the case that rose most over its start
+                peak = peak_rss()
+                self.highest = max(self.highest, peak)
+                if peak - before > self.costliest[0]:
+                    self.costliest = (peak - before, fuzz_cases.short(case, 600))
 
         fuzz()
 
@@ -259,6 +279,8 @@ class Tally:
             print(f"     - {type(message).__name__}: {message}\n       input: {case}")
         if self.peak_added is not None:
             print(f"   peak memory added over the loaded model: {self.peak_added / 2**20:.0f} MiB")
+        if self.costliest[1] is not None:
+            print(f"   costliest case: +{self.costliest[0] / 2**20:.0f} MiB over its start: {self.costliest[1]}")
 
 
 def fuzz_stylizer(examples, seed):
@@ -278,7 +300,7 @@ def fuzz_stylizer(examples, seed):
                 examples,
                 seed,
             )
-        tally.peak_added = peak_rss() - base
+        tally.peak_added = max(tally.highest, peak_rss()) - base
         tally.report(time.perf_counter() - start)
     return tally
 
@@ -300,8 +322,9 @@ def fuzz_signatures(examples, seed):
             lambda case: signature_outcome(loaded, *case),
             examples,
             seed,
+            prepare=as_tensors,
         )
-        tally.peak_added = peak_rss() - base
+        tally.peak_added = max(tally.highest, peak_rss()) - base
         tally.report(time.perf_counter() - start)
     return tally
 
