@@ -128,7 +128,7 @@ def test_signatures_paint_or_refuse_within_the_memory_bound(served):
     if reset:  # where Linux does not let the peak be reset, it is the whole session's: no bound to check
         assert added < SIGNATURE_MEMORY_BOUND, f"{added / 2**20:.0f} MiB"
     assert tally.counts["InvalidArgumentError"] >= SIGNATURE_EXAMPLES // 3, tally.counts
-    assert tally.counts["painted"] + tally.counts["CRASH"] >= SIGNATURE_EXAMPLES // 20, tally.counts
+    assert tally.counts["painted"] >= SIGNATURE_EXAMPLES // 40, tally.counts  # ~7% paint at this mix
     tally.raise_crashes()
 
 
