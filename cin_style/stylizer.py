@@ -20,7 +20,7 @@ from cin_style.bundled import resolve_model_keyword
 from cin_style.checks import normalized_blend
 from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
-from cin_style.regions import style_map
+from cin_style.regions import RegionError, style_map
 
 #: How `stylize` mixes the styles of regions (see its `region_blend`).
 REGION_BLENDS = ("features", "outputs")
@@ -602,6 +602,8 @@ class Stylizer:
             )
         elif style is not None:
             self.style_weights(style)  # checked now, used per pixel below
+        if regions is not None and not _is_number(feather):  # checked here: it is divided by `scale` below
+            raise RegionError(f"`feather` must be a non-negative number of pixels. Received: feather={feather!r}")
         if not _is_number(strength) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1]. Received: strength={strength!r}")
         color = _color_mode(preserve_color)

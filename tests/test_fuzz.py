@@ -79,6 +79,8 @@ def test_stylize_paints_or_refuses_with_its_documented_errors(stylizer, tmp_path
         dict(image=np.zeros((16, 16, 3), np.uint8), style=0, regions=[(np.zeros((16, 0, 3), np.uint8), 1)]),
         dict(image=np.zeros((16, 16, 3), np.uint8), style=0, regions=np.zeros((0, 16, 3), np.float32)),
         dict(image=fuzz_cases.ImageFile(fuzz_cases.png_bomb(65_535, 65_535), ".png"), style=0),
+        # A string feather was divided by `scale` before the regions checked it: TypeError.
+        dict(image=np.zeros((19, 23, 3), np.float32), style=0, regions=[(np.ones((19, 23)), 1)], feather="3"),
     ],
     ids=lambda case: fuzz_cases.short(case, 80),
 )
