@@ -188,7 +188,7 @@ def _header_size(data):
     chunk (bytes 16-24, big-endian). BMP: bytes 18-26 (little-endian, the
     height's sign is the row order), as TensorFlow's decoder reads them.
     GIFs fail (their frames are not counted in any header), and so does
-    anything else, naming the bytes it starts with.
+    anything else, naming its first bytes (as numbers).
     """
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 32), tf.constant(b"\0" * 32)]), 0, 32)
     header = tf.cast(tf.reshape(tf.io.decode_raw(head, tf.uint8), [32]), tf.int64)
@@ -197,8 +197,8 @@ def _header_size(data):
         tf.reduce_any(kind),
         [
             'image_bytes: not a JPEG, PNG or BMP file (send the file\'s bytes; over REST as {"b64": ...}); '
-            "it starts with",
-            tf.strings.substr(data, 0, 8),
+            "its first bytes are",
+            header[:8],  # as numbers: quoting the bytes themselves fails on any that are not UTF-8
         ],
     )
     gif = tf.debugging.Assert(
