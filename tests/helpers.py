@@ -68,3 +68,30 @@ def run_cli(module, *args, timeout=300):
         timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def image_signature_calls(loaded, shape, value=120, spatial=True):
+    """`{signature: call}` for the signatures of a loaded SavedModel that take images, on a batch of `shape`.
+
+    Images are filled with `value`; rows are style 0 or equal weights of 3 styles. `spatial=False` leaves out
+    `stylize_spatial` and `stylize_spatial_float`, whose own limit is lower.
+    """
+    import tensorflow as tf
+
+    batch, height, width = shape[:3]
+    u8 = tf.fill(shape, tf.constant(value, tf.uint8))
+    f32 = tf.cast(u8, tf.float32) / 255
+    index = tf.zeros([batch], tf.int32)
+    weights = tf.ones([batch, 3], tf.float32)
+    s = loaded.signatures
+    calls = {
+        "serving_default": lambda: s["serving_default"](image=u8, style_index=index),
+        "stylize_blend": lambda: s["stylize_blend"](image=u8, style_weights=weights),
+        "stylize_float": lambda: s["stylize_float"](image=f32, style_index=index),
+        "stylize_blend_float": lambda: s["stylize_blend_float"](image=f32, style_weights=weights),
+    }
+    if spatial:
+        style_map = tf.ones([batch, height, width, 3], tf.float32)
+        calls["stylize_spatial"] = lambda: s["stylize_spatial"](image=u8, style_weights=style_map)
+        calls["stylize_spatial_float"] = lambda: s["stylize_spatial_float"](image=f32, style_weights=style_map)
+    return calls

@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import STYLE_NAMES, distinct_style_model, image_signature_calls
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -364,37 +364,19 @@ def limited(model, tmp_path_factory):
     return path, tf.saved_model.load(path)
 
 
-def _image_calls(loaded, shape):
-    """`{signature: call}` for every signature that takes images, on a batch of `shape`."""
-    import tensorflow as tf
-
-    batch = shape[0]
-    u8 = tf.fill(shape, tf.constant(120, tf.uint8))
-    f32 = tf.cast(u8, tf.float32) / 255
-    index = tf.zeros([batch], tf.int32)
-    weights = tf.ones([batch, 3], tf.float32)
-    s = loaded.signatures
-    return {
-        "serving_default": lambda: s["serving_default"](image=u8, style_index=index),
-        "stylize_blend": lambda: s["stylize_blend"](image=u8, style_weights=weights),
-        "stylize_float": lambda: s["stylize_float"](image=f32, style_index=index),
-        "stylize_blend_float": lambda: s["stylize_blend_float"](image=f32, style_weights=weights),
-    }
-
-
 def test_every_image_signature_refuses_requests_over_max_pixels(limited):
     import tensorflow as tf
 
     path, loaded = limited
     with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
         assert json.load(stream)["max_pixels"] == SMALL_LIMIT
-    for name, call in _image_calls(loaded, (1, 64, 64, 3)).items():  # exactly the limit
+    for name, call in image_signature_calls(loaded, (1, 64, 64, 3), spatial=False).items():  # exactly the limit
         assert call()["stylized_image"].shape == (1, 64, 64, 3), name
-    for name, call in _image_calls(loaded, (2, 32, 48, 3)).items():  # 3,072 pixels in all
+    for name, call in image_signature_calls(loaded, (2, 32, 48, 3), spatial=False).items():  # 3,072 pixels in all
         assert call()["stylized_image"].shape == (2, 32, 48, 3), name
     # One large image (64x65, padded to 64x68 as the network pads it); a large batch.
     for shape, padded, total in [((1, 64, 65, 3), "64x68", 4352), ((2, 48, 48, 3), "48x48", 4608)]:
-        for name, call in _image_calls(loaded, shape).items():
+        for name, call in image_signature_calls(loaded, shape, spatial=False).items():
             with pytest.raises(tf.errors.InvalidArgumentError) as raised:
                 call()
             message = " ".join(raised.value.message.split())

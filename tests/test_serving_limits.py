@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model
+from helpers import STYLE_NAMES, distinct_style_model, image_signature_calls
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -51,27 +51,6 @@ def _png(array, mode=None):
     return buffer.getvalue()
 
 
-def _calls(loaded, shape, value=120):
-    """`{signature: call}` for every signature that takes images, on a batch of `shape`."""
-    import tensorflow as tf
-
-    batch, height, width = shape[:3]
-    u8 = tf.fill(shape, tf.constant(value, tf.uint8))
-    f32 = tf.cast(u8, tf.float32) / 255
-    index = tf.zeros([batch], tf.int32)
-    weights = tf.ones([batch, 3], tf.float32)
-    style_map = tf.ones([batch, height, width, 3], tf.float32)
-    s = loaded.signatures
-    return {
-        "serving_default": lambda: s["serving_default"](image=u8, style_index=index),
-        "stylize_blend": lambda: s["stylize_blend"](image=u8, style_weights=weights),
-        "stylize_float": lambda: s["stylize_float"](image=f32, style_index=index),
-        "stylize_blend_float": lambda: s["stylize_blend_float"](image=f32, style_weights=weights),
-        "stylize_spatial": lambda: s["stylize_spatial"](image=u8, style_weights=style_map),
-        "stylize_spatial_float": lambda: s["stylize_spatial_float"](image=f32, style_weights=style_map),
-    }
-
-
 def _message(call):
     import tensorflow as tf
 
@@ -85,7 +64,7 @@ def test_sides_under_16_are_refused_in_every_image_signature(served):
 
     loaded = served[1]
     for shape in [(5, 1, 1, 3), (1, 15, 200, 3), (1, 40, 8, 3)]:
-        for name, call in _calls(loaded, shape).items():
+        for name, call in image_signature_calls(loaded, shape).items():
             message = _message(call)
             assert f"image too small: an image of {shape[1]}x{shape[2]}" in message, (name, message)
             assert "under 16 pixels" in message
@@ -99,7 +78,7 @@ def test_sides_under_16_are_refused_in_every_image_signature(served):
             )
         )
         assert "image too small: an image of 1x1" in message, (name, message)
-    for name, call in _calls(loaded, (2, 16, 16, 3)).items():  # the smallest size taken
+    for name, call in image_signature_calls(loaded, (2, 16, 16, 3)).items():  # the smallest size taken
         assert call()["stylized_image"].shape == (2, 16, 16, 3), name
 
 
@@ -110,19 +89,19 @@ def test_the_limit_counts_the_pixels_padded_as_the_network_pads_them(limited):
     spatial_limit = read_metadata(path)["spatial_max_pixels"]
     assert 40 * 40 < spatial_limit < 44 * 44  # the same memory as SMALL_LIMIT through the other signatures
     # 61x61 = 3,721 pixels, padded to 64x64 = 4,096: exactly the limit.
-    for name, call in _calls(loaded, (1, 61, 61, 3)).items():
+    for name, call in image_signature_calls(loaded, (1, 61, 61, 3)).items():
         if "spatial" in name:
             assert f"over the limit of {spatial_limit} pixels per request" in _message(call), name
         else:
             assert call()["stylized_image"].shape == (1, 61, 61, 3), name
     # 62x65 = 4,030 pixels (under the limit as stored) but padded to 64x68 = 4,352: over it.
-    for name, call in _calls(loaded, (1, 62, 65, 3)).items():
+    for name, call in image_signature_calls(loaded, (1, 62, 65, 3)).items():
         message = _message(call)
         assert "a batch of 1 x 62x65 (padded to 64x68) = 4352 pixels" in message, (name, message)
         limit = spatial_limit if "spatial" in name else SMALL_LIMIT
         assert f"over the limit of {limit} pixels per request" in message, (name, message)
     # The spatial signatures' own limit, counted the same way: 33x33 pads to 36x36.
-    for name, call in _calls(loaded, (1, 33, 33, 3)).items():
+    for name, call in image_signature_calls(loaded, (1, 33, 33, 3)).items():
         assert call()["stylized_image"].shape == (1, 33, 33, 3), name
 
 
@@ -139,7 +118,7 @@ def test_stylize_bytes_counts_one_limit_for_the_whole_request(limited):
         assert "4 images = 6400 pixels" in message and f"limit of {SMALL_LIMIT} pixels" in message, message
     # The same batch as pixels: serving_default refuses it alike.
     assert "a batch of 4 x 40x40 (padded to 40x40) = 6400 pixels" in _message(
-        _calls(loaded, (4, 40, 40, 3))["serving_default"]
+        image_signature_calls(loaded, (4, 40, 40, 3))["serving_default"]
     )
     two = loaded.signatures["stylize_bytes"](image_bytes=four[:2], style_index=tf.constant([0, 1]))
     assert two["stylized_image_bytes"].shape == (2,)
