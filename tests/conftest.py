@@ -11,6 +11,13 @@ import pytest
 # TensorFlow where it is installed; JAX in the CI environment that has no TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow" if importlib.util.find_spec("tensorflow") else "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX's persistent compilation cache: the same tiny training step or network compiled in many tests (and
+# in their subprocesses, which inherit these variables) is compiled once per machine. Entries are keyed by
+# the program, its options and the JAX version, so a hit runs exactly what a fresh compile would.
+_JAX_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 #: ../shared/data beside the checkout, unless CIN_STYLE_DATA says otherwise.
 SHARED_DATA = pathlib.Path(
