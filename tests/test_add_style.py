@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import STYLE_NAMES, distinct_style_model, run_cli, tiny_config
 
 pytestmark = pytest.mark.tensorflow_only
@@ -164,7 +165,7 @@ def test_add_styles_reports_where_each_new_row_started_also_after_a_resume(share
     assert resumed.resumed_from and resumed.init_from == nearest  # read back from the checkpoint, not chosen again
 
 
-def test_add_style_checkpoints_of_a_slim_base_export_and_start_other_runs(shared_data, photos, tmp_path):
+def test_add_style_checkpoints_of_a_slim_base_export_and_start_other_runs(shared_data, photos, tmp_path, capsys):
     """The checkpoints record the base model's alpha (0.25), not `TrainConfig`'s default (1.0) the
     CLI passes: `cin-style-export --checkpoint` and `init_weights` rebuild the network from them."""
     from cin_style.checkpoints import latest_checkpoint, read_state
@@ -178,10 +179,11 @@ def test_add_style_checkpoints_of_a_slim_base_export_and_start_other_runs(shared
     assert config.alpha == 1.0  # the CLI's default, whatever the base model's width
     result = add_styles(distinct_style_model(3), STYLE_NAMES, config, verbose=0)
     checkpoint = latest_checkpoint(tmp_path / "grown")
-    exported = run_cli(
-        "cin_style.cli.export", f"--checkpoint={tmp_path / 'grown'}", f"--export_dir={tmp_path / 'served'}"
+    # cin-style-export's main in this process (test_tflite runs the tool as a process).
+    status, _, stderr = run_tool(
+        capsys, "export", f"--checkpoint={tmp_path / 'grown'}", f"--export_dir={tmp_path / 'served'}"
     )
-    assert exported.returncode == 0, exported.stderr[-3000:]  # was: "31 objects could not be loaded"
+    assert status == 0, stderr[-3000:]  # was: "31 objects could not be loaded"
     assert read_state(checkpoint)["config"]["alpha"] == result.config.alpha == 0.25
     image = np.random.default_rng(2).random((1, 36, 44, 3)).astype(np.float32)
     served = saved_model_outputs(tmp_path / "served" / "1", image, range(4))

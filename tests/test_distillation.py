@@ -6,7 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, run_cli, saved_style_model, tiny_config
+from cli_in_process import run_tool
+from helpers import STYLE_NAMES, saved_style_model, tiny_config
 
 from cin_style.distillation import FEATURE_LAYER, DistillTrainer
 from cin_style.network import build_transformer
@@ -91,7 +92,7 @@ def test_distill_loss_is_zero_for_the_teachers_own_weights_and_pixel_l1_otherwis
         DistillTrainer(build_transformer(3, alpha=0.25), teacher)
 
 
-def test_distill_cli_run_resumes_and_is_not_resumed_as_perceptual_training(shared_data, photos, tmp_path):
+def test_distill_cli_run_resumes_and_is_not_resumed_as_perceptual_training(shared_data, photos, tmp_path, capsys):
     from cin_style.training import train
 
     (tmp_path / "teacher").mkdir()
@@ -99,8 +100,9 @@ def test_distill_cli_run_resumes_and_is_not_resumed_as_perceptual_training(share
     out = tmp_path / "run"
     args = [f"--teacher={teacher_path}", f"--content={photos}", f"--output_dir={out}", "--alpha=0.25"]
     small = ["--image_size=32", "--batch_size=2", "--checkpoint_every=2", "--seed=0", "--notensorboard"]
-    result = run_cli("cin_style.cli.train", *args, *small, "--steps=2")
-    assert result.returncode == 0, result.stderr[-2000:]
+    # cin-style-train's main in this process (test_training kills and resumes the tool as a process).
+    status, _, stderr = run_tool(capsys, "train", *args, *small, "--steps=2")
+    assert status == 0, stderr[-2000:]
     assert (out / "checkpoints" / "ckpt-00000002").is_dir()
     state = json.loads((out / "checkpoints" / "ckpt-00000002" / "state.json").read_text())
     assert state["kind"] == "distill" and state["style_names"] == STYLE_NAMES

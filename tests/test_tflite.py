@@ -6,6 +6,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import STYLE_NAMES, distinct_style_model, run_cli
 
 pytestmark = pytest.mark.tensorflow_only
@@ -16,6 +17,24 @@ SIZE = (40, 52)
 @pytest.fixture(scope="module")
 def model():
     return distinct_style_model()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    """`exported(quantization)`: the model's TFLite file at SIZE, converted once in this module (the tests only
+    read it)."""
+    from cin_style.tflite import export_tflite
+
+    folder = tmp_path_factory.mktemp("tflite")
+    files = {}
+
+    def export(quantization):
+        if quantization not in files:
+            path = folder / f"{quantization}.tflite"
+            files[quantization] = export_tflite(model, path, STYLE_NAMES, size=SIZE, quantization=quantization)
+        return files[quantization]
+
+    return export
 
 
 def _runner(path, signature):
@@ -36,11 +55,9 @@ TOLERANCES = {None: 1e-4, "float16": 1e-2, "dynamic_range": 0.15}
 
 @pytest.mark.parametrize("quantization", [None, "float16", "dynamic_range"])
 def test_tflite_signatures_paint_as_the_keras_model_within_the_quantizations_tolerance(
-    model, rng, tmp_path, quantization
+    model, rng, exported, quantization
 ):
-    from cin_style.tflite import export_tflite
-
-    path = export_tflite(model, tmp_path / "m.tflite", STYLE_NAMES, size=SIZE, quantization=quantization)
+    path = exported(quantization)
     image = rng.uniform(size=(1, *SIZE, 3)).astype("float32")
     by_index = _runner(path, "stylize")(image=image, style_index=np.array([2], "int32"))["stylized_image"]
     expected = _keras(model, image, np.eye(3, dtype="float32")[[2]])
@@ -54,12 +71,12 @@ def test_tflite_signatures_paint_as_the_keras_model_within_the_quantizations_tol
         assert np.abs(by_index - _keras(model, image, np.eye(3, dtype="float32")[[0]])).mean() > 0.05
 
 
-def test_tflite_metadata_names_the_styles_size_and_quantization(model, tmp_path):
+def test_tflite_metadata_names_the_styles_size_and_quantization(model, tmp_path, exported):
     from cin_style.metadata import weights_hash
     from cin_style.tflite import export_tflite, read_tflite_metadata
 
     small = export_tflite(model, tmp_path / "q.tflite", STYLE_NAMES, size=32, quantization="dynamic_range")
-    full = export_tflite(model, tmp_path / "f.tflite", STYLE_NAMES, size=32)
+    full = exported(None)  # float32 weights; at SIZE, which changes no weight's size
     meta = read_tflite_metadata(small)
     assert meta["style_names"] == STYLE_NAMES and meta["input_size"] == [32, 32]
     assert meta["quantization"] == "dynamic_range" and meta["weights_sha256"] == weights_hash(model)
@@ -90,7 +107,7 @@ def test_export_tflite_refuses_bad_settings_before_converting(model, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_export_cli_writes_a_tflite_file(model, tmp_path):
+def test_export_cli_writes_a_tflite_file(model, tmp_path, capsys):
     from cin_style.tflite import read_tflite_metadata
 
     model.save(tmp_path / "model.keras")
@@ -101,20 +118,20 @@ def test_export_cli_writes_a_tflite_file(model, tmp_path):
     assert f"to {out}" in result.stdout
     meta = read_tflite_metadata(out)
     assert meta["input_size"] == [40, 52] and meta["quantization"] == "float16"
-    missing = run_cli("cin_style.cli.export", *args)
-    assert missing.returncode != 0 and "--format=tflite needs --output=FILE.tflite" in missing.stderr
+    # The refusals in this process: as a process, each would import TensorFlow (~5 s) to say no. An exception
+    # other than the tool's exit would fail the test here, as a traceback would there.
+    status, _, stderr = run_tool(capsys, "export", *args)
+    assert status != 0 and "--format=tflite needs --output=FILE.tflite" in stderr
     for size in ("abc", "40,52,3"):
-        bad = run_cli("cin_style.cli.export", *args, f"--output={tmp_path / 'bad.tflite'}", f"--size={size}")
-        assert bad.returncode != 0 and f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {size}" in bad.stderr
-        assert "Traceback" not in bad.stderr
+        status, _, stderr = run_tool(capsys, "export", *args, f"--output={tmp_path / 'bad.tflite'}", f"--size={size}")
+        assert status != 0 and f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {size}" in stderr
+        assert "Traceback" not in stderr
     assert not (tmp_path / "bad.tflite").exists()
 
 
 @pytest.fixture(scope="module")
-def tflite_file(model, tmp_path_factory):
-    from cin_style.tflite import export_tflite
-
-    return export_tflite(model, tmp_path_factory.mktemp("tflite") / "m.tflite", STYLE_NAMES, size=SIZE)
+def tflite_file(exported):
+    return exported(None)
 
 
 def test_tflite_stylizer_paints_as_the_raw_signatures_by_index_name_and_blend_without_warnings(model, tflite_file, rng):

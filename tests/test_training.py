@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import TRAIN_STYLES, run_cli, tiny_config
 from PIL import Image
 
@@ -17,6 +19,16 @@ from cin_style.network import cin_layers
 from cin_style.sheets import label_height
 
 pytestmark = pytest.mark.tensorflow_only
+
+
+@pytest.fixture(scope="module")
+def two_step_run(shared_data, photos, tmp_path_factory):
+    """`(folder, TrainResult)` of a finished tiny run of 2 steps (`tiny_config(steps=2)`: checkpoint, model.keras,
+    styles.json), trained once for the tests that start from one; a test that writes into it takes a copy."""
+    from cin_style.training import train
+
+    folder = tmp_path_factory.mktemp("two_step_run")
+    return folder, train(tiny_config(shared_data, photos, folder, steps=2), verbose=0)
 
 
 def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, tmp_path):
@@ -46,10 +58,11 @@ def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, 
     assert saved["training"]["batch_size"] == 2 and saved["alpha"] == 0.25
 
 
-def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, tmp_path):
+def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, tmp_path, two_step_run):
     from cin_style.training import train
 
-    first = train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
+    run, first = two_step_run
+    shutil.copytree(run, tmp_path, dirs_exist_ok=True)  # the run of 2 steps, resumed here
     checkpoint = tmp_path / "checkpoints" / "ckpt-00000002"
     # Restoring puts the step and every Adam moment back into a fresh optimiser, value for value.
     from cin_style.losses import PerceptualLoss
@@ -78,14 +91,16 @@ def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, t
         train(tiny_config(shared_data, photos, tmp_path), verbose=0)
 
 
-def test_resume_with_a_new_learning_rate_trains_at_the_new_rate(shared_data, photos, tmp_path):
+def test_resume_with_a_new_learning_rate_trains_at_the_new_rate(shared_data, photos, tmp_path, two_step_run):
     from cin_style.training import train
 
     def saved_rate(step):
         with open(tmp_path / "checkpoints" / f"ckpt-{step:08d}" / "state.json") as stream:
             return json.load(stream)["learning_rate"]  # the optimiser's rate when it was saved
 
-    train(tiny_config(shared_data, photos, tmp_path, steps=2, learning_rate=1e-3), verbose=0)
+    run, first = two_step_run
+    assert first.config.learning_rate == 1e-3
+    shutil.copytree(run, tmp_path, dirs_exist_ok=True)  # 2 steps at 1e-3
     assert saved_rate(2) == pytest.approx(1e-3)
     resumed = train(tiny_config(shared_data, photos, tmp_path, steps=4, learning_rate=1e-4), resume=True, verbose=0)
     assert [h["step"] for h in resumed.history] == [3, 4]
@@ -212,10 +227,10 @@ def test_unknown_dtype_policy_is_named_before_any_work(shared_data, photos, tmp_
     assert not os.listdir(tmp_path)
 
 
-def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
-    from cin_style.training import add_styles, train
+def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path, two_step_run):
+    from cin_style.training import add_styles
 
-    base = train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
+    base = two_step_run[1]
     before = [keras.ops.convert_to_numpy(w).copy() for w in base.model.weights]
     image = np.random.default_rng(1).random((1, 24, 24, 3), dtype=np.float32)
     old_outputs = [
@@ -252,7 +267,7 @@ def test_add_styles_trains_only_the_new_rows(shared_data, photos, tmp_path):
         )
 
 
-def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):
+def test_train_cli_names_bad_settings(shared_data, photos, tmp_path, capsys):
     (tmp_path / "no_styles").mkdir()
     style = str(shared_data / "styles" / "hokusai_great_wave.jpg")
     cases = [
@@ -274,11 +289,18 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path):
         ),
         ([f"--content={photos}", f"--output_dir={tmp_path / 'e'}"], "--styles is required"),
     ]
+    # The settings refused before TensorFlow loads (flags, required ones) in a real process, which costs little;
+    # the others in this one: a process would import TensorFlow for each (~5 s). An exception other than the
+    # tool's exit would fail the test here, as a traceback would there.
     for args, message in cases:
-        result = run_cli("cin_style.cli.train", *args)
-        assert result.returncode != 0, args
-        assert message in result.stderr, (args, result.stderr[-1500:])
-        assert "Traceback" not in result.stderr
+        if message.startswith(("Unknown command line flag", "--styles is required")):
+            result = run_cli("cin_style.cli.train", *args)
+            status, stderr = result.returncode, result.stderr
+        else:
+            status, _, stderr = run_tool(capsys, "train", *args)
+        assert status != 0, args
+        assert message in stderr, (args, stderr[-1500:])
+        assert "Traceback" not in stderr
 
 
 def test_train_cli_offers_exactly_the_library_dtype_policies():
@@ -288,13 +310,13 @@ def test_train_cli_offers_exactly_the_library_dtype_policies():
     assert tuple(train_cli.FLAGS["dtype_policy"].parser.enum_values) == DTYPE_POLICIES
 
 
-def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path):
-    from cin_style.training import train
-
-    train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
-    result = run_cli(
-        "cin_style.cli.add_style",
-        f"--model={tmp_path / 'base'}",
+def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path, two_step_run, capsys):
+    # In this process (test_add_style runs the tool as a process): the base run is read, not written.
+    base = two_step_run[0]
+    status, stdout, stderr = run_tool(
+        capsys,
+        "add_style",
+        f"--model={base}",
         f"--styles={shared_data / 'styles' / 'picabia_udnie.jpg'}",
         f"--content={photos}",
         f"--output_dir={tmp_path / 'grown'}",
@@ -304,51 +326,50 @@ def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path):
         "--checkpoint_every=2",
         "--style_image_size=48",
         "--notensorboard",
+        defaults="ADD_STYLE_DEFAULTS",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Model now has 3 styles: hokusai_great_wave, munch_the_scream, picabia_udnie" in result.stdout
-    bad = run_cli(
-        "cin_style.cli.add_style",
-        f"--model={tmp_path / 'base'}",
+    assert status == 0, stderr[-2000:]
+    assert "Model now has 3 styles: hokusai_great_wave, munch_the_scream, picabia_udnie" in stdout
+    status, _, stderr = run_tool(
+        capsys,
+        "add_style",
+        f"--model={base}",
         f"--styles={shared_data / 'styles' / 'munch_the_scream.jpg'}",
         f"--content={photos}",
         f"--output_dir={tmp_path / 'clash'}",
         "--image_size=32",
+        defaults="ADD_STYLE_DEFAULTS",
     )
-    assert bad.returncode != 0 and "already has styles named ['munch_the_scream']" in bad.stderr
+    assert status != 0 and "already has styles named ['munch_the_scream']" in stderr
 
 
-def test_export_cli_from_a_checkpoint_and_from_a_trained_folder(shared_data, photos, tmp_path):
+def test_export_cli_from_a_checkpoint_and_from_a_trained_folder(tmp_path, two_step_run, capsys):
     from cin_style import Stylizer
     from cin_style.metadata import read_metadata
-    from cin_style.training import model_from_checkpoint, train
+    from cin_style.training import model_from_checkpoint
 
-    train(tiny_config(shared_data, photos, tmp_path / "run", steps=2), verbose=0)
-    from_checkpoint = run_cli(
-        "cin_style.cli.export", f"--checkpoint={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}"
-    )
-    assert from_checkpoint.returncode == 0, from_checkpoint.stderr[-2000:]
-    from_model = run_cli("cin_style.cli.export", f"--model={tmp_path / 'run'}", f"--export_dir={tmp_path / 'served'}")
-    assert from_model.returncode == 0, from_model.stderr[-2000:]
-    assert f"Exported 2 styles to {tmp_path / 'served' / '2'}" in from_model.stdout
+    # In this process (test_tflite runs the tool as a process): the run is read, not written.
+    run = two_step_run[0]
+    status, _, stderr = run_tool(capsys, "export", f"--checkpoint={run}", f"--export_dir={tmp_path / 'served'}")
+    assert status == 0, stderr[-2000:]
+    status, stdout, stderr = run_tool(capsys, "export", f"--model={run}", f"--export_dir={tmp_path / 'served'}")
+    assert status == 0, stderr[-2000:]
+    assert f"Exported 2 styles to {tmp_path / 'served' / '2'}" in stdout
     assert read_metadata(tmp_path / "served" / "1")["training"]["step"] == 2
     assert read_metadata(tmp_path / "served")["training"]["batch_size"] == 2
     assert (
         read_metadata(tmp_path / "served" / "1")["weights_sha256"]
         == read_metadata(tmp_path / "served" / "2")["weights_sha256"]
     )
-    model, names, state = model_from_checkpoint(tmp_path / "run")
+    model, names, state = model_from_checkpoint(run)
     assert names == list(TRAIN_STYLES) and state["step"] == 2
     photo = np.random.default_rng(2).random((24, 24, 3), dtype=np.float32)
     np.testing.assert_allclose(
         Stylizer.load(tmp_path / "served").stylize(photo, 1),
-        Stylizer.load(tmp_path / "run").stylize(photo, 1),
+        Stylizer.load(run).stylize(photo, 1),
         atol=2e-6,
     )
-    both = run_cli(
-        "cin_style.cli.export",
-        f"--model={tmp_path / 'run'}",
-        f"--checkpoint={tmp_path / 'run'}",
-        f"--export_dir={tmp_path / 'x'}",
+    status, _, stderr = run_tool(
+        capsys, "export", f"--model={run}", f"--checkpoint={run}", f"--export_dir={tmp_path / 'x'}"
     )
-    assert both.returncode != 0 and "exactly one of --model or --checkpoint" in both.stderr
+    assert status != 0 and "exactly one of --model or --checkpoint" in stderr
