@@ -1,6 +1,8 @@
 """The training loop on every backend: host-counted steps, schedules, time limits, exact resume."""
 
 import json
+import pathlib
+import shutil
 
 import keras
 import numpy as np
@@ -16,6 +18,40 @@ pytestmark = pytest.mark.no_tensorflow  # also runs where TensorFlow is not inst
 def state(output_dir, step):
     with open(output_dir / "checkpoints" / f"ckpt-{step:08d}" / "state.json") as stream:
         return json.load(stream)
+
+
+# Under TensorFlow every `training.train` costs seconds of tracing whatever its steps, so the plain tiny
+# runs that several tests start from or compare with are trained once per module (per xdist worker): tests
+# only read these results and their folders, and copy a folder (`copy_run`) to resume or damage it.
+
+
+@pytest.fixture(scope="module")
+def two_step_run(shared_data, photos, tmp_path_factory):
+    """A finished tiny run of 2 steps (checkpoint at step 2), as `train` returned it."""
+    return training.train(tiny_config(shared_data, photos, tmp_path_factory.mktemp("two_steps"), steps=2), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def four_step_run(shared_data, photos, tmp_path_factory):
+    """The uninterrupted tiny run (4 steps, checkpoints at 2 and 4), as `train` returned it."""
+    return training.train(tiny_config(shared_data, photos, tmp_path_factory.mktemp("four_steps")), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def six_step_run(shared_data, photos, tmp_path_factory):
+    """An uninterrupted tiny run of 6 steps (checkpoints every 2), as `train` returned it."""
+    folder = tmp_path_factory.mktemp("six_steps")
+    return training.train(tiny_config(shared_data, photos, folder, steps=6, checkpoint_every=2), verbose=0)
+
+
+def run_dir(result):
+    return pathlib.Path(result.model_path).parent
+
+
+def copy_run(result, destination):
+    """A copy of a finished run's output folder at `destination`, for a test to resume or damage."""
+    shutil.copytree(run_dir(result), destination)
+    return destination
 
 
 def test_callbacks_read_the_model_state_only_when_they_save(shared_data, photos, tmp_path, monkeypatch):
@@ -57,24 +93,28 @@ def test_max_minutes_stops_early_with_a_checkpoint_and_a_model(shared_data, phot
 
 def test_cosine_schedule_resumes_at_its_own_step(shared_data, photos, tmp_path):
     config = dict(steps=4, lr_schedule="cosine", learning_rate=1e-3)
-    training.train(tiny_config(shared_data, photos, tmp_path, **{**config, "steps": 4}), verbose=0)
-    uninterrupted = [state(tmp_path, s)["learning_rate"] for s in (2, 4)]
+    straight_dir = tmp_path / "straight"
+    training.train(tiny_config(shared_data, photos, straight_dir, **{**config, "steps": 4}), verbose=0)
+    uninterrupted = [state(straight_dir, s)["learning_rate"] for s in (2, 4)]
     assert uninterrupted == pytest.approx([1e-3 * (0.01 + 0.99 * 0.5), 1e-5])
-    resumed_dir = tmp_path / "resumed"
-    # The same schedule over 4 steps, stopped after 2 by a time limit's twin: a run of 2 steps
-    # then --resume (the schedule depends on the configured total, so both runs say steps=4).
-    training.train(
-        tiny_config(shared_data, photos, resumed_dir, **config, max_minutes=1e-9, checkpoint_every=1), verbose=0
-    )
-    training.train(tiny_config(shared_data, photos, resumed_dir, **config), resume=True, verbose=0)
+    # The same schedule over 4 steps, stopped after 2: what a run killed after its step-2 checkpoint
+    # leaves (the uninterrupted run's folder without the later checkpoint and model), then --resume.
+    resumed_dir = shutil.copytree(straight_dir, tmp_path / "resumed")
+    shutil.rmtree(resumed_dir / "checkpoints" / "ckpt-00000004")
+    (resumed_dir / "model.keras").unlink()
+    resumed = training.train(tiny_config(shared_data, photos, resumed_dir, **config), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4]
     assert state(resumed_dir, 4)["learning_rate"] == pytest.approx(uninterrupted[1])
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(shared_data, photos, tmp_path):
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(
+    shared_data, photos, tmp_path, two_step_run, four_step_run
+):
     # Same crops (the data stream restarts at the resumed step), same style picks, same Adam state.
-    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight"), verbose=0)
-    training.train(tiny_config(shared_data, photos, tmp_path / "split", steps=2), verbose=0)
-    resumed = training.train(tiny_config(shared_data, photos, tmp_path / "split"), resume=True, verbose=0)
+    straight = four_step_run
+    split = copy_run(two_step_run, tmp_path / "split")  # a run of 2 steps, then --resume to 4
+    resumed = training.train(tiny_config(shared_data, photos, split), resume=True, verbose=0)
+    assert [h["step"] for h in resumed.history] == [3, 4]
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     other = training.train(tiny_config(shared_data, photos, tmp_path / "other", seed=1), verbose=0)
@@ -105,47 +145,48 @@ def test_unknown_schedule_and_bad_step_settings_are_named(shared_data, photos, t
         tiny_config(shared_data, photos, tmp_path, max_minutes=0).validate()
 
 
-def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos, tmp_path):
+def test_resume_at_another_scale_recomputes_the_gram_targets(shared_data, photos, tmp_path, two_step_run):
     from cin_style.data import load_style_images
     from cin_style.losses import PerceptualLoss
 
-    training.train(tiny_config(shared_data, photos, tmp_path, steps=2, image_size=32, style_image_size=32), verbose=0)
+    run = copy_run(two_step_run, tmp_path / "run")  # 2 steps at 32-px crops, Gram targets at 48 px
+    assert state(run, 2)["config"]["style_image_size"] == 48
     training.train(
-        tiny_config(shared_data, photos, tmp_path, steps=4, image_size=48, style_image_size=64), resume=True, verbose=0
+        tiny_config(shared_data, photos, run, steps=4, image_size=48, style_image_size=64), resume=True, verbose=0
     )
     _, images = load_style_images([str(shared_data / "styles" / f"{n}.jpg") for n in TRAIN_STYLES], 64)
     expected = PerceptualLoss().style_grams(images)
-    with np.load(tmp_path / "checkpoints" / "ckpt-00000004" / "grams.npz") as saved:
+    with np.load(run / "checkpoints" / "ckpt-00000004" / "grams.npz") as saved:
         for name, table in expected.items():
             np.testing.assert_allclose(saved[name], keras.ops.convert_to_numpy(table), rtol=1e-5, atol=1e-7)
-    assert state(tmp_path, 4)["config"]["image_size"] == 48
+    assert state(run, 4)["config"]["image_size"] == 48
 
 
-def test_checkpoints_of_the_first_format_still_resume(shared_data, photos, tmp_path):
+def test_checkpoints_of_the_first_format_still_resume(shared_data, photos, tmp_path, two_step_run, four_step_run):
     # Format 1 stored every optimiser variable by position: [0] the step, [1] the rate, then the slots.
-    training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
-    folder = tmp_path / "checkpoints" / "ckpt-00000002"
+    run = copy_run(two_step_run, tmp_path / "run")  # 2 steps
+    folder = run / "checkpoints" / "ckpt-00000002"
     with np.load(folder / "optimizer.npz") as saved:
         slots = [saved[k] for k in sorted(saved.files) if k.startswith("slot_")]
         old = [saved["iterations"], np.float32(1e-3), *slots]
     np.savez(folder / "optimizer.npz", *old)
-    resumed = training.train(tiny_config(shared_data, photos, tmp_path), resume=True, verbose=0)
+    resumed = training.train(tiny_config(shared_data, photos, run), resume=True, verbose=0)
     assert [h["step"] for h in resumed.history] == [3, 4]
-    straight = training.train(tiny_config(shared_data, photos, tmp_path / "straight"), verbose=0)
+    straight = four_step_run
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):  # moments and step restored
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, photos, tmp_path):
+def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, photos, tmp_path, two_step_run):
     from cin_style.network import build_transformer
 
-    trained = training.train(tiny_config(shared_data, photos, tmp_path / "first", steps=2), verbose=0)
+    trained, first = two_step_run, run_dir(two_step_run)  # read only: init_weights copies from it
     # A learning rate so small that Adam's steps (about the rate each) leave the start visible.
     still = dict(steps=1, checkpoint_every=1, learning_rate=1e-10, seed=1)
     for source in (
-        tmp_path / "first",
-        tmp_path / "first" / "model.keras",
-        tmp_path / "first" / "checkpoints" / "ckpt-00000002",
+        first,
+        first / "model.keras",
+        first / "checkpoints" / "ckpt-00000002",
     ):
         started = training.train(
             tiny_config(shared_data, photos, tmp_path / f"from_{source.name}", init_weights=str(source), **still),
@@ -173,9 +214,9 @@ def test_init_weights_starts_a_new_schedule_from_a_trained_model(shared_data, ph
     assert not np.allclose(trained.model.get_weights()[0], fresh.model.get_weights()[0], atol=1e-3)
 
 
-def test_init_weights_of_another_network_or_a_missing_path_is_refused(shared_data, photos, tmp_path):
-    training.train(tiny_config(shared_data, photos, tmp_path / "first", steps=2), verbose=0)
-    wider = tiny_config(shared_data, photos, tmp_path / "wider", alpha=0.5, init_weights=str(tmp_path / "first"))
+def test_init_weights_of_another_network_or_a_missing_path_is_refused(shared_data, photos, tmp_path, two_step_run):
+    first = run_dir(two_step_run)  # a trained run at alpha 0.25, read only
+    wider = tiny_config(shared_data, photos, tmp_path / "wider", alpha=0.5, init_weights=str(first))
     with pytest.raises(ValueError, match="does not match this run's"):
         training.train(wider, verbose=0)
     with pytest.raises(ValueError, match="`init_weights`: no such model, folder or checkpoint"):
@@ -208,9 +249,11 @@ def test_odd_alpha_trains_in_mixed_precision_and_grows_by_a_style(shared_data, p
 
 
 @pytest.mark.parametrize("damage", ["truncated_weights", "bad_json"])
-def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(shared_data, photos, tmp_path, caplog, damage):
-    training.train(tiny_config(shared_data, photos, tmp_path, steps=4, checkpoint_every=2), verbose=0)
-    newest = tmp_path / "checkpoints" / "ckpt-00000004"
+def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(
+    shared_data, photos, tmp_path, caplog, damage, four_step_run, six_step_run
+):
+    run = copy_run(four_step_run, tmp_path / "run")  # 4 steps, checkpoints at 2 and 4
+    newest = run / "checkpoints" / "ckpt-00000004"
     if damage == "truncated_weights":
         data = (newest / "transformer.weights.h5").read_bytes()
         (newest / "transformer.weights.h5").write_bytes(data[: len(data) // 2])
@@ -218,30 +261,30 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(shared_data
         (newest / "state.json").write_text('{"step": 4, "style_na')
     with caplog.at_level("WARNING", logger="cin_style"):
         resumed = training.train(
-            tiny_config(shared_data, photos, tmp_path, steps=6, checkpoint_every=2), resume=True, verbose=0
+            tiny_config(shared_data, photos, run, steps=6, checkpoint_every=2), resume=True, verbose=0
         )
     assert [h["step"] for h in resumed.history] == [3, 4, 5, 6]  # from step 2, not from scratch or a crash
     assert "Skipping unreadable checkpoint" in caplog.text and "ckpt-00000004" in caplog.text
-    assert (tmp_path / "checkpoints" / "unreadable-ckpt-00000004").is_dir()  # kept for inspection
-    straight = training.train(
-        tiny_config(shared_data, photos, tmp_path / "straight", steps=6, checkpoint_every=2), verbose=0
-    )
+    assert (run / "checkpoints" / "unreadable-ckpt-00000004").is_dir()  # kept for inspection
+    straight = six_step_run
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_removed(shared_data, photos, tmp_path):
-    training.train(tiny_config(shared_data, photos, tmp_path, steps=2), verbose=0)
-    root = tmp_path / "checkpoints"
+def test_a_checkpoint_set_aside_for_a_rewrite_is_restored_and_stale_temporaries_removed(
+    shared_data, photos, tmp_path, two_step_run
+):
+    run = copy_run(two_step_run, tmp_path / "run")  # 2 steps
+    root = run / "checkpoints"
     # What a kill between "old one set aside" and "new one renamed in" leaves, plus half-written files.
     (root / "ckpt-00000002").rename(root / ".old-ckpt-00000002-99999")
     (root / ".tmp-ckpt-00000004-99999").mkdir()
     (root / ".tmp-ckpt-00000004-99999" / "grams.npz").write_bytes(b"half")
-    (tmp_path / ".tmp-99999-model.keras").write_bytes(b"half")
-    resumed = training.train(tiny_config(shared_data, photos, tmp_path), resume=True, verbose=0)
+    (run / ".tmp-99999-model.keras").write_bytes(b"half")
+    resumed = training.train(tiny_config(shared_data, photos, run), resume=True, verbose=0)
     assert [h["step"] for h in resumed.history] == [3, 4]
     assert sorted(p.name for p in root.iterdir()) == ["ckpt-00000002", "ckpt-00000004"]
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(run.glob(".tmp-*"))
 
 
 def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken_over(shared_data, photos, tmp_path):
@@ -265,8 +308,9 @@ def test_a_second_run_in_a_held_output_dir_is_refused_and_a_dead_holder_is_taken
     assert not (tmp_path / ".lock").exists()  # released at the end
 
 
-def test_resume_refuses_checkpoints_of_another_kind_of_run(shared_data, photos, tmp_path):
-    base = training.train(tiny_config(shared_data, photos, tmp_path / "base", steps=2), verbose=0)
+def test_resume_refuses_checkpoints_of_another_kind_of_run(shared_data, photos, tmp_path, two_step_run):
+    base = two_step_run
+    copy_run(base, tmp_path / "base")  # a train run's folder (2 steps)
     extra = [str(shared_data / "styles" / "van_gogh_starry_night.jpg")]
     # add_styles into the base's own folder: its checkpoints are a training run's.
     into_base = tiny_config(shared_data, photos, tmp_path / "base", steps=1, checkpoint_every=1, styles=extra)
