@@ -10,6 +10,7 @@ the process (the installed entry point, a real exit, a kill): those keep a real 
 """
 
 import importlib
+import logging
 import sys
 
 from absl import app, flags
@@ -36,7 +37,12 @@ def _remove_tool_flags():
 
 
 def run_tool(capsys, tool, *args, defaults=None):
-    """Runs `cin_style.cli.<tool>`'s `main` with `args`: `(exit status, stdout, stderr)`; status 0 when it returns.
+    """Runs `cin_style.cli.<tool>`'s `main` with `args`: `(exit status, stdout, stderr)`, as absl's `app.run` would.
+
+    The status is what `main` returns (0 for None) or the code of the SystemExit it raises (`fail` raises
+    SystemExit(1); a SystemExit with a message prints it and counts as 1). Any other exception propagates and
+    fails the test, as a traceback would. `sys.argv` holds the command line while it runs (`fail` names the
+    program from it) and the log levels the tool sets for itself (`setup_logging`) are put back after.
 
     `defaults`: flag defaults the tool's `run` sets before parsing (add_style's ADD_STYLE_DEFAULTS), by the
     name of the module attribute that holds them.
@@ -52,6 +58,9 @@ def run_tool(capsys, tool, *args, defaults=None):
             if hasattr(package, leaf(name)):
                 delattr(package, leaf(name))
 
+    program = f"cin-style-{tool.replace('_', '-')}"
+    loggers = {name: logging.getLogger(name).level for name in ("cin_style", "tensorflow", "absl")}
+    argv = sys.argv
     was_parsed = FLAGS.is_parsed()
     saved_modules = _tool_modules()
     saved_attributes = {name: getattr(package, leaf(name), None) for name in saved_modules}
@@ -62,14 +71,21 @@ def run_tool(capsys, tool, *args, defaults=None):
         for name, value in (getattr(module, defaults) if defaults else {}).items():
             FLAGS.set_default(name, value)
         capsys.readouterr()
+        sys.argv = [program, *map(str, args)]
         try:
-            program = f"cin-style-{tool.replace('_', '-')}"
-            status = module.main(app.parse_flags_with_usage([program, *map(str, args)])) or 0
+            status = module.main(app.parse_flags_with_usage(sys.argv))
         except SystemExit as stop:
             status = stop.code
         out, err = capsys.readouterr()
+        if status is None:
+            status = 0
+        elif not isinstance(status, int):  # SystemExit("message"): Python prints it and exits 1
+            err, status = err + f"{status}\n", 1
         return status, out, err
     finally:
+        sys.argv = argv
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
         FLAGS.unparse_flags()
         _remove_tool_flags()
         forget_tools()

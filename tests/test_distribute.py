@@ -8,7 +8,6 @@ batch must change nothing but the summation order.
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -19,6 +18,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import TRAIN_STYLES, run_cli
 
 from cin_style.distribute import local_tf_configs
@@ -219,36 +219,6 @@ def test_killed_multi_worker_run_resumes_from_the_chiefs_last_checkpoint(shared_
     assert not [name for name in os.listdir(tmp_path / "tmp1") if name.startswith("cin_style-worker")]
 
 
-def _train_cli_in_process(capsys, *args):
-    """cin-style-train's `main` run in this process: `(status, stdout, stderr)`.
-
-    As `app.run` would: the flags parsed into absl's FLAGS (reset before and after), the status `main`
-    returns or the code of the SystemExit it raises (`fail` raises SystemExit(1)). Any other exception
-    propagates and fails the test, as a traceback would. The log levels the tool sets are put back after.
-    """
-    from absl import flags
-
-    from cin_style.cli import train as train_cli
-
-    loggers = {name: logging.getLogger(name).level for name in ("cin_style", "tensorflow")}
-    argv = sys.argv
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["cin-style-train", *args])
-        sys.argv = ["cin-style-train", *args]  # `fail` names the program from it
-        try:
-            status = train_cli.main(["cin-style-train"])
-        except SystemExit as stop:
-            status = stop.code
-    finally:
-        sys.argv = argv
-        flags.FLAGS.unparse_flags()
-        for name, level in loggers.items():
-            logging.getLogger(name).setLevel(level)
-    out, err = capsys.readouterr()
-    return 0 if status is None else status, out, err
-
-
 @pytest.mark.tensorflow_only
 def test_strategy_flags_refuse_what_cannot_run_with_one_line(shared_data, photos, tmp_path, monkeypatch, capsys):
     base = [
@@ -271,7 +241,7 @@ def test_strategy_flags_refuse_what_cannot_run_with_one_line(shared_data, photos
     assert cases[0][1] in result.stderr, (cases[0][0], result.stderr[-1500:])
     assert "Traceback" not in result.stderr
     for args, message in cases:
-        status, _, stderr = _train_cli_in_process(capsys, *base, *args)
+        status, _, stderr = run_tool(capsys, "train", *base, *args)
         assert status == 1, args
         assert message in stderr, (args, stderr[-1500:])
         assert "Traceback" not in stderr
