@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import STYLE_NAMES, saved_style_model
 from PIL import Image
 
@@ -28,7 +29,16 @@ def photos(tmp_path_factory, shared_data):
     return folder
 
 
-def stylize(*args):
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    """The test model as a Stylizer, loaded once: the pictures the tool must write."""
+    from cin_style import Stylizer
+
+    return Stylizer.load(model_dir)
+
+
+def stylize_in_a_process(*args):
+    """Runs `python -m cin_style.cli.stylize args...` as a process of its own (TensorFlow imported anew, 3-9 s)."""
     return subprocess.run(
         [sys.executable, "-m", "cin_style.cli.stylize", *args],
         capture_output=True,
@@ -37,13 +47,24 @@ def stylize(*args):
     )
 
 
-def test_list_styles(model_dir):
+@pytest.fixture
+def stylize(capsys):
+    """cin-style-stylize run in this process, answered as `subprocess.run` answers (returncode, stdout, stderr)."""
+
+    def run(*args):
+        status, out, err = run_tool(capsys, "stylize", *args)
+        return subprocess.CompletedProcess(["cin-style-stylize", *args], status, out, err)
+
+    return run
+
+
+def test_list_styles(model_dir, stylize):
     result = stylize(f"--model={model_dir}", "--list_styles")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", STYLE_NAMES[0], "1", STYLE_NAMES[1], "2", STYLE_NAMES[2]]
 
 
-def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path):
+def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path, stylize):
     out = tmp_path / "painted.png"
     args = [f"--model={model_dir}", f"--input={photos / 'kodim23.jpg'}", "--style=munch_the_scream", f"--output={out}"]
     first = stylize(*args)
@@ -57,7 +78,10 @@ def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path)
 
 
 def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):
-    result = stylize(f"--model={model_dir}", f"--input={photos}", "--style=2", f"--output={tmp_path / 'out'}")
+    # A real process: a run with failures ends with exit status 1 (`main` returns 1, absl's app.run exits with it).
+    result = stylize_in_a_process(
+        f"--model={model_dir}", f"--input={photos}", "--style=2", f"--output={tmp_path / 'out'}"
+    )
     assert result.returncode == 1
     # An index style is named after the style in the output names.
     assert sorted(os.listdir(tmp_path / "out")) == [f"kodim05_{STYLE_NAMES[2]}.png", f"kodim23_{STYLE_NAMES[2]}.png"]
@@ -65,7 +89,7 @@ def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tm
     assert "2 of 3 images stylised" in result.stdout
 
 
-def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
+def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):
     result = stylize(
         f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}"
     )
@@ -87,7 +111,7 @@ def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path):
         (["--style=0", "--preserve_color", "--colors=histogram"], "not both"),
     ],
 )
-def test_bad_arguments_fail_with_the_reason(model_dir, photos, tmp_path, args, message):
+def test_bad_arguments_fail_with_the_reason(model_dir, photos, tmp_path, stylize, args, message):
     base = [f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", f"--output={tmp_path / 'x.png'}"]
     result = stylize(*base, *args)
     assert result.returncode != 0
@@ -140,22 +164,11 @@ def test_writing_an_image_never_changes_the_process_umask(tmp_path, monkeypatch)
 @pytest.fixture
 def run_main():
     """Runs cin-style-stylize's `main` in this process (so tests can monkeypatch): `(status, stdout, stderr)`."""
-    from absl import flags
-
-    from cin_style.cli import stylize as cli
 
     def run(capsys, *args):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["cin-style-stylize", *args])
-        try:
-            status = cli.main(["cin-style-stylize"])
-        except SystemExit as stop:
-            status = stop.code
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
+        return run_tool(capsys, "stylize", *args)
 
-    yield run
-    flags.FLAGS.unparse_flags()
+    return run
 
 
 def _photo_tree(folder, source, names):
@@ -231,9 +244,9 @@ def test_folder_run_reports_tensorflow_errors_per_file_and_finishes_the_rest(
     assert "a.jpg: ResourceExhaustedError: OOM when allocating tensor" in stderr and "Traceback" not in stderr
 
 
-def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(model_dir, photos, tmp_path):
-    from cin_style import Stylizer
-
+def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(
+    model_dir, photos, tmp_path, stylize, loaded
+):
     labels = np.zeros((8, 12), np.uint8)
     labels[:, 6:] = 1  # right half; resized to the 48x32 photo
     Image.fromarray(labels).save(tmp_path / "labels.png")
@@ -242,7 +255,7 @@ def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(mod
     common = [f"--model={model_dir}", f"--input={photo}", f"--regions={tmp_path / 'labels.png'}"]
     result = stylize(*common, f"--style=0:{STYLE_NAMES[0]},1:2", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = Stylizer.load(model_dir).stylize(photo, regions=(labels, {0: STYLE_NAMES[0], 1: 2}))
+    expected = loaded.stylize(photo, regions=(labels, {0: STYLE_NAMES[0], 1: 2}))
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
     missing = stylize(*common, f"--style=0:{STYLE_NAMES[0]}", f"--output={tmp_path / 'missing.png'}")
     assert missing.returncode == 1 and "--regions: Labels [1] of the label image have no style" in missing.stderr
@@ -251,9 +264,7 @@ def test_regions_paint_each_label_in_its_style_and_refuse_labels_without_one(mod
     assert not (tmp_path / "missing.png").exists() and not (tmp_path / "malformed.png").exists()
 
 
-def test_scale_and_histogram_colors_reach_the_stylizer(model_dir, photos, tmp_path):
-    from cin_style import Stylizer
-
+def test_scale_and_histogram_colors_reach_the_stylizer(model_dir, photos, tmp_path, stylize, loaded):
     photo = str(photos / "kodim05.jpg")
     output = tmp_path / "big_strokes.png"
     result = stylize(f"--model={model_dir}", f"--input={photo}", "--style=1", "--scale=1.5", "--colors=histogram")
@@ -267,12 +278,12 @@ def test_scale_and_histogram_colors_reach_the_stylizer(model_dir, photos, tmp_pa
         f"--output={output}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = Stylizer.load(model_dir).stylize(photo, 1, scale=1.5, preserve_color="histogram")
+    expected = loaded.stylize(photo, 1, scale=1.5, preserve_color="histogram")
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
 
 
 @pytest.mark.tensorflow_only
-def test_model_slim_picks_the_bundled_slim_model_with_the_default_models_styles():
+def test_model_slim_picks_the_bundled_slim_model_with_the_default_models_styles(stylize):
     from cin_style.bundled import SLIM_MODEL_NAME, bundled_model_path
     from cin_style.metadata import read_metadata
 
@@ -291,17 +302,15 @@ def _two_photos(folder, photos):
 
 
 def test_a_list_of_styles_writes_one_output_per_photo_and_style_named_after_the_style(
-    model_dir, photos, tmp_path, run_main, capsys
+    model_dir, photos, tmp_path, run_main, capsys, loaded
 ):
-    from cin_style import Stylizer
-
     tree, out = _two_photos(tmp_path / "in", photos), tmp_path / "out"
     status, stdout, stderr = run_main(
         capsys, f"--model={model_dir}", f"--input={tree}", "--style=munch_the_scream,0", f"--output={out}"
     )
     assert status == 0, stderr[-2000:]
     assert "4 of 4 images stylised" in stdout
-    stylizer = Stylizer.load(model_dir)
+    stylizer = loaded
     for photo in ("kodim05", "kodim23"):
         for style in ("munch_the_scream", "hokusai_great_wave"):  # index 0 is hokusai_great_wave
             expected = np.asarray(stylizer.stylize(str(tree / f"{photo}.jpg"), style))
@@ -359,9 +368,7 @@ def test_second_folder_run_skips_existing_outputs_with_one_summary_line_and_exit
     assert status == 0 and stdout.splitlines()[-1] == f"2 of 2 images stylised into {out}", stderr[-2000:]
 
 
-def test_sheet_of_chosen_styles_names_each_picture(model_dir, photos, tmp_path, run_main, capsys):
-    from cin_style import Stylizer
-
+def test_sheet_of_chosen_styles_names_each_picture(model_dir, photos, tmp_path, run_main, capsys, loaded):
     photo = str(photos / "kodim05.jpg")
     status, _, stderr = run_main(
         capsys,
@@ -375,7 +382,7 @@ def test_sheet_of_chosen_styles_names_each_picture(model_dir, photos, tmp_path, 
     sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
     label = label_height(48)
     assert sheet.shape == (32 + label, 3 * 48, 3)  # the photo and the two chosen styles, not all three
-    stylizer = Stylizer.load(model_dir)
+    stylizer = loaded
     for column, style in ((1, "munch_the_scream"), (2, STYLE_NAMES[0])):
         np.testing.assert_array_equal(
             sheet[:32, 48 * column : 48 * (column + 1)], np.asarray(stylizer.stylize(photo, style))
@@ -406,9 +413,7 @@ def test_output_without_an_image_extension_is_refused_before_any_work(
     assert os.listdir(tmp_path) == []
 
 
-def test_regions_take_a_default_style_for_labels_without_one(model_dir, photos, tmp_path, run_main, capsys):
-    from cin_style import Stylizer
-
+def test_regions_take_a_default_style_for_labels_without_one(model_dir, photos, tmp_path, run_main, capsys, loaded):
     labels = np.zeros((8, 12), np.uint8)
     labels[:, 6:] = 1
     Image.fromarray(labels).save(tmp_path / "labels.png")
@@ -421,13 +426,15 @@ def test_regions_take_a_default_style_for_labels_without_one(model_dir, photos, 
         capsys, *common, f"--style=0:{STYLE_NAMES[0]}", "--default_style=2", f"--output={output}"
     )
     assert status == 0, stderr[-2000:]
-    expected = Stylizer.load(model_dir).stylize(photo, 2, regions=(labels, {0: STYLE_NAMES[0]}))
+    expected = loaded.stylize(photo, 2, regions=(labels, {0: STYLE_NAMES[0]}))
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(expected))
     # Label 1 is painted in style 2, not left unpainted or in style 0.
-    assert not np.array_equal(np.asarray(expected), np.asarray(Stylizer.load(model_dir).stylize(photo, 0)))
+    assert not np.array_equal(np.asarray(expected), np.asarray(loaded.stylize(photo, 0)))
 
 
-def test_a_folder_input_into_an_existing_file_fails_in_one_line_and_writes_nothing(model_dir, photos, tmp_path):
+def test_a_folder_input_into_an_existing_file_fails_in_one_line_and_writes_nothing(
+    model_dir, photos, tmp_path, stylize
+):
     taken = tmp_path / "painted.png"
     taken.write_bytes(b"mine")
     result = stylize(f"--model={model_dir}", f"--input={photos}", "--style=0", f"--output={taken}")
@@ -444,15 +451,17 @@ def test_a_folder_input_into_an_existing_file_fails_in_one_line_and_writes_nothi
         ('{"style_names": ["a", "b"', "cannot be read as JSON"),
     ],
 )
-def test_list_styles_of_a_model_whose_styles_file_does_not_fit_fails_in_one_line(tmp_path, styles_file, message):
-    saved_style_model(tmp_path)
+def test_list_styles_of_a_model_whose_styles_file_does_not_fit_fails_in_one_line(
+    model_dir, tmp_path, stylize, styles_file, message
+):
+    shutil.copy(model_dir / "model.keras", tmp_path / "model.keras")  # the module's model, with styles.json broken
     (tmp_path / "styles.json").write_text(styles_file)
     result = stylize(f"--model={tmp_path}", "--list_styles")
     assert result.returncode == 1 and result.stdout == ""
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_list_styles_of_a_saved_model_with_bad_metadata_fails_in_one_line(tmp_path):
+def test_list_styles_of_a_saved_model_with_bad_metadata_fails_in_one_line(tmp_path, stylize):
     version = tmp_path / "served" / "1"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"")  # the metadata is read first, so the graph is never opened

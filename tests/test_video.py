@@ -5,6 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from cli_in_process import run_tool
 from helpers import saved_style_model
 from PIL import Image
 
@@ -188,20 +189,19 @@ def test_a_run_ended_by_sigterm_leaves_neither_its_temporary_file_nor_an_output(
     assert os.listdir(folder) == []
 
 
-def test_stylize_cli_paints_a_video_and_names_a_corrupt_one(stylizer, clip, tmp_path):
-    import sys
-
+def test_stylize_cli_paints_a_video_and_names_a_corrupt_one(stylizer, clip, tmp_path, capsys):
+    # In this process: the tool's real process runs in test_stylize_cli and test_cli_help.
     model = stylizer.source
     output = tmp_path / "painted.mp4"
-    command = [sys.executable, "-m", "cin_style.cli.stylize", f"--model={model}", "--style=1"]
-    result = subprocess.run([*command, f"--input={clip}", f"--output={output}"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"wrote {output}: {FRAMES} frames, 48x32 at {FPS} fps, with its audio" in result.stdout
+    command = [f"--model={model}", "--style=1"]
+    status, stdout, stderr = run_tool(capsys, "stylize", *command, f"--input={clip}", f"--output={output}")
+    assert status == 0, stderr[-2000:]
+    assert f"wrote {output}: {FRAMES} frames, 48x32 at {FPS} fps, with its audio" in stdout
     assert len(_read(output)[1]) == FRAMES
     corrupt = tmp_path / "corrupt.mov"
     corrupt.write_bytes(b"not a video at all")
-    bad = subprocess.run(
-        [*command, f"--input={corrupt}", f"--output={tmp_path / 'x.mp4'}"], capture_output=True, text=True
+    status, stdout, stderr = run_tool(
+        capsys, "stylize", *command, f"--input={corrupt}", f"--output={tmp_path / 'x.mp4'}"
     )
-    assert bad.returncode == 1 and "as a video" in bad.stderr and "Traceback" not in bad.stderr
+    assert status == 1 and "as a video" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "x.mp4").exists()
