@@ -105,3 +105,37 @@ def photos(tmp_path_factory, shared_data):
     for path in sorted((shared_data / "content" / "train").glob("*.jpg"))[:8]:
         shutil.copy(path, folder / path.name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def export_style_model(tmp_path_factory):
+    """`export_style_model(**options)`: `helpers.distinct_style_model()` exported with `helpers.STYLE_NAMES` and
+    `export_saved_model`'s `options`, once per process and options (an export takes 12 s: Keras traces every
+    signature twice). Returns `(base, path)`: the base folder (a `pathlib.Path`) and the version folder that
+    `export_saved_model` returned (`base / "1"`). Shared: read it, never write into it (copy it with
+    `shutil.copytree` first).
+    """
+
+    import json
+
+    exported = {}
+
+    def export(**options):
+        key = json.dumps(options, sort_keys=True)
+        if key not in exported:
+            from helpers import STYLE_NAMES, distinct_style_model
+
+            from cin_style.export import export_saved_model
+
+            base = tmp_path_factory.mktemp("exported")
+            exported[key] = base, export_saved_model(distinct_style_model(), base, STYLE_NAMES, **options)
+        return exported[key]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def exported_model(export_style_model):
+    """`(base, path)` of `helpers.distinct_style_model()` exported with the default limits and format, recording
+    the training config `{"steps": 1}`; shared by the modules that serve it (see `export_style_model`)."""
+    return export_style_model(training_config={"steps": 1})

@@ -19,12 +19,30 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def exported(model, tmp_path_factory):
-    from cin_style.export import export_saved_model
+def exported(exported_model):
+    """`(base, path)`: `distinct_style_model()` exported with `training_config={"steps": 1}` (conftest; shared)."""
+    return exported_model
 
-    base = tmp_path_factory.mktemp("served") / "cin_style"
-    path = export_saved_model(model, base, STYLE_NAMES, training_config={"steps": 1})
-    return base, path
+
+@pytest.fixture
+def copied_export(exported, monkeypatch):
+    """Has `export_saved_model` write the SavedModel of `exported` (copied) instead of tracing it anew (12 s).
+
+    For tests of what `export_saved_model` itself does around the SavedModel (version folders, metadata); the
+    arguments it hands the writer are listed in the returned list.
+    """
+    import shutil
+
+    from cin_style import export
+
+    calls = []
+
+    def copy(model, style_names, path, **options):
+        calls.append(dict(model=model, style_names=style_names, **options))
+        shutil.copytree(exported[1], path, ignore=shutil.ignore_patterns(export.METADATA_FILE))
+
+    monkeypatch.setattr(export, "_write_saved_model", copy)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +78,18 @@ def test_layout_is_versioned_and_metadata_reads_without_tensorflow(exported, mod
     assert weight_bytes <= stored < 1.3 * weight_bytes + 20_000
 
 
-def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
+def test_versions_count_up_and_are_never_overwritten(model, tmp_path, copied_export):
     from cin_style.export import export_saved_model
 
+    # The numbering, the refusal and the renaming into place are export_saved_model's own; each version's
+    # SavedModel is the shared export, copied.
     assert export_saved_model(model, tmp_path, STYLE_NAMES).endswith(os.sep + "1")
     assert export_saved_model(model, tmp_path, STYLE_NAMES).endswith(os.sep + "2")
     assert export_saved_model(model, tmp_path, STYLE_NAMES, version=7).endswith(os.sep + "7")
     with pytest.raises(ValueError, match="Version 2 already exists"):
         export_saved_model(model, tmp_path, STYLE_NAMES, version=2)
     assert sorted(os.listdir(tmp_path)) == ["1", "2", "7"]
+    assert len(copied_export) == 3  # the refused version was never written
 
 
 def test_a_crash_mid_export_leaves_no_version_behind(model, tmp_path, monkeypatch):
@@ -283,9 +304,11 @@ def _assert_no_machine_paths(metadata, *folders):
             assert str(folder) not in text, f"{folder} in the metadata: {text!r}"
 
 
-def test_metadata_records_no_path_of_the_training_machine(model, tmp_path):
+def test_metadata_records_no_path_of_the_training_machine(model, tmp_path, copied_export):
     from cin_style.export import export_saved_model
 
+    # The metadata is written by export_saved_model beside the SavedModel (the shared export, copied), which
+    # never sees the training config.
     machine = tmp_path / "training_machine"
     path = export_saved_model(model, tmp_path / "served", STYLE_NAMES, training_config=_machine_config(machine))
     with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
@@ -355,12 +378,10 @@ SMALL_LIMIT = 64 * 64
 
 
 @pytest.fixture(scope="module")
-def limited(model, tmp_path_factory):
+def limited(export_style_model):
     import tensorflow as tf
 
-    from cin_style.export import export_saved_model
-
-    path = export_saved_model(model, tmp_path_factory.mktemp("limited"), STYLE_NAMES, max_pixels=SMALL_LIMIT)
+    path = export_style_model(max_pixels=SMALL_LIMIT)[1]  # shared with test_serving_limits and test_stylizer
     return path, tf.saved_model.load(path)
 
 
@@ -385,7 +406,7 @@ def test_every_image_signature_refuses_requests_over_max_pixels(limited):
             assert f"limit of {SMALL_LIMIT} pixels" in message, (name, message)
 
 
-def test_the_default_limits_follow_from_a_4_gib_memory_budget(exported, model, tmp_path):
+def test_the_default_limits_follow_from_a_4_gib_memory_budget(exported, model, tmp_path, copied_export):
     from cin_style import export
     from cin_style.export import DEFAULT_MEMORY_BUDGET, export_saved_model, serving_limits
     from cin_style.image_io import DEFAULT_MAX_PIXELS
@@ -411,10 +432,12 @@ def test_the_default_limits_follow_from_a_4_gib_memory_budget(exported, model, t
     # The measured figures the default rests on (saved_models/README.md): the full network needs up to
     # 889 bytes per padded pixel, 1.25x that with the margin, so 4 GiB takes 3.86 million pixels (1964x1964).
     assert serving_limits(1.0)[:2] == (3_860_000, 2_020_000) and serving_limits(0.25)[:2] == (13_600_000, 5_970_000)
-    # A budget of its own, or a limit that implies one.
+    # A budget of its own, or a limit that implies one (the SavedModel: the shared export, copied; the graph is
+    # handed the limits the metadata records).
     path = export_saved_model(model, tmp_path, STYLE_NAMES, memory_budget=2**30)
     with open(os.path.join(path, "cin_style.json"), encoding="utf-8") as stream:
         assert json.load(stream)["max_pixels"] == serving_limits(0.25, memory_budget=2**30)[0]
+    assert [call["limits"] for call in copied_export] == [serving_limits(0.25, memory_budget=2**30)[:2]]
     code = (
         "import cin_style.cli.export as c; print(c.FLAGS['max_pixels'].default, c.FLAGS['memory_budget_mib'].default)"
     )

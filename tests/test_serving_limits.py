@@ -24,22 +24,18 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def limited(model, tmp_path_factory):
+def limited(export_style_model):
     import tensorflow as tf
 
-    from cin_style.export import export_saved_model
-
-    path = export_saved_model(model, tmp_path_factory.mktemp("limited"), STYLE_NAMES, max_pixels=SMALL_LIMIT)
+    path = export_style_model(max_pixels=SMALL_LIMIT)[1]  # conftest: exported once, shared with test_export
     return path, tf.saved_model.load(path)
 
 
 @pytest.fixture(scope="module")
-def served(model, tmp_path_factory):
+def served(exported_model):
     import tensorflow as tf
 
-    from cin_style.export import export_saved_model
-
-    path = export_saved_model(model, tmp_path_factory.mktemp("served"), STYLE_NAMES)
+    path = exported_model[1]  # conftest: the default limits, exported once
     return path, tf.saved_model.load(path)
 
 
@@ -336,46 +332,70 @@ def test_hostile_requests_to_the_bundled_model_cost_little_memory_and_say_why(bo
     assert sum(row["added"] for row in rows.values()) < 300 * 2**20, rows
 
 
-#: Requests at the limits of a SavedModel (argv[1]), each the worst shape of its kind.
+#: Requests at the limits of a SavedModel (argv[1]), each the worst shape of its kind (argv[2:]), each in a process of
+#: its own: memory an earlier request freed would hide what the next one takes. Each is a child forked from this
+#: process once TensorFlow is imported (before any TensorFlow work: no runtime, no thread pools), so each starts as a
+#: fresh process would, loads the model and sends its request, without importing TensorFlow anew (3-7 s each).
 AT_THE_LIMIT = (
     MEASURE
     + r"""
-import io, sys
+import io, os, sys, traceback
 from PIL import Image
 
-loaded = tf.saved_model.load(sys.argv[1])
-metadata = json.load(open(sys.argv[1] + "/cin_style.json"))
-limit, spatial = metadata["max_pixels"], metadata["spatial_max_pixels"]
-s = loaded.signatures
-n = len(metadata["style_names"])
-side, spatial_side = int(limit**0.5) // 4 * 4, int(spatial**0.5) // 4 * 4
-buffer = io.BytesIO()
-Image.new("RGB", (side, side), (120, 140, 90)).save(buffer, "PNG")
-u8 = lambda b, h, w: tf.fill([b, h, w, 3], tf.constant(120, tf.uint8))
-requests = {
-    "square": lambda: s["serving_default"](image=u8(1, side, side), style_index=tf.constant([0])),
-    "strip": lambda: s["stylize_float"](image=tf.fill([1, 16, limit // 64 * 4, 3], 0.5), style_index=tf.constant([0])),
-    "small_batch": lambda: s["stylize_blend"](image=u8(limit // 256, 16, 16), style_weights=tf.ones([limit // 256, n])),
-    "spatial": lambda: s["stylize_spatial"](image=u8(1, spatial_side, spatial_side),
-                                            style_weights=tf.ones([1, spatial_side, spatial_side, n])),
-    "spatial_strip": lambda: s["stylize_spatial_float"](image=tf.fill([1, 16, spatial // 64 * 4, 3], 0.5),
-                                                        style_weights=tf.ones([1, 16, spatial // 64 * 4, n])),
-    "bytes": lambda: s["stylize_bytes"](image_bytes=[buffer.getvalue()], style_index=tf.constant([0])),
-}
-tiny = io.BytesIO()
-Image.new("RGB", (16, 16), (90, 90, 90)).save(tiny, "PNG")
-warm = {  # the first call of a signature builds what later ones reuse
-    "square": lambda: s["serving_default"](image=u8(1, 16, 16), style_index=tf.constant([0])),
-    "strip": lambda: s["stylize_float"](image=tf.fill([1, 16, 16, 3], 0.5), style_index=tf.constant([0])),
-    "small_batch": lambda: s["stylize_blend"](image=u8(1, 16, 16), style_weights=tf.ones([1, n])),
-    "spatial": lambda: s["stylize_spatial"](image=u8(1, 16, 16), style_weights=tf.ones([1, 16, 16, n])),
-    "spatial_strip": lambda: s["stylize_spatial_float"](image=tf.fill([1, 16, 16, 3], 0.5),
-                                                        style_weights=tf.ones([1, 16, 16, n])),
-    "bytes": lambda: s["stylize_bytes"](image_bytes=[tiny.getvalue()], style_index=tf.constant([0])),
-}
-name = sys.argv[2]  # one request per process: memory an earlier request freed would hide what this one takes
-warm[name]()
-measured({name: requests[name]})
+
+def at_the_limit(path, name):
+    loaded = tf.saved_model.load(path)
+    metadata = json.load(open(path + "/cin_style.json"))
+    limit, spatial = metadata["max_pixels"], metadata["spatial_max_pixels"]
+    s = loaded.signatures
+    n = len(metadata["style_names"])
+    side, spatial_side = int(limit**0.5) // 4 * 4, int(spatial**0.5) // 4 * 4
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 140, 90)).save(buffer, "PNG")
+    u8 = lambda b, h, w: tf.fill([b, h, w, 3], tf.constant(120, tf.uint8))
+    requests = {
+        "square": lambda: s["serving_default"](image=u8(1, side, side), style_index=tf.constant([0])),
+        "strip": lambda: s["stylize_float"](image=tf.fill([1, 16, limit // 64 * 4, 3], 0.5),
+                                            style_index=tf.constant([0])),
+        "small_batch": lambda: s["stylize_blend"](image=u8(limit // 256, 16, 16),
+                                                  style_weights=tf.ones([limit // 256, n])),
+        "spatial": lambda: s["stylize_spatial"](image=u8(1, spatial_side, spatial_side),
+                                                style_weights=tf.ones([1, spatial_side, spatial_side, n])),
+        "spatial_strip": lambda: s["stylize_spatial_float"](image=tf.fill([1, 16, spatial // 64 * 4, 3], 0.5),
+                                                            style_weights=tf.ones([1, 16, spatial // 64 * 4, n])),
+        "bytes": lambda: s["stylize_bytes"](image_bytes=[buffer.getvalue()], style_index=tf.constant([0])),
+    }
+    tiny = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(tiny, "PNG")
+    warm = {  # the first call of a signature builds what later ones reuse
+        "square": lambda: s["serving_default"](image=u8(1, 16, 16), style_index=tf.constant([0])),
+        "strip": lambda: s["stylize_float"](image=tf.fill([1, 16, 16, 3], 0.5), style_index=tf.constant([0])),
+        "small_batch": lambda: s["stylize_blend"](image=u8(1, 16, 16), style_weights=tf.ones([1, n])),
+        "spatial": lambda: s["stylize_spatial"](image=u8(1, 16, 16), style_weights=tf.ones([1, 16, 16, n])),
+        "spatial_strip": lambda: s["stylize_spatial_float"](image=tf.fill([1, 16, 16, 3], 0.5),
+                                                            style_weights=tf.ones([1, 16, 16, n])),
+        "bytes": lambda: s["stylize_bytes"](image_bytes=[tiny.getvalue()], style_index=tf.constant([0])),
+    }
+    warm[name]()
+    measured({name: requests[name]})
+
+
+for name in sys.argv[2:]:  # one after another: processes that share the cores each peak higher
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            at_the_limit(sys.argv[1], name)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    if status:
+        sys.exit(f"The process of the request {name!r} ended with status {status}")
 """
 )
 
@@ -388,17 +408,16 @@ def test_requests_at_the_limits_a_budget_sets_stay_within_it(model, tmp_path):
     max_pixels, spatial, _ = serving_limits(0.25, memory_budget=budget)
     assert (max_pixels, spatial) == (850_000, 370_000)  # 316 and 719 bytes per padded pixel, with the margin
     names = ["square", "strip", "small_batch", "spatial", "spatial_strip", "bytes"]
-    rows = {}
-    for name in names:  # one after another: processes that share the cores each peak higher
-        run = subprocess.run(
-            [sys.executable, "-c", AT_THE_LIMIT, path, name],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        rows[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    run = subprocess.run(
+        [sys.executable, "-c", AT_THE_LIMIT, path, *names],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {row["name"]: row for row in map(json.loads, run.stdout.strip().splitlines())}
+    assert sorted(rows) == sorted(names), run.stdout[-3000:]
     for row in rows.values():
         assert row["error"] is None, row
         assert row["added"] < budget, rows

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import STYLE_NAMES, distinct_style_model, saved_style_model
+from helpers import STYLE_NAMES, saved_style_model
 from PIL import Image
 
 from cin_style import Stylizer
@@ -44,12 +44,15 @@ def test_loads_a_keras_file_or_a_training_folder(keras_file):
 
 
 @pytest.mark.tensorflow_only
-def test_loads_the_newest_version_of_a_saved_model_and_matches_keras(tmp_path, stylizer, photo):
-    from cin_style.export import export_saved_model
+def test_loads_the_newest_version_of_a_saved_model_and_matches_keras(tmp_path, stylizer, photo, exported_model):
+    import json
+    import shutil
 
-    model = distinct_style_model()
-    export_saved_model(model, tmp_path, ["a", "b", "c"])
-    export_saved_model(model, tmp_path, STYLE_NAMES)
+    # Two versions of the shared export (conftest), the older one naming its styles a, b and c.
+    for version in ("1", "2"):
+        shutil.copytree(exported_model[1], tmp_path / version)
+    metadata = json.loads((tmp_path / "1" / "cin_style.json").read_text())
+    (tmp_path / "1" / "cin_style.json").write_text(json.dumps({**metadata, "style_names": ["a", "b", "c"]}))
     served = Stylizer.load(tmp_path)
     assert served.source.endswith(os.sep + "2") and served.style_names == STYLE_NAMES
     assert Stylizer.load(tmp_path / "1").style_names == ["a", "b", "c"]
@@ -196,12 +199,8 @@ def test_missing_file_and_bad_arrays_are_named(stylizer, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def saved_model_dir(tmp_path_factory):
-    from cin_style.export import export_saved_model
-
-    base = tmp_path_factory.mktemp("served")
-    export_saved_model(distinct_style_model(), base, STYLE_NAMES)
-    return base
+def saved_model_dir(exported_model):
+    return exported_model[0]  # conftest: distinct_style_model() exported once, shared; read only
 
 
 @pytest.mark.parametrize("kind", ["keras", pytest.param("saved_model", marks=pytest.mark.tensorflow_only)])
@@ -451,12 +450,10 @@ def _padded_pixels_sent(stylizer, monkeypatch):
 
 @pytest.mark.tensorflow_only
 def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(
-    tmp_path, keras_file, stylizer, photo, monkeypatch
+    keras_file, stylizer, photo, monkeypatch, export_style_model
 ):
-    from cin_style.export import export_saved_model
-
-    export_saved_model(distinct_style_model(), tmp_path, STYLE_NAMES, max_pixels=1024)  # one 32x32 image a call
-    limited = Stylizer.load(tmp_path)
+    base = export_style_model(max_pixels=1024)[0]  # one 32x32 image a call
+    limited = Stylizer.load(base)
     sent = _padded_pixels_sent(limited, monkeypatch)
     # 60x40 (64x40 = 2560 px padded): painted layer by layer, as the whole image.
     whole = stylizer.stylize(photo, 1)
@@ -471,7 +468,7 @@ def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(
     assert sent == [576] * 5
     assert limited.call_pixels == 1024
     # Feathered tiles instead: 32-px tiles, one per call, as a .keras model painting 32-px tiles.
-    tiled = Stylizer.load(tmp_path, seamless=False)
+    tiled = Stylizer.load(base, seamless=False)
     sent = _padded_pixels_sent(tiled, monkeypatch)
     by_tiles = tiled.stylize(photo, 1)
     assert sent == [1024] * 6  # 3 across, 2 down
@@ -480,14 +477,15 @@ def test_a_saved_model_with_a_small_pixel_limit_paints_larger_images_under_it(
 
 
 @pytest.mark.tensorflow_only
-def test_region_painting_keeps_under_the_lower_limit_of_the_spatial_signatures(tmp_path, stylizer, photo, monkeypatch):
-    from cin_style.export import export_saved_model
+def test_region_painting_keeps_under_the_lower_limit_of_the_spatial_signatures(
+    stylizer, photo, monkeypatch, export_style_model
+):
     from cin_style.metadata import read_metadata
 
-    export_saved_model(distinct_style_model(), tmp_path, STYLE_NAMES, max_pixels=4096)
-    spatial_limit = read_metadata(tmp_path)["spatial_max_pixels"]
+    base = export_style_model(max_pixels=4096)[0]  # shared with test_export and test_serving_limits
+    spatial_limit = read_metadata(base)["spatial_max_pixels"]
     assert spatial_limit < 64 * 40 <= 4096  # the 60x40 photo fits the plain signatures, not the spatial ones
-    limited = Stylizer.load(tmp_path)
+    limited = Stylizer.load(base)
     sent = _padded_pixels_sent(limited, monkeypatch)
     regions = [(np.linspace(0, 1, 60)[None].repeat(40, 0), 0), (np.linspace(1, 0, 60)[None].repeat(40, 0), 2)]
     by_regions = limited.stylize(photo, regions=regions)
