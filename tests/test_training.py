@@ -31,10 +31,18 @@ def two_step_run(shared_data, photos, tmp_path_factory):
     return folder, train(tiny_config(shared_data, photos, folder, steps=2), verbose=0)
 
 
-def test_train_writes_model_styles_checkpoints_and_samples(shared_data, photos, tmp_path):
+def test_train_traces_its_step_once_and_writes_model_styles_checkpoints_and_samples(
+    shared_data, photos, tmp_path, monkeypatch
+):
+    from cin_style.trainer import StyleTrainer
     from cin_style.training import latest_checkpoint, load_trained, train
 
+    traces = []  # the Python step runs once per trace of the compiled step (TensorFlow) or jit (JAX)
+    step = StyleTrainer.train_step
+    monkeypatch.setattr(StyleTrainer, "train_step", lambda self, *args: traces.append(1) or step(self, *args))
     result = train(tiny_config(shared_data, photos, tmp_path, keep_checkpoints=1), verbose=0)
+    # Adam built before the first step: a step that makes variables is traced twice by tf.function.
+    assert len(traces) == 1
     assert result.style_names == list(TRAIN_STYLES)
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
     assert all(np.isfinite(h["loss"]) and h["loss"] > 0 and h["images_per_second"] > 0 for h in result.history)
