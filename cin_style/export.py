@@ -78,6 +78,7 @@ from cin_style.metadata import (
     weights_hash,
 )
 from cin_style.network import alpha_of, num_styles_of, spatial_transformer
+from cin_style.paintings import SAVED_MODEL_FOLDER, carried, fitted, write_paintings
 
 #: Signature names, for servers and clients.
 SIGNATURES = (
@@ -602,6 +603,7 @@ def export_saved_model(
     max_pixels=None,
     encoded_format="png",
     memory_budget=None,
+    paintings=None,
 ):
     """Exports a transformer as a versioned SavedModel for TF Serving and `Stylizer`.
 
@@ -627,6 +629,13 @@ def export_saved_model(
         memory_budget: Instead of `max_pixels`: the bytes of memory the
             largest accepted request may take. Defaults to
             `DEFAULT_MEMORY_BUDGET` (4 GiB) when `max_pixels` is not given.
+        paintings: The styles' paintings, carried in the version's
+            `assets/paintings/` for refining (`Stylizer.stylize(refine=...)`)
+            and `Stylizer.style_image`: one image (path, PIL image or array)
+            or `None` per style, or a model's paintings folder
+            (`cin_style.paintings.paintings_folder`). Resized to the
+            training config's `style_image_size` (256 by default). Defaults
+            to `None` (none carried).
 
     Returns:
         The path of the written version folder.
@@ -634,10 +643,21 @@ def export_saved_model(
     Raises:
         ValueError: If the names do not match the model, repeat, the version
             exists or is not a positive integer, or `max_pixels` or
-            `memory_budget` is not a positive integer, or both are given.
+            `memory_budget` is not a positive integer, or both are given, or
+            `paintings` does not give one entry per style.
+        ImageReadError: If a painting cannot be read.
     """
     style_names = checked_style_names(model, style_names)
     num_styles = len(style_names)
+    if isinstance(paintings, (str, os.PathLike)):
+        paintings = carried(os.fspath(paintings), num_styles)
+    if paintings is not None and len(paintings) != num_styles:
+        raise ValueError(
+            f"`paintings` needs one image (or None) per style ({num_styles}). Received: {len(paintings)} entries"
+        )
+    style_size = int((training_config or {}).get("style_image_size") or 256)
+    # Read and resized before any work: a bad file fails the export before the SavedModel is traced.
+    fitted_paintings = [None if p is None else fitted(p, style_size) for p in paintings or []]
     max_pixels, spatial_max_pixels, memory_budget = serving_limits(alpha_of(model), max_pixels, memory_budget)
     if encoded_format not in ENCODED_FORMATS:
         raise ValueError(
@@ -656,6 +676,7 @@ def export_saved_model(
         _write_saved_model(
             model, style_names, tmp, limits=(max_pixels, spatial_max_pixels), encoded_format=encoded_format
         )
+        carried_styles = write_paintings(os.path.join(tmp, SAVED_MODEL_FOLDER), fitted_paintings, style_size)
         metadata = {
             "format": METADATA_FORMAT,
             "cin_style_version": __version__,
@@ -670,6 +691,7 @@ def export_saved_model(
             "memory_budget": memory_budget,
             "encoded_format": encoded_format,
             "training": portable_training_config(training_config),
+            "paintings": carried_styles,  # the styles whose paintings assets/paintings holds
         }
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as stream:
             json.dump(metadata, stream, indent=2)

@@ -92,6 +92,73 @@ def test_versions_count_up_and_are_never_overwritten(model, tmp_path, copied_exp
     assert len(copied_export) == 3  # the refused version was never written
 
 
+def test_paintings_travel_in_the_assets_at_the_style_target_size(model, tmp_path, copied_export, shared_data):
+    from PIL import Image
+
+    from cin_style import Stylizer
+    from cin_style.export import export_saved_model
+    from cin_style.image_io import ImageReadError
+    from cin_style.metadata import read_metadata
+    from cin_style.paintings import fitted
+
+    styles = shared_data / "styles"
+    paintings = [styles / f"{STYLE_NAMES[0]}.jpg", None, styles / f"{STYLE_NAMES[2]}.jpg"]
+    path = export_saved_model(
+        model, tmp_path / "served", STYLE_NAMES, training_config={"style_image_size": 40}, paintings=paintings
+    )
+    assert read_metadata(path)["paintings"] == [0, 2]
+    assert sorted(os.listdir(os.path.join(path, "assets", "paintings"))) == ["000.png", "002.png"]
+    carried = Stylizer.load(path).style_image(STYLE_NAMES[2])
+    assert min(carried.size) == 40
+    np.testing.assert_allclose(np.asarray(carried, np.float32) / 255.0, fitted(paintings[2], 40), atol=1 / 255 + 1e-6)
+    with Image.open(os.path.join(path, "assets", "paintings", "000.png")) as first:
+        assert min(first.size) == 40
+    # From a model's paintings folder, as cin-style-export passes a run's.
+    again = export_saved_model(
+        model, tmp_path / "again", STYLE_NAMES, paintings=os.path.join(path, "assets", "paintings")
+    )
+    assert read_metadata(again)["paintings"] == [0, 2]
+    with pytest.raises(ValueError, match=r"one image \(or None\) per style \(3\)"):
+        export_saved_model(model, tmp_path / "short", STYLE_NAMES, paintings=paintings[:2])
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="bad.jpg"):
+        export_saved_model(model, tmp_path / "bad", STYLE_NAMES, paintings=[bad, None, None])
+    assert len(copied_export) == 2  # the refused exports wrote no SavedModel
+    assert not os.path.exists(tmp_path / "bad" / "1")
+
+
+def test_export_cli_carries_the_paintings_named_after_the_styles(tmp_path, copied_export, shared_data, capsys):
+    import shutil
+
+    from cli_in_process import run_tool
+    from helpers import saved_style_model
+
+    from cin_style.metadata import read_metadata
+
+    (tmp_path / "run").mkdir()
+    run = saved_style_model(tmp_path / "run").parent  # carries no paintings of its own
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in STYLE_NAMES[:2]:
+        shutil.copy(shared_data / "styles" / f"{name}.jpg", mine / f"{name}.jpg")
+    served = tmp_path / "served"
+    status, stdout, stderr = run_tool(
+        capsys, "export", f"--model={run}", f"--export_dir={served}", f"--paintings={mine}"
+    )
+    assert status == 0, stderr[-2000:]
+    assert read_metadata(served / "1")["paintings"] == [0, 1]
+    assert f"No painting in {mine} for 1 of them, which cannot be refined: {STYLE_NAMES[2]}" in stdout
+    status, stdout, _ = run_tool(capsys, "export", f"--model={run}", f"--export_dir={served}")
+    assert status == 0 and read_metadata(served / "2")["paintings"] == []
+    assert "No painting with the model (give --paintings=FOLDER) for 3 of them" in stdout
+    status, _, stderr = run_tool(
+        capsys, "export", f"--model={run}", f"--export_dir={served}", f"--paintings={tmp_path / 'nowhere'}"
+    )
+    assert status == 1 and f"No such folder of paintings: {tmp_path / 'nowhere'}" in stderr
+    assert sorted(os.listdir(served)) == ["1", "2"]
+
+
 def test_a_crash_mid_export_leaves_no_version_behind(model, tmp_path, monkeypatch):
     from cin_style import export
     from cin_style.export import export_saved_model

@@ -4,6 +4,7 @@ cin-style-export --model=runs/my_model --export_dir=saved_models/my_model
 cin-style-export --checkpoint=runs/my_model --export_dir=served/my_model --version=3
 cin-style-export --model=runs/my_model --export_dir=served/my_model --memory_budget_mib=2048
 cin-style-export --model=runs/my_model --export_dir=served/my_model --max_pixels=1000000
+cin-style-export --model=old_export --export_dir=served/my_model --paintings=my_paintings  # for refining
 cin-style-export --model=saved_models/cin_style_slim --format=tflite --output=slim.tflite --size=512 \\
     --quantization=float16
 """
@@ -45,6 +46,13 @@ flags.DEFINE_integer(
     "model's measured bytes per pixel. Default: 4096 (4 GiB).",
     lower_bound=1,
 )
+flags.DEFINE_string(
+    "paintings",
+    None,
+    "Folder of the styles' paintings, each named after its style (<style name>.jpg, .png, ...), for the "
+    "SavedModel to carry (refining and Stylizer.style_image need them). Default: the paintings the model "
+    "carries itself (a training run's, or an exported model's).",
+)
 # export.ENCODED_FORMATS, spelled out so --help needs no TensorFlow import (a test keeps them equal).
 flags.DEFINE_enum("encoded_format", "png", ["png", "jpeg"], "What the stylize_bytes signatures answer in.")
 
@@ -53,7 +61,7 @@ HELP_GROUPS = [
     ("What to export", ["model", "checkpoint", "style_names", "format"]),
     (
         "SavedModel for TF Serving (--format=saved_model)",
-        ["export_dir", "version", "max_pixels", "memory_budget_mib", "encoded_format"],
+        ["export_dir", "version", "paintings", "max_pixels", "memory_budget_mib", "encoded_format"],
     ),
     ("TensorFlow Lite (--format=tflite)", ["output", "size", "quantization"]),
 ]
@@ -76,6 +84,7 @@ def main(argv):
     if len(size) not in (1, 2):
         fail(f"--size must be SIDE or HEIGHT,WIDTH in pixels. Received: {','.join(FLAGS.size)}")
     from cin_style.bundled import resolve_model_keyword
+    from cin_style.metadata import read_metadata
     from cin_style.model_io import load_transformer, model_from_checkpoint, recorded_training_config
 
     try:
@@ -100,7 +109,13 @@ def main(argv):
             print(f"Exported {len(FLAGS.style_names or names)} styles to {path} ({os.path.getsize(path):,} bytes)")
             return
         from cin_style.export import export_saved_model
+        from cin_style.paintings import find_paintings, paintings_folder
 
+        style_names = FLAGS.style_names or names
+        if FLAGS.paintings:
+            paintings = find_paintings(FLAGS.paintings, style_names)
+        else:
+            paintings = paintings_folder(FLAGS.checkpoint or source)
         path = export_saved_model(
             model,
             FLAGS.export_dir,
@@ -110,10 +125,16 @@ def main(argv):
             max_pixels=FLAGS.max_pixels,
             encoded_format=FLAGS.encoded_format,
             memory_budget=FLAGS.memory_budget_mib and FLAGS.memory_budget_mib * 2**20,
+            paintings=paintings,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         fail(str(error))
-    print(f"Exported {len(FLAGS.style_names or names)} styles to {path}")
+    with_paintings = read_metadata(path).get("paintings", [])
+    missing = [name for index, name in enumerate(style_names) if index not in with_paintings]
+    print(f"Exported {len(style_names)} styles to {path}")
+    if missing:
+        where = f"in {FLAGS.paintings}" if FLAGS.paintings else "with the model (give --paintings=FOLDER)"
+        print(f"No painting {where} for {len(missing)} of them, which cannot be refined: {', '.join(missing)}")
 
 
 def run():
