@@ -60,6 +60,7 @@ from cin_style.network import (
     output_norm_of,
     with_more_styles,
 )
+from cin_style.paintings import RUN_FOLDER, copy_paintings, paintings_folder, write_paintings
 from cin_style.schedules import learning_rate_for
 from cin_style.trainer import StyleTrainer
 
@@ -433,6 +434,8 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         else:
             style_names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
         _refuse_another_model(config.output_dir, style_names)
+        if style_images is not None:
+            write_paintings(os.path.join(config.output_dir, RUN_FOLDER), style_images, config.style_image_size)
         if teacher is not None and list(teacher_names) != list(style_names):
             raise ValueError(
                 f"The teacher {config.teacher} paints styles {list(teacher_names)}; the paintings are "
@@ -471,6 +474,7 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
         if checkpoint and style_names != list(config.style_names or teacher_names):
             raise ValueError(f"Checkpoint {checkpoint} was distilled with styles {style_names}")
         _refuse_another_model(config.output_dir, style_names)
+        copy_paintings(paintings_folder(config.teacher), os.path.join(config.output_dir, RUN_FOLDER), len(style_names))
         with dtype_policy_scope(config.dtype_policy):
             teacher_copy = _rebuilt(teacher)
             student = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
@@ -494,7 +498,7 @@ def _start_record(start, count):
     return [int(start)] * count
 
 
-def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_from=None, verbose=1):
+def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_from=None, verbose=1, paintings=None):
     """Adds styles to a trained transformer by fitting only their γ/β rows.
 
     Every other weight (all convolutions, the old styles' γ/β rows) is left
@@ -515,6 +519,10 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
             style whose outputs on a few content crops have the Gram matrices
             nearest the painting's (16 forward passes). Ignored on resume.
         verbose: Progress bar on (1) or off (0).
+        paintings: The paintings folder of the model's existing styles
+            (`cin_style.paintings.paintings_folder`), copied into the run
+            beside the new paintings, so the grown model carries them all.
+            Defaults to `None` (only the new ones).
 
     Returns:
         A `TrainResult` with the grown model, all style names, and in
@@ -548,6 +556,9 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
             raise ValueError(f"The model already has styles named {clash}")
         all_names = [*style_names, *new_names]
         _refuse_another_model(config.output_dir, all_names)
+        kept = os.path.join(config.output_dir, RUN_FOLDER)
+        copy_paintings(paintings, kept, old_count)
+        write_paintings(kept, new_images, config.style_image_size, first_index=old_count)
         if checkpoint and saved["style_names"] != all_names:
             raise ValueError(
                 f"{checkpoint} adds styles to a model with styles {saved['style_names']}; this run would make "

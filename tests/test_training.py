@@ -318,6 +318,18 @@ def test_train_cli_offers_exactly_the_library_dtype_policies():
     assert tuple(train_cli.FLAGS["dtype_policy"].parser.enum_values) == DTYPE_POLICIES
 
 
+def test_a_run_keeps_its_paintings_at_the_style_target_size(shared_data, two_step_run):
+    from cin_style.paintings import fitted
+
+    run = two_step_run[0]
+    assert sorted(os.listdir(run / "paintings")) == ["000.png", "001.png"]
+    for index, name in enumerate(TRAIN_STYLES):
+        with Image.open(run / "paintings" / f"{index:03d}.png") as image:
+            kept = np.asarray(image.convert("RGB"), np.float32) / 255.0
+        assert min(kept.shape[:2]) == 48  # tiny_config's style_image_size
+        np.testing.assert_allclose(kept, fitted(shared_data / "styles" / f"{name}.jpg", 48), atol=1 / 255 + 1e-6)
+
+
 def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path, two_step_run, capsys):
     # In this process (test_add_style runs the tool as a process): the base run is read, not written.
     base = two_step_run[0]
@@ -338,6 +350,14 @@ def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path, two_
     )
     assert status == 0, stderr[-2000:]
     assert "Model now has 3 styles: hokusai_great_wave, munch_the_scream, picabia_udnie" in stdout
+    # The grown model carries the base run's paintings and the new one, in the run and in its SavedModel.
+    grown_paintings = tmp_path / "grown" / "paintings"
+    assert sorted(os.listdir(grown_paintings)) == ["000.png", "001.png", "002.png"]
+    for index in range(2):
+        assert (grown_paintings / f"{index:03d}.png").read_bytes() == (base / f"paintings/{index:03d}.png").read_bytes()
+    exported = tmp_path / "grown" / "saved_model" / "1"
+    assert sorted(os.listdir(exported / "assets" / "paintings")) == ["000.png", "001.png", "002.png"]
+    assert json.loads((exported / "cin_style.json").read_text())["paintings"] == [0, 1, 2]
     status, _, stderr = run_tool(
         capsys,
         "add_style",

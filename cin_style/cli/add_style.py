@@ -74,9 +74,19 @@ def main(argv):
         model, names, base_version = load_transformer(FLAGS.model)
         config = _with_base_loss(config, recorded_training_config(FLAGS.model))
         init_from = None if FLAGS.init_from == "identity" else FLAGS.init_from
+        from cin_style.bundled import resolve_model_keyword
+        from cin_style.paintings import paintings_folder
         from cin_style.training import add_styles
 
-        result = add_styles(model, names, config, resume=FLAGS.resume, vgg_weights=vgg_weights, init_from=init_from)
+        result = add_styles(
+            model,
+            names,
+            config,
+            resume=FLAGS.resume,
+            vgg_weights=vgg_weights,
+            init_from=init_from,
+            paintings=paintings_folder(resolve_model_keyword(FLAGS.model)),
+        )
     except (ValueError, FileNotFoundError, ContentSourceError, ImageReadError, VGGWeightsError) as error:
         fail(str(error))
     except ImportError as error:
@@ -102,13 +112,19 @@ def _with_base_loss(config, base_training):
 def _export(result, export_dir, base_version, config):
     try:
         from cin_style.export import export_saved_model, next_version
+        from cin_style.paintings import paintings_folder
     except ImportError as error:
         print(f"Not exported ({error}); export later with cin-style-export --model={config.output_dir}")
         return
     version = max(next_version(export_dir), (base_version or 0) + 1)  # after the base's and any existing one
     try:
         path = export_saved_model(
-            result.model, export_dir, result.style_names, version=version, training_config=dataclasses.asdict(config)
+            result.model,
+            export_dir,
+            result.style_names,
+            version=version,
+            training_config=dataclasses.asdict(config),
+            paintings=paintings_folder(config.output_dir),  # the base model's paintings and the new ones
         )
     except (ValueError, OSError) as error:
         fail(f"Trained, but the export failed: {error}")
