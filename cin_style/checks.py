@@ -3,6 +3,8 @@
 This module imports nothing of cin_style, so any module may use it.
 """
 
+import numbers
+
 
 def is_integer(value):
     """Whether `value` is an int and not a bool (`True` is an int to Python, not to a user)."""
@@ -14,6 +16,13 @@ def check_positive_integer(name, value):
     if not is_integer(value) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     return value
+
+
+def check_count(name, value):
+    """`value` as an int, or `ValueError` naming `name` unless it is a non-negative integer (numpy's too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
+    return int(value)
 
 
 def normalized_blend(weights, label="Style weights", error=ValueError):

@@ -17,9 +17,10 @@ from PIL import Image
 
 from cin_style import image_io
 from cin_style.bundled import resolve_model_keyword
-from cin_style.checks import normalized_blend
+from cin_style.checks import check_count, normalized_blend
 from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
+from cin_style.paintings import paintings_folder, read_painting
 from cin_style.regions import RegionError, style_map
 
 #: How `stylize` mixes the styles of regions (see its `region_blend`).
@@ -150,6 +151,12 @@ class Stylizer:
         spatial_call_pixels: The same for `run_spatial` (per-pixel maps cost
             more memory, so a SavedModel's spatial signatures have their own,
             lower `spatial_max_pixels`). Defaults to `call_pixels`.
+        paintings: The folder of the model's paintings (`cin_style.paintings`),
+            which `stylize(refine=...)` and `style_image` read. Defaults to
+            `None` (none: refining is refused, naming how to add them).
+        training_config: The settings the model was trained with (its loss
+            weights and `style_image_size`), the loss refining minimises.
+            Defaults to `None` (the library's defaults).
 
     Raises:
         ValueError: If `call_pixels` or `spatial_call_pixels` is below one 16x16 image.
@@ -168,6 +175,8 @@ class Stylizer:
         seamless=True,
         call_pixels=None,
         spatial_call_pixels=None,
+        paintings=None,
+        training_config=None,
     ):
         if spatial_call_pixels is None:
             spatial_call_pixels = call_pixels
@@ -187,6 +196,10 @@ class Stylizer:
         self.max_pixels = max_pixels
         self.tile_size = int(tile_size)
         self.tile_overlap = int(min(tile_overlap, tile_size // 2))
+        self.paintings = paintings
+        self.training_config = dict(training_config or {})
+        self._refine_loss = None
+        self._painting_cache = {}
 
     @property
     def num_styles(self):
@@ -263,6 +276,8 @@ class Stylizer:
             paint_large=_layer_by_layer(rebuilt, threading.Lock()),
             call_pixels=metadata.get("max_pixels"),  # what the signatures accept; absent in older exports
             spatial_call_pixels=metadata.get("spatial_max_pixels", metadata.get("max_pixels")),
+            paintings=paintings_folder(folder),
+            training_config=metadata.get("training") or {},
         )
         try:
             stylizer = cls(run, names, **{**settings, **kwargs})
@@ -306,9 +321,14 @@ class Stylizer:
                 out = spatial({"image": images, "style_weights": maps}, training=False)
                 return np.clip(keras.ops.convert_to_numpy(out), 0.0, 1.0)
 
-        return cls(
-            run, names, source=path, run_spatial=run_spatial, paint_large=_layer_by_layer(lambda: model, lock), **kwargs
+        settings = dict(
+            source=path,
+            run_spatial=run_spatial,
+            paint_large=_layer_by_layer(lambda: model, lock),
+            paintings=paintings_folder(path),
+            training_config=(saved or {}).get("training") or {},
         )
+        return cls(run, names, **{**settings, **kwargs})
 
     # ----------------------------------------------------------------- styles
 
@@ -538,6 +558,8 @@ class Stylizer:
         preserve_color=False,
         scale=1.0,
         max_size=None,
+        refine=0,
+        verbose=1,
     ):
         """Paints an image in a style or a blend of styles, or regions of it in different styles.
 
@@ -578,6 +600,15 @@ class Stylizer:
                 to `1.0`.
             max_size: Downscale first so the longer side is at most this.
                 Defaults to `None` (the image's own size).
+            refine: Quality mode: this many steps of Gatys' optimisation of
+                the painting's pixels under the model's own loss (Gram
+                targets from the paintings the model carries, blended as the
+                style), before `strength` and `preserve_color` are applied.
+                Images over `cin_style.refine.DEFAULT_WORKING_SIDE` are
+                refined at that size and the change upsampled. Needs the
+                VGG19 weights (as training does). Not with `regions`.
+                Defaults to `0` (the network's painting as it is).
+            verbose: With `refine`, 1 shows a progress bar. Defaults to `1`.
 
         Returns:
             The same kind as given: an RGB PIL image for a path or PIL
@@ -591,6 +622,9 @@ class Stylizer:
         """
         if region_blend not in REGION_BLENDS:
             raise ValueError(f"`region_blend` must be one of {REGION_BLENDS}. Received: region_blend={region_blend!r}")
+        refine = check_count("refine", refine)
+        if refine and regions is not None:
+            raise ValueError("`refine` paints one style or blend over the whole image; it does not take `regions`")
         if regions is None:
             if style is None:
                 raise StyleError("Give a style (an index, a name, a dict or a weight vector), or regions")
@@ -625,6 +659,8 @@ class Stylizer:
             )
         if regions is not None:
             weights = self.style_map(regions, *work, default=style, feather=feather / scale)
+        if refine:
+            refining = self._refiner(weights)  # paintings and VGG19 read now: their errors come before any work
         work_images = (
             images if work == (height, width) else np.stack([image_io.resize(p, work[1], work[0]) for p in images])
         )
@@ -632,6 +668,8 @@ class Stylizer:
             paintings = np.stack([self._paint_by_outputs(photo, weights) for photo in work_images])
         else:
             paintings = self._stylize_batch(work_images, np.repeat(weights[None], len(work_images), axis=0))
+        if refine:
+            paintings = [refining(photo, painted, refine, verbose) for photo, painted in zip(work_images, paintings)]
         results = []
         for photo, painted in zip(images, paintings):
             if work != (height, width):
@@ -642,6 +680,55 @@ class Stylizer:
                 painted = strength * painted + (1.0 - strength) * photo
             results.append(painted.astype(np.float32))
         return kind.restore(np.stack(results))
+
+    # ------------------------------------------------------------- paintings
+
+    def style_image(self, style):
+        """The painting of style `style` (an index or a name) that the model carries, as an RGB PIL image.
+
+        Its shorter side is the style-target size the model was trained at.
+
+        Raises:
+            StyleError: For an unknown style.
+            PaintingsError: If the model carries no painting for it.
+        """
+        index = self._index(style)
+        return Image.fromarray(image_io.to_uint8(self._painting(index)))
+
+    def _painting(self, index):
+        if index not in self._painting_cache:
+            self._painting_cache[index] = read_painting(self.paintings, index, self.style_names[index], self.source)
+        return self._painting_cache[index]
+
+    def check_refine(self, style):
+        """Reads what refining `style` needs (its paintings, VGG19), raising their errors now, before any work.
+
+        Raises:
+            StyleError: For a style the model does not have.
+            PaintingsError: If the model carries no painting for a style the
+                blend uses.
+            VGGWeightsError: If VGG19's weights cannot be found or read.
+        """
+        self._refiner(self.style_weights(style))
+
+    def _refiner(self, weights):
+        """`refine(photo, painting, steps, verbose)` for the style `weights`; reads what it needs now."""
+        from cin_style.refine import model_loss
+        from cin_style.refine import refine as refine_painting
+
+        used = [int(i) for i in np.flatnonzero(weights > 0)]
+        paintings = [self._painting(i) for i in used]
+        blend = weights[used] / weights[used].sum()
+        if self._refine_loss is None:
+            self._refine_loss = model_loss(self.training_config)
+        style_size = int(self.training_config.get("style_image_size") or 256)
+
+        def run(photo, painting, steps, verbose):
+            return refine_painting(
+                photo, painting, paintings, blend, steps, self._refine_loss, style_size=style_size, verbose=verbose
+            )
+
+        return run
 
     def stylize_all(self, image, max_size=None):
         """The image in every style: a list of float32 `(h, w, 3)` arrays, in index order (batched calls)."""

@@ -1,0 +1,163 @@
+"""Quality mode: `Stylizer.stylize(refine=N)` and the paintings a model carries."""
+
+import numpy as np
+import pytest
+from helpers import STYLE_NAMES, saved_style_model
+from PIL import Image
+
+from cin_style import Stylizer
+from cin_style.paintings import RUN_FOLDER, PaintingsError, fitted, painting_file, write_paintings
+
+PAINTING_SIZE = 48  # the style-target size recorded in the test model's training config
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, shared_data):
+    """The test model as a training run that carries the paintings of its styles, recorded at 48 px."""
+    import json
+
+    folder = saved_style_model(tmp_path_factory.mktemp("carrying")).parent
+    styles = json.loads((folder / "styles.json").read_text())
+    styles["training"] = {"style_image_size": PAINTING_SIZE, "content_weight": 1.0, "style_weight": 0.3}
+    (folder / "styles.json").write_text(json.dumps(styles))
+    paintings = [shared_data / "styles" / f"{name}.jpg" for name in STYLE_NAMES]
+    write_paintings(folder / RUN_FOLDER, paintings, PAINTING_SIZE)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stylizer(model_dir):
+    return Stylizer.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data):
+    with Image.open(shared_data / "content" / "test" / "kodim23.jpg") as image:
+        return np.asarray(image.convert("RGB").resize((48, 32)), np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def perceptual(stylizer):
+    """The loss the model was trained under, as refining minimises it."""
+    from cin_style.refine import model_loss
+
+    return model_loss(stylizer.training_config)
+
+
+def _carried(stylizer, style):
+    return np.asarray(stylizer.style_image(style), np.float32) / 255.0
+
+
+def _loss(perceptual, stylizer, photo, painted, style):
+    """The model's total loss of `painted` as the painting of `photo` in `style`."""
+    from keras import ops
+
+    from cin_style.losses import mix_targets
+
+    targets = mix_targets(perceptual.style_grams([_carried(stylizer, style)]), np.ones((1, 1), np.float32))
+    parts = perceptual(ops.convert_to_tensor(painted[None]), ops.convert_to_tensor(photo[None]), targets)
+    return float(ops.convert_to_numpy(parts["total"])[0])
+
+
+def test_refining_lowers_the_models_loss_and_zero_steps_change_nothing(stylizer, photo, perceptual):
+    painted = stylizer.stylize(photo, 1)
+    np.testing.assert_array_equal(stylizer.stylize(photo, 1, refine=0), painted)
+    refined = stylizer.stylize(photo, 1, refine=8, verbose=0)
+    assert refined.shape == painted.shape and refined.dtype == np.float32
+    assert 0.0 <= refined.min() and refined.max() <= 1.0
+    before, after = _loss(perceptual, stylizer, photo, painted, 1), _loss(perceptual, stylizer, photo, refined, 1)
+    assert after < 0.9 * before, (before, after)
+    # Refined in place of the painting: the photo's structure stays (a small change, not a new picture).
+    assert 0.0 < np.abs(refined - painted).mean() < 0.1
+
+
+def test_strength_and_colours_apply_to_the_refined_painting(stylizer, photo):
+    refined = stylizer.stylize(photo, 0, refine=2, verbose=0)
+    half = stylizer.stylize(photo, 0, refine=2, strength=0.5, verbose=0)
+    np.testing.assert_allclose(half, 0.5 * refined + 0.5 * photo, atol=2e-5)
+
+
+@pytest.mark.parametrize("refine", [-1, 1.5, True, "3", None])
+def test_refine_that_is_not_a_count_of_steps_is_refused_before_any_work(stylizer, photo, refine, monkeypatch):
+    monkeypatch.setattr(stylizer, "_run", lambda *args: pytest.fail("painted before the check"))
+    with pytest.raises(ValueError, match="`refine` must be a non-negative integer"):
+        stylizer.stylize(photo, 0, refine=refine)
+
+
+def test_refine_with_regions_is_refused(stylizer, photo):
+    mask = np.zeros((32, 48), np.float32)
+    with pytest.raises(ValueError, match="does not take `regions`"):
+        stylizer.stylize(photo, 0, regions=[(mask, 1)], refine=2)
+
+
+def test_a_model_without_paintings_refuses_refine_saying_how_to_add_them(tmp_path, photo, monkeypatch):
+    bare = Stylizer.load(saved_style_model(tmp_path))
+    monkeypatch.setattr(bare, "_run", lambda *args: pytest.fail("painted before the check"))
+    with pytest.raises(PaintingsError, match="carries no painting for style 2 \\('picabia_udnie'\\)") as raised:
+        bare.stylize(photo, "picabia_udnie", refine=3)
+    assert "cin-style-export --model=<the model> --paintings=" in str(raised.value)
+    with pytest.raises(PaintingsError, match="carries no painting"):
+        bare.style_image(0)
+
+
+def test_a_blend_needs_the_paintings_of_the_styles_it_uses_only(model_dir, tmp_path, photo):
+    import shutil
+
+    shutil.copytree(model_dir, tmp_path / "model")
+    (tmp_path / "model" / RUN_FOLDER / "002.png").unlink()
+    partial = Stylizer.load(tmp_path / "model")
+    partial.check_refine({0: 0.5, 1: 0.5})  # styles 0 and 1 are carried
+    with pytest.raises(PaintingsError, match="style 2"):
+        partial.check_refine({0: 0.5, 2: 0.5})
+
+
+def test_missing_vgg_weights_are_named_before_any_painting(model_dir, tmp_path, photo, monkeypatch):
+    from cin_style.vgg import VGGWeightsError
+
+    monkeypatch.setenv("CIN_STYLE_VGG19_WEIGHTS", str(tmp_path / "nowhere.h5"))
+    fresh = Stylizer.load(model_dir)
+    monkeypatch.setattr(fresh, "_run", lambda *args: pytest.fail("painted before the check"))
+    with pytest.raises(VGGWeightsError, match="nowhere.h5"):
+        fresh.stylize(photo, 0, refine=1)
+
+
+def test_style_image_is_the_carried_painting_at_the_style_target_size(stylizer, shared_data):
+    painting = stylizer.style_image("munch_the_scream")
+    assert isinstance(painting, Image.Image) and painting.mode == "RGB"
+    assert min(painting.size) == PAINTING_SIZE
+    expected = fitted(shared_data / "styles" / "munch_the_scream.jpg", PAINTING_SIZE)
+    np.testing.assert_allclose(np.asarray(painting, np.float32) / 255.0, expected, atol=1 / 255 + 1e-6)
+    assert stylizer.style_image(1).tobytes() == painting.tobytes()  # by index too
+
+
+def test_large_images_are_refined_at_the_working_size_and_the_change_upsampled(
+    stylizer, photo, perceptual, monkeypatch
+):
+    from cin_style import image_io
+    from cin_style import refine as refine_module
+
+    results = []
+    optimize = refine_module.optimize
+
+    def recording(content, *args, **kwargs):
+        results.append((content, kwargs["init"], optimize(content, *args, **kwargs)))
+        return results[-1][2]
+
+    monkeypatch.setattr(refine_module, "optimize", recording)
+    painted = stylizer.stylize(photo, 2)
+    refined = refine_module.refine(
+        photo, painted, [_carried(stylizer, 2)], [1.0], 2, perceptual, style_size=PAINTING_SIZE, working_side=24
+    )
+    [(content, start, result)] = results
+    assert content.shape == start.shape == (16, 24, 3)  # 48x32 refined at 24x16
+    np.testing.assert_allclose(start, image_io.resize(painted, 24, 16), atol=1e-6)
+    change = image_io.resize(result.image - start, 48, 32)
+    assert np.abs(change).mean() > 1e-3
+    np.testing.assert_allclose(refined, np.clip(painted + change, 0, 1), atol=1e-6)
+
+
+def test_paintings_are_written_whole_by_index(tmp_path, shared_data):
+    written = write_paintings(tmp_path, [None, shared_data / "styles" / "munch_the_scream.jpg"], 40, first_index=5)
+    assert written == [6] and sorted(p.name for p in tmp_path.iterdir()) == ["006.png"]
+    with Image.open(painting_file(tmp_path, 6)) as image:
+        assert min(image.size) == 40
