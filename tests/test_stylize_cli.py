@@ -470,3 +470,41 @@ def test_list_styles_of_a_saved_model_with_bad_metadata_fails_in_one_line(tmp_pa
     assert result.returncode == 1 and result.stdout == ""
     assert "bad metadata format: a positive integer is expected. Received: '1'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_refine_paints_what_the_stylizer_refines_and_is_refused_where_it_cannot(
+    model_dir, photos, tmp_path, stylize, loaded, shared_data
+):
+    from cin_style import Stylizer
+    from cin_style.paintings import write_paintings
+
+    carrying = tmp_path / "carrying"
+    shutil.copytree(model_dir, carrying)
+    write_paintings(carrying / "paintings", [shared_data / "styles" / f"{name}.jpg" for name in STYLE_NAMES], 48)
+    photo, out = str(photos / "kodim05.jpg"), tmp_path / "refined.png"
+    result = stylize(f"--model={carrying}", f"--input={photo}", "--style=1", "--refine=2", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    refined = np.asarray(Image.open(out), np.int16)
+    expected = np.asarray(Stylizer.load(carrying).stylize(photo, 1, refine=2, verbose=0), np.int16)
+    assert np.abs(refined - expected).max() <= 1
+    assert np.abs(refined - np.asarray(loaded.stylize(photo, 1), np.int16)).mean() > 0.5  # refining changed it
+    refused = [
+        ([f"--model={model_dir}", "--style=1"], "carries no painting for style 1 ('munch_the_scream')"),
+        ([f"--model={carrying}", "--style=1", "--sheet"], "--refine paints one picture at a time"),
+        ([f"--model={carrying}", "--style=7"], "Style index 7 is out of range"),
+    ]
+    for args, message in refused:
+        result = stylize(*args, f"--input={photo}", "--refine=2", f"--output={tmp_path / 'no.png'}")
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr[-2000:])
+    labels = tmp_path / "labels.png"
+    Image.fromarray(np.zeros((8, 12), np.uint8)).save(labels)
+    result = stylize(
+        f"--model={carrying}",
+        f"--input={photo}",
+        f"--regions={labels}",
+        "--style=0:1",
+        "--refine=2",
+        f"--output={tmp_path / 'no.png'}",
+    )
+    assert result.returncode == 1 and "--refine paints one style or blend over the whole photo" in result.stderr
+    assert not (tmp_path / "no.png").exists()
