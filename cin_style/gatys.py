@@ -18,6 +18,7 @@ On GPUs, JAX may run float32 convolutions in TF32 by default; set
 """
 
 import dataclasses
+import os
 import time
 
 import keras
@@ -73,6 +74,13 @@ def _blend(style, style_blend):
             f"`style_blend` needs one weight per style image ({len(styles)}). Received: {list(style_blend)}"
         )
     return styles, normalized_blend(weights, "`style_blend` weights")
+
+
+def gram_targets(loss, style, style_blend=None, style_size=256):
+    """The blended Gram targets `{layer: (1, c, c)}` of style image(s) `style` under `loss`, as `optimize` uses."""
+    styles, blend = _blend(style, style_blend)
+    style_images = [image_io.resize_shorter_side(_as_image(s, None, "style"), style_size) for s in styles]
+    return mix_targets(loss.style_grams(style_images), blend[None])
 
 
 def _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_weight):
@@ -163,7 +171,9 @@ def optimize(
         steps: Optimisation steps (Adam steps or L-BFGS iterations).
         content_weight, style_weight, tv_weight: Term weights; default to
             those of `perceptual_loss` (or the library defaults).
-        init: `"content"` (start from the photo) or `"noise"`.
+        init: `"content"` (start from the photo), `"noise"`, or an image
+            of the photo's size to start from (path, PIL image or array;
+            e.g. a fast model's painting, to refine it).
         optimizer: `"adam"` (default) or `"lbfgs"` (SciPy's L-BFGS-B).
         size: Longer side of the content image; `None` keeps its size.
         style_size: Shorter side of style images for the Gram targets (as in
@@ -187,16 +197,27 @@ def optimize(
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
-    if init not in INITS:
-        raise ValueError(f"`init` must be one of {INITS}. Received: init={init!r}")
+    start_image = None
+    if isinstance(init, str) and init in INITS:
+        pass
+    elif isinstance(init, str) and not os.path.exists(init):
+        raise ValueError(f"`init` must be one of {INITS} or an image. Received: init={init!r}")
+    else:
+        start_image = _as_image(init, None, "init image")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be a positive integer. Received: steps={steps!r}")
-    styles, blend = _blend(style, style_blend)
+    _blend(style, style_blend)  # checked before any image is read
     photo = _as_image(content, size, "content")
-    style_images = [image_io.resize_shorter_side(_as_image(s, None, "style"), style_size) for s in styles]
     loss = _loss_for(perceptual_loss, vgg_weights, content_weight, style_weight, tv_weight)
-    targets = mix_targets(loss.style_grams(style_images), blend[None])
-    if init == "content":
+    targets = gram_targets(loss, style, style_blend, style_size)
+    if start_image is not None:
+        if start_image.shape != photo.shape:
+            raise ValueError(
+                f"The init image must have the photo's size {photo.shape[1]}x{photo.shape[0]}. "
+                f"Received: {start_image.shape[1]}x{start_image.shape[0]}"
+            )
+        start = start_image[None]
+    elif init == "content":
         start = photo[None]
     else:
         start = np.random.default_rng(seed).random(photo[None].shape, dtype=np.float32)

@@ -88,6 +88,19 @@ def style_loss(features, target_grams, layer_weights):
     return total
 
 
+def gram_distances(grams, target_grams, layer_weights):
+    """The style loss between Gram tables: for each row of `grams`, the weighted mean squared difference to
+    `target_grams` (one row, or one per row), summed over `layer_weights`' layers: `(n,)`.
+
+    What the style loss of a picture whose Gram matrices are `grams` would be; used to find the nearest of a
+    model's styles to a new painting.
+    """
+    total = 0.0
+    for name, weight in layer_weights.items():
+        total = total + weight * ops.mean(ops.square(grams[name] - target_grams[name]), axis=[1, 2])
+    return total
+
+
 def total_variation_loss(images):
     """Mean squared difference of neighbouring pixels, per example: `(batch,)`.
 

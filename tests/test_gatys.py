@@ -217,19 +217,76 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     for name in ("kodim05", "kodim23"):
         Image.open(shared_data / "content" / "test" / f"{name}.jpg").save(photos / f"{name}.jpg")
     printed = []
-    settings = dict(steps=6, size=40, output_dir=str(tmp_path / "out"), thumb=32, verbose=0)
+    settings = dict(steps=6, size=40, output_dir=str(tmp_path / "out"), thumb=32, verbose=0, refine_steps=(0, 2, 4))
     rows = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), log=printed.append, **settings)
     assert len(rows) == 2
     for row in rows:
         assert row["gatys_total"] < row["photo_total"]
         assert row["ours_seconds"] > 0 and row["gatys_seconds"] > 0
+        # Refining from our painting: step 0 is the painting itself, each measured count lowers the loss.
+        assert row["refine0_total"] == pytest.approx(row["ours_total"], rel=1e-4)
+        assert row["refine4_total"] < row["refine2_total"] < row["refine0_total"]
+        assert row["ours_seconds"] == row["refine0_seconds"] < row["refine2_seconds"] < row["refine4_seconds"]
+        assert row["reference_refine"] == 4  # no 30 among the counts: the longest
+        crossing = row["gatys_steps_to_refine"]  # Gatys from the photo reaches ours+4 at this step, or never
+        assert crossing is None or 1 <= crossing <= 6
     text = printed[-1]
     assert "munch_the_scream" in text and "OVERALL" in text and "mean ratio ours/Gatys" in text
+    assert "ours+4 steps:" in text and "Gatys(6)'s loss (target <= 1.2)" in text
     with open(tmp_path / "out" / "quality.csv") as stream:
         assert len(list(csv.DictReader(stream))) == 2
-    assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 3, 32 * 2)
+    # Each row: the photo, then ours, ours refined and Gatys.
+    assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 4, 32 * 2)
     cached = sorted(os.listdir(tmp_path / "out" / "cache"))
     assert len(cached) == 2
     again = quality.run(str(model_dir), str(photos), str(shared_data / "styles"), log=lambda *_: None, **settings)
     assert [r["gatys_total"] for r in again] == [r["gatys_total"] for r in rows]
     assert sorted(os.listdir(tmp_path / "out" / "cache")) == cached
+
+
+@pytest.fixture(scope="module")
+def carrying_model(tmp_path_factory, shared_data):
+    """The test model as a training run carrying its styles' paintings at 48 px."""
+    from helpers import STYLE_NAMES, saved_style_model
+
+    from cin_style.paintings import RUN_FOLDER, write_paintings
+
+    folder = saved_style_model(tmp_path_factory.mktemp("carrying")).parent
+    write_paintings(folder / RUN_FOLDER, [shared_data / "styles" / f"{name}.jpg" for name in STYLE_NAMES], 48)
+    return folder
+
+
+def test_gatys_cli_starts_from_the_models_painting_in_the_nearest_or_the_given_style(
+    carrying_model, shared_data, tmp_path, capsys
+):
+    from cli_in_process import run_tool
+
+    from cin_style import Stylizer, image_io
+
+    photo = shared_data / "content" / "test" / "kodim05.jpg"
+    common = [f"--content={photo}", "--steps=1", "--size=40", "--style_size=48", "--learning_rate=0"]
+    munch = f"--style={shared_data / 'styles' / 'munch_the_scream.jpg'}"
+    # Adam at a zero step size leaves the start as it is: the output is the painting it started from.
+    model = Stylizer.load(carrying_model)
+    photo_at_40 = image_io.resize_shorter_side(image_io.read_image(photo), 27)  # kodim05 at --size=40: 40x27
+    start = model.stylize(photo_at_40, "munch_the_scream")
+    status, stdout, stderr = run_tool(
+        capsys, "gatys", *common, munch, f"--init={carrying_model}", f"--output={tmp_path / 'nearest.png'}"
+    )
+    assert status == 0, stderr[-2000:]
+    # The model carries Munch's painting itself: at the same size its Gram distance is 0, the nearest.
+    assert f"Starting from {carrying_model}'s painting in munch_the_scream, its style nearest" in stdout
+    assert "(munch_the_scream 0," in stdout
+    written = np.asarray(Image.open(tmp_path / "nearest.png"), np.float32) / 255
+    np.testing.assert_allclose(written, start, atol=1 / 255 + 1e-6)
+    status, stdout, stderr = run_tool(
+        capsys, "gatys", *common, munch, f"--init={carrying_model}:0", f"--output={tmp_path / 'given.png'}"
+    )
+    assert status == 0 and f"Starting from {carrying_model}'s painting in hokusai_great_wave" in stdout
+    given = np.asarray(Image.open(tmp_path / "given.png"), np.float32) / 255
+    np.testing.assert_allclose(given, model.stylize(photo_at_40, 0), atol=1 / 255 + 1e-6)
+    status, _, stderr = run_tool(
+        capsys, "gatys", *common, munch, f"--init={tmp_path / 'nowhere'}", f"--output={tmp_path / 'x.png'}"
+    )
+    assert status == 1 and "--init must be content, noise or MODEL[:STYLE]" in stderr
+    assert not (tmp_path / "x.png").exists()

@@ -19,7 +19,13 @@ flags.DEFINE_integer("steps", 500, "Optimisation steps.")
 flags.DEFINE_integer("size", 512, "Longer side of the output.")
 flags.DEFINE_integer("style_size", 256, "Shorter side of style images for the Gram targets.")
 flags.DEFINE_enum("optimizer", "adam", ["adam", "lbfgs"], "Pixel optimiser.")
-flags.DEFINE_enum("init", "content", ["content", "noise"], "Start from the photo or from noise.")
+flags.DEFINE_string(
+    "init",
+    "content",
+    "Where the optimisation starts: content (the photo), noise, or MODEL[:STYLE]: a cin_style model's painting of "
+    "the photo (a model path, or default / slim), in STYLE (a name or index) or else in the model's style whose "
+    "painting is nearest the given style image(s) by Gram distance (it needs the paintings the model carries).",
+)
 flags.DEFINE_float("learning_rate", 0.02, "Adam step size.")
 flags.DEFINE_float("content_weight", None, "Content loss weight (default: the library's).")
 flags.DEFINE_float("style_weight", None, "Style loss weight (default: the library's).")
@@ -58,33 +64,94 @@ def main(argv):
             f"Received: --output={FLAGS.output}"
         )
     vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights)
-    setup_logging(tensorflow=False)
+    from_model = FLAGS.init not in ("content", "noise")
+    setup_logging(tensorflow=from_model and _needs_tensorflow(FLAGS.init))
     from cin_style import image_io
     from cin_style.gatys import optimize
+    from cin_style.losses import PerceptualLoss
     from cin_style.vgg import VGGWeightsError
 
     try:
         blend = [float(w) for w in FLAGS.style_blend] if FLAGS.style_blend else None
+    except ValueError:
+        fail(f"--style_blend must be numbers. Received: {','.join(FLAGS.style_blend)}")
+    try:
+        weights = {"content_weight": FLAGS.content_weight, "style_weight": FLAGS.style_weight}
+        weights["tv_weight"] = FLAGS.tv_weight
+        loss = PerceptualLoss(vgg_weights=vgg_weights, **{k: v for k, v in weights.items() if v is not None})
+        photo = image_io.read_image(FLAGS.content)
+        scale = FLAGS.size / max(photo.shape[:2])
+        if scale != 1:  # as optimize sizes it, so a model's painting of it has its size
+            photo = image_io.resize_shorter_side(photo, max(1, round(min(photo.shape[:2]) * scale)))
+        init = _model_painting(FLAGS.init, photo, loss, blend) if from_model else FLAGS.init
         result = optimize(
-            FLAGS.content,
+            photo,
             list(FLAGS.style),
             steps=FLAGS.steps,
-            size=FLAGS.size,
             style_size=FLAGS.style_size,
             optimizer=FLAGS.optimizer,
-            init=FLAGS.init,
+            init=init,
             learning_rate=FLAGS.learning_rate,
-            content_weight=FLAGS.content_weight,
-            style_weight=FLAGS.style_weight,
-            tv_weight=FLAGS.tv_weight,
             style_blend=blend,
-            vgg_weights=vgg_weights,
+            perceptual_loss=loss,
         )
         image_io.write_image(FLAGS.output, result.image)
     except (ValueError, OSError, VGGWeightsError) as error:
         fail(str(error))
     parts = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     print(f"wrote {FLAGS.output} after {FLAGS.steps} {FLAGS.optimizer} steps in {result.seconds:.1f} s ({parts})")
+
+
+def _split_model_spec(spec):
+    """`MODEL[:STYLE]` as `(model path, style or None)`; a path that exists (colons and all) is all model."""
+    from cin_style.bundled import resolve_model_keyword
+
+    if os.path.exists(resolve_model_keyword(spec)):
+        return resolve_model_keyword(spec), None
+    model, colon, style = spec.rpartition(":")
+    if not colon or not os.path.exists(resolve_model_keyword(model)):
+        fail(f"--init must be content, noise or MODEL[:STYLE] with a model that exists. Received: --init={spec}")
+    return resolve_model_keyword(model), (int(style) if style.isdigit() else style)
+
+
+def _needs_tensorflow(spec):
+    """Whether the model of `--init` is a SavedModel (read with TensorFlow) rather than a .keras file or run."""
+    from cin_style.metadata import resolve_saved_model_dir
+
+    path = _split_model_spec(spec)[0]
+    return os.path.isdir(path) and resolve_saved_model_dir(path) is not None
+
+
+def _model_painting(spec, photo, loss, blend):
+    """The painting of `photo` by the model of `--init=MODEL[:STYLE]`, in STYLE or in the model's style nearest
+    the --style image(s) by Gram distance (printed, with the runner-up)."""
+    import numpy as np
+    from keras import ops
+
+    from cin_style.gatys import gram_targets
+    from cin_style.losses import gram_distances
+    from cin_style.stylizer import ModelLoadError, Stylizer
+
+    path, style = _split_model_spec(spec)
+    try:
+        stylizer = Stylizer.load(path)
+    except ModelLoadError as error:
+        fail(str(error))
+    if style is None:
+        carried = [np.asarray(stylizer.style_image(i), np.float32) / 255.0 for i in range(stylizer.num_styles)]
+        grams = loss.style_grams(carried)
+        target = gram_targets(loss, list(FLAGS.style), blend, FLAGS.style_size)
+        distances = ops.convert_to_numpy(gram_distances(grams, target, loss.style_layers))
+        order = np.argsort(distances)
+        style = int(order[0])
+        ranked = ", ".join(f"{stylizer.style_names[i]} {distances[i]:.3g}" for i in order[:3])
+        print(
+            f"Starting from {path}'s painting in {stylizer.style_names[style]}, its style nearest the given "
+            f"painting by Gram distance ({ranked})"
+        )
+    else:
+        print(f"Starting from {path}'s painting in {stylizer.style_names[stylizer.style_weights(style).argmax()]}")
+    return stylizer.stylize(photo, style)
 
 
 def run():
