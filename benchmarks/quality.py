@@ -7,10 +7,23 @@ For each (photo, style): the total, content and style loss of (a) our model's
 output, (b) Gatys et al. after --steps steps started from the photo, (c) the
 photo itself, all under the model's training loss weights. Prints a table per
 style and overall with the ratio ours/Gatys (lower is better; 1.0 means as
-good as optimisation) and the time of each (speed-up ours vs Gatys). Writes
-`quality.csv` (every number) and `quality_sheet.png` (rows: photos; columns:
-photo, then ours and Gatys for each style) to --output_dir, and caches the
-Gatys results there so reruns are fast.
+good as optimisation) and the time of each (speed-up ours vs Gatys).
+
+Quality mode (--refine=0,10,30,100): our painting refined by
+`cin_style.refine.refine` (what `Stylizer.stylize(refine=N)` runs), the loss
+after each step count, the step at which it reaches Gatys' loss, the step at
+which Gatys from the photo reaches ours+30, and the wall time of ours+30
+(painting, compile and steps) against Gatys'. Target: ours+30 within 1.2x
+Gatys(500)'s loss in at most a tenth of its time.
+
+    python benchmarks/quality.py --model=saved_models/cin_style_default \
+        --content=../shared/data/content/test --styles=../shared/data/styles --photos=2 \
+        --style_names=munch_the_scream,hokusai_great_wave --size=256,512
+
+Writes `quality.csv` (every number) and `quality_sheet.png` (rows: photos;
+columns: photo, then ours, ours+30 and Gatys for each style) to --output_dir
+(a subfolder per size when several are given), and caches the Gatys results
+there so reruns are fast.
 """
 
 import argparse
@@ -27,6 +40,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from cin_style import image_io
+
+#: Refine steps measured by default (losses and wall time after each), and the one compared with Gatys.
+REFINE_STEPS = (0, 10, 30, 100)
+REFERENCE_REFINE = 30
 
 
 def training_settings(model_path):
@@ -71,11 +88,16 @@ def run(
     thumb=128,
     verbose=1,
     log=print,
+    refine_steps=REFINE_STEPS,
 ):
     """Runs the comparison; returns the list of per-(photo, style) rows."""
     from cin_style import Stylizer
     from cin_style.gatys import optimize
     from cin_style.losses import PerceptualLoss, mix_targets
+    from cin_style.refine import refine
+
+    refine_steps = sorted(set(refine_steps))
+    reference = REFERENCE_REFINE if REFERENCE_REFINE in refine_steps else (refine_steps or [0])[-1]
 
     os.makedirs(os.path.join(output_dir, "cache"), exist_ok=True)
     stylizer = Stylizer.load(model)
@@ -123,10 +145,13 @@ def run(
                 ).encode()
             ).hexdigest()[:20]
             cache = os.path.join(output_dir, "cache", f"gatys-{key}.npz")
+            gatys_image = None
             if os.path.isfile(cache):
                 with np.load(cache) as saved:
-                    gatys_image, gatys_seconds = saved["image"], float(saved["seconds"])
-            else:
+                    if "history" in saved:  # older caches lack the loss curve: computed again
+                        gatys_image, gatys_seconds = saved["image"], float(saved["seconds"])
+                        gatys_curve = [float(v) for v in saved["history"]]
+            if gatys_image is None:
                 result = optimize(
                     photo,
                     style_image,
@@ -137,8 +162,10 @@ def run(
                     verbose=verbose,
                 )
                 gatys_image, gatys_seconds = result.image, result.seconds
+                # history[k]: the loss after k steps (each step records the loss of the pixels it started from).
+                gatys_curve = [h["total"] for h in result.history[1:]] + [result.losses["total"]]
                 tmp = cache + ".tmp.npz"
-                np.savez(tmp, image=gatys_image, seconds=gatys_seconds)
+                np.savez(tmp, image=gatys_image, seconds=gatys_seconds, history=np.asarray(gatys_curve))
                 os.replace(tmp, cache)
             row = {
                 "style": name,
@@ -150,8 +177,21 @@ def run(
             for label, image in (("ours", ours), ("gatys", gatys_image), ("photo", photo)):
                 for part, value in losses(image).items():
                     row[f"{label}_{part}"] = value
+            refined = ours
+            if refine_steps:
+                refined = _refine_curve(
+                    row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses
+                )
+                row["refine_steps_to_gatys"] = next(
+                    (k for k in range(max(refine_steps) + 1) if row["_curve"][k] <= row["gatys_total"]), None
+                )
+                target = row[f"refine{reference}_total"]
+                curve = [row["photo_total"], *gatys_curve]  # Gatys from the photo: after 0 steps, the photo
+                row["gatys_steps_to_refine"] = next((k for k, v in enumerate(curve) if v <= target), None)
+                row["reference_refine"] = reference
+                del row["_curve"], row["_images"]
             results.append(row)
-            pictures[photo_path] += [ours, gatys_image]
+            pictures[photo_path] += [ours, refined, gatys_image] if refine_steps else [ours, gatys_image]
             log(
                 f"{name:>45} {row['photo']:>24}  ours {row['ours_total']:.3f}  gatys {row['gatys_total']:.3f}  "
                 f"photo {row['photo_total']:.3f}"
@@ -159,8 +199,44 @@ def run(
     sheet_rows = [pictures[p] for p in photo_paths]
     image_io.write_image(os.path.join(output_dir, "quality_sheet.png"), _sheet(sheet_rows, thumb))
     write_csv(results, os.path.join(output_dir, "quality.csv"))
-    log(table(results))
+    log(table(results) + ("\n\n" + refine_table(results) if refine_steps else ""))
     return results
+
+
+def _refine_curve(row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses):
+    """Refines `ours` for max(refine_steps) steps with `cin_style.refine.refine`, recording in `row` the loss and
+    wall seconds after each of `refine_steps` (`refine<k>_total`, `refine<k>_seconds`, the seconds including
+    the network's painting and the compile); returns the painting after the reference number of steps."""
+    longest = max(refine_steps)
+    curve, clock, snapshots = [], [], {}
+    began = time.perf_counter()
+
+    def record(step, parts):
+        curve.append(parts["total"])  # the loss of the pixels step `step` started from: after step - 1 steps
+        clock.append(time.perf_counter() - began)
+
+    final = (
+        refine(
+            photo, ours, [style_image], [1.0], longest, loss, style_size=style_image_size, verbose=0, callback=record
+        )
+        if longest
+        else ours
+    )
+    curve = [*curve, losses(final)["total"]] if longest else [row["ours_total"]]
+    row["_curve"] = curve
+    for k in refine_steps:
+        row[f"refine{k}_total"] = curve[k]
+        seconds = 0.0 if k == 0 else clock[k - 1]  # the callback of step k runs after its update
+        row[f"refine{k}_seconds"] = row["ours_seconds"] + seconds
+    reference = REFERENCE_REFINE if REFERENCE_REFINE in refine_steps else longest
+    if reference == longest:
+        snapshots[reference] = final
+    else:  # the painting after the reference steps, for the sheet: refined again to that step
+        snapshots[reference] = refine(
+            photo, ours, [style_image], [1.0], reference, loss, style_size=style_image_size, verbose=0
+        )
+    row["_images"] = snapshots
+    return snapshots[reference]
 
 
 def write_csv(rows, path):
@@ -214,30 +290,78 @@ def table(rows):
     return "\n".join(lines)
 
 
+def refine_table(rows):
+    """The quality-mode table: loss after each refine step count next to Gatys', the crossing steps, the times."""
+    steps = sorted(int(key[6:-6]) for key in rows[0] if key.startswith("refine") and key.endswith("_total"))
+    reference, gatys_steps = rows[0]["reference_refine"], rows[0]["gatys_steps"]
+    header = (
+        f"{'style':<45} "
+        + " ".join(f"{'+' + str(k):>7}" for k in steps)
+        + f" {'gatys':>7} {f'+{reference}/G':>7} {'+k=G':>6} {f'G=+{reference}':>7}"
+        + f" {f'+{reference} s':>8} {'gatys s':>8} {'time':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["style"], []).append(row)
+
+    def crossing(group, key, limit):
+        found = [r[key] for r in group]
+        return f">{limit}" if None in found else f"{statistics.fmean(found):.0f}"
+
+    for name, group in [*groups.items(), ("OVERALL", rows)]:
+        mean = lambda key, group=group: statistics.fmean(r[key] for r in group)
+        ratio = statistics.fmean(r[f"refine{reference}_total"] / r["gatys_total"] for r in group)
+        time_ratio = mean(f"refine{reference}_seconds") / mean("gatys_seconds")
+        lines.append(
+            f"{name:<45} "
+            + " ".join(f"{mean(f'refine{k}_total'):7.3f}" for k in steps)
+            + f" {mean('gatys_total'):7.3f} {ratio:7.2f} {crossing(group, 'refine_steps_to_gatys', max(steps)):>6}"
+            + f" {crossing(group, 'gatys_steps_to_refine', gatys_steps):>7}"
+            + f" {mean(f'refine{reference}_seconds'):8.1f} {mean('gatys_seconds'):8.1f} {time_ratio:6.3f}"
+        )
+    ratio = statistics.fmean(r[f"refine{reference}_total"] / r["gatys_total"] for r in rows)
+    time_ratio = statistics.fmean(r[f"refine{reference}_seconds"] for r in rows) / statistics.fmean(
+        r["gatys_seconds"] for r in rows
+    )
+    lines.append(
+        f"ours+{reference} steps: {ratio:.2f}x Gatys({gatys_steps})'s loss (target <= 1.2) in {time_ratio:.3f} of its "
+        f"time (target <= 0.1). +k=G: refine steps to reach Gatys' loss; G=+{reference}: Gatys steps from the photo "
+        f"to reach ours+{reference}; times include the network's painting and the compile."
+    )
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--content", required=True, help="folder of photos")
     parser.add_argument("--styles", required=True, help="folder with the model's style images (file stem = style name)")
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--size", type=int, default=256, help="longer side of each photo")
+    parser.add_argument("--size", default="256", help="longer side of each photo; several: 256,512 (one run each)")
+    parser.add_argument(
+        "--refine", default=",".join(map(str, REFINE_STEPS)), help="refine steps to measure ('' for none)"
+    )
     parser.add_argument("--photos", type=int, default=None, help="use only the first N photos")
     parser.add_argument("--style_names", default=None, help="comma-separated subset of styles")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "lbfgs"])
     parser.add_argument("--output_dir", default="benchmarks/results/quality")
     args = parser.parse_args()
-    run(
-        args.model,
-        args.content,
-        args.styles,
-        steps=args.steps,
-        size=args.size,
-        photos=args.photos,
-        output_dir=args.output_dir,
-        optimizer=args.optimizer,
-        style_names=args.style_names.split(",") if args.style_names else None,
-        verbose=0,
-    )
+    for size in [int(side) for side in args.size.split(",")]:
+        print(f"== {size} px")
+        run(
+            args.model,
+            args.content,
+            args.styles,
+            steps=args.steps,
+            size=size,
+            photos=args.photos,
+            output_dir=args.output_dir if "," not in args.size else os.path.join(args.output_dir, str(size)),
+            optimizer=args.optimizer,
+            style_names=args.style_names.split(",") if args.style_names else None,
+            verbose=0,
+            refine_steps=[int(k) for k in args.refine.split(",") if k],
+        )
 
 
 if __name__ == "__main__":
