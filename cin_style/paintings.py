@@ -89,15 +89,15 @@ def paintings_folder(model_path):
     version), a training run folder, a `.keras` file (its folder) or a
     checkpoint folder (its run's).
     """
-    model_path = os.fspath(model_path)
+    model_path = os.path.abspath(os.fspath(model_path))  # no trailing separator; a bare file name has a folder
     if os.path.isfile(model_path):
         model_path = os.path.dirname(model_path)
     version = resolve_saved_model_dir(model_path) if os.path.isdir(model_path) else None
-    run = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))  # <run>/checkpoints/ckpt-N
+    parent = os.path.dirname(model_path)
     for folder in (
         os.path.join(version, SAVED_MODEL_FOLDER) if version else None,
         os.path.join(model_path, RUN_FOLDER),
-        os.path.join(run, RUN_FOLDER) if os.path.basename(os.path.dirname(model_path)) == "checkpoints" else None,
+        os.path.join(os.path.dirname(parent), RUN_FOLDER) if os.path.basename(parent) == "checkpoints" else None,
     ):
         if folder and os.path.isdir(folder):
             return folder

@@ -434,8 +434,6 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
         else:
             style_names, style_images = load_style_images(config.styles, config.style_image_size, config.style_names)
         _refuse_another_model(config.output_dir, style_names)
-        if style_images is not None:
-            write_paintings(os.path.join(config.output_dir, RUN_FOLDER), style_images, config.style_image_size)
         if teacher is not None and list(teacher_names) != list(style_names):
             raise ValueError(
                 f"The teacher {config.teacher} paints styles {list(teacher_names)}; the paintings are "
@@ -456,6 +454,8 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
                 teacher_weight=config.teacher_weight,
             )
             _compile(trainer, config)
+        if style_images is not None:  # after every check and VGG19: a refused run writes nothing
+            write_paintings(os.path.join(config.output_dir, RUN_FOLDER), style_images, config.style_image_size)
         return _Setup(trainer, list(style_names), lambda: _float32_model(transformer), restore_grams=grams is None)
 
     return _run("train", config, resume, build, strategy=strategy, verbose=verbose)
@@ -474,7 +474,6 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
         if checkpoint and style_names != list(config.style_names or teacher_names):
             raise ValueError(f"Checkpoint {checkpoint} was distilled with styles {style_names}")
         _refuse_another_model(config.output_dir, style_names)
-        copy_paintings(paintings_folder(config.teacher), os.path.join(config.output_dir, RUN_FOLDER), len(style_names))
         with dtype_policy_scope(config.dtype_policy):
             teacher_copy = _rebuilt(teacher)
             student = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
@@ -484,6 +483,8 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
                 student, teacher_copy, feature_weight=config.feature_weight, vgg_weights=vgg_weights, seed=config.seed
             )
             _compile(trainer, config)
+        # The teacher's paintings: the student paints its styles.
+        copy_paintings(paintings_folder(config.teacher), os.path.join(config.output_dir, RUN_FOLDER), len(style_names))
         return _Setup(trainer, style_names, lambda: _float32_model(student), restore_grams=False)
 
     return _run("distill", config, resume, build, strategy=strategy, verbose=verbose)
@@ -556,9 +557,6 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
             raise ValueError(f"The model already has styles named {clash}")
         all_names = [*style_names, *new_names]
         _refuse_another_model(config.output_dir, all_names)
-        kept = os.path.join(config.output_dir, RUN_FOLDER)
-        copy_paintings(paintings, kept, old_count)
-        write_paintings(kept, new_images, config.style_image_size, first_index=old_count)
         if checkpoint and saved["style_names"] != all_names:
             raise ValueError(
                 f"{checkpoint} adds styles to a model with styles {saved['style_names']}; this run would make "
@@ -566,6 +564,9 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
             )
         with dtype_policy_scope(config.dtype_policy):  # VGG only: the given transformer keeps its own
             perceptual = _perceptual_loss(config, vgg_weights)
+        kept = os.path.join(config.output_dir, RUN_FOLDER)  # after the checks and VGG19: a refused run writes none
+        copy_paintings(paintings, kept, old_count)
+        write_paintings(kept, new_images, config.style_image_size, first_index=old_count)
         new_grams = perceptual.style_grams(new_images)
         start = init_from
         if init_from == "nearest" and not checkpoint:

@@ -330,6 +330,31 @@ def test_a_run_keeps_its_paintings_at_the_style_target_size(shared_data, two_ste
         np.testing.assert_allclose(kept, fitted(shared_data / "styles" / f"{name}.jpg", 48), atol=1 / 255 + 1e-6)
 
 
+def test_a_runs_paintings_are_found_from_its_checkpoints_and_files(two_step_run, monkeypatch):
+    from cin_style.paintings import paintings_folder
+    from cin_style.training import latest_checkpoint
+
+    run = two_step_run[0]
+    expected = str(run / "paintings")
+    assert paintings_folder(run) == expected and paintings_folder(run / "model.keras") == expected
+    assert paintings_folder(latest_checkpoint(run)) == expected
+    assert paintings_folder(latest_checkpoint(run) + os.sep) == expected  # a trailing separator
+    monkeypatch.chdir(run)
+    assert paintings_folder("model.keras") == expected  # a bare file name
+
+
+def test_a_refused_run_writes_no_paintings(shared_data, photos, tmp_path):
+    from helpers import saved_style_model
+
+    from cin_style.training import train
+
+    (tmp_path / "teacher").mkdir()
+    teacher = saved_style_model(tmp_path / "teacher")  # three styles; the run has two
+    with pytest.raises(ValueError, match="paints styles"):
+        train(tiny_config(shared_data, photos, tmp_path / "run", teacher=str(teacher)), verbose=0)
+    assert not (tmp_path / "run" / "paintings").exists()
+
+
 def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path, two_step_run, capsys):
     # In this process (test_add_style runs the tool as a process): the base run is read, not written.
     base = two_step_run[0]
