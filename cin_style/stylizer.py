@@ -157,6 +157,9 @@ class Stylizer:
         training_config: The settings the model was trained with (its loss
             weights and `style_image_size`), the loss refining minimises.
             Defaults to `None` (the library's defaults).
+        vgg_weights: The VGG19 weights refining's loss needs: a file path,
+            or `"imagenet"` for Keras' download. Defaults to `None`
+            ($CIN_STYLE_VGG19_WEIGHTS, else Keras' cache or download).
 
     Raises:
         ValueError: If `call_pixels` or `spatial_call_pixels` is below one 16x16 image.
@@ -177,6 +180,7 @@ class Stylizer:
         spatial_call_pixels=None,
         paintings=None,
         training_config=None,
+        vgg_weights=None,
     ):
         if spatial_call_pixels is None:
             spatial_call_pixels = call_pixels
@@ -198,6 +202,7 @@ class Stylizer:
         self.tile_overlap = int(min(tile_overlap, tile_size // 2))
         self.paintings = paintings
         self.training_config = dict(training_config or {})
+        self.vgg_weights = vgg_weights
         self._refine_loss = None
         self._painting_cache = {}
 
@@ -619,6 +624,10 @@ class Stylizer:
         Raises:
             StyleError, RegionError, ImageReadError, ValueError: before any
                 work starts.
+            PaintingsError: With `refine`, if the model carries no painting
+                of a style the blend uses (before any work).
+            VGGWeightsError: With `refine`, if VGG19's weights cannot be
+                found or read (before any work).
         """
         if region_blend not in REGION_BLENDS:
             raise ValueError(f"`region_blend` must be one of {REGION_BLENDS}. Received: region_blend={region_blend!r}")
@@ -720,7 +729,7 @@ class Stylizer:
         paintings = [self._painting(i) for i in used]
         blend = weights[used] / weights[used].sum()
         if self._refine_loss is None:
-            self._refine_loss = model_loss(self.training_config)
+            self._refine_loss = model_loss(self.training_config, self.vgg_weights)
         style_size = int(self.training_config.get("style_image_size") or 256)
 
         def run(photo, painting, steps, verbose):

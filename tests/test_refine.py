@@ -72,9 +72,35 @@ def test_refining_lowers_the_models_loss_and_zero_steps_change_nothing(stylizer,
 
 
 def test_strength_and_colours_apply_to_the_refined_painting(stylizer, photo):
+    from cin_style.colors import keep_colors
+
     refined = stylizer.stylize(photo, 0, refine=2, verbose=0)
     half = stylizer.stylize(photo, 0, refine=2, strength=0.5, verbose=0)
     np.testing.assert_allclose(half, 0.5 * refined + 0.5 * photo, atol=2e-5)
+    hues = stylizer.stylize(photo, 0, refine=2, preserve_color="luminance", verbose=0)
+    np.testing.assert_allclose(hues, keep_colors(refined, photo, "luminance"), atol=2e-5)
+
+
+def test_a_blend_refines_toward_the_blended_paintings(stylizer, photo, monkeypatch):
+    from cin_style import refine as refine_module
+    from cin_style.gatys import GatysResult
+
+    calls = []
+
+    def recording(content, style, **options):
+        calls.append((style, options["style_blend"], options["init"]))
+        return GatysResult(options["init"], [], 0.0, {})
+
+    monkeypatch.setattr(refine_module, "optimize", recording)
+    painted = stylizer.stylize(photo, {0: 1.0, 2: 3.0})
+    stylizer.stylize(photo, {0: 1.0, 2: 3.0}, refine=5, verbose=0)
+    [(paintings, blend, start)] = calls
+    # The styles the blend uses, and only those, with its normalised weights; from the network's painting.
+    assert len(paintings) == 2
+    np.testing.assert_array_equal(paintings[0], _carried(stylizer, 0))
+    np.testing.assert_array_equal(paintings[1], _carried(stylizer, 2))
+    np.testing.assert_allclose(blend, [0.25, 0.75])
+    np.testing.assert_array_equal(start, painted)
 
 
 @pytest.mark.parametrize("refine", [-1, 1.5, True, "3", None])

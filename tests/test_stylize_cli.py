@@ -507,4 +507,20 @@ def test_refine_paints_what_the_stylizer_refines_and_is_refused_where_it_cannot(
         f"--output={tmp_path / 'no.png'}",
     )
     assert result.returncode == 1 and "--refine paints one style or blend over the whole photo" in result.stderr
-    assert not (tmp_path / "no.png").exists()
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not read: refused first")
+    result = stylize(
+        f"--model={carrying}", f"--input={clip}", "--style=1", "--refine=2", f"--output={tmp_path / 'v.mp4'}"
+    )
+    assert result.returncode == 1 and "too slow for every frame of a video" in result.stderr
+    missing = tmp_path / "nowhere.h5"
+    result = stylize(
+        f"--model={carrying}",
+        f"--input={photo}",
+        "--style=1",
+        "--refine=2",
+        f"--vgg_weights={missing}",
+        f"--output={tmp_path / 'no.png'}",
+    )
+    assert result.returncode == 1 and str(missing) in result.stderr
+    assert not (tmp_path / "no.png").exists() and not (tmp_path / "v.mp4").exists()

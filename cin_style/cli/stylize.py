@@ -28,7 +28,7 @@ import sys
 from absl import flags
 
 from cin_style.bundled import bundled_model_path, resolve_model_keyword
-from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging
+from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
 from cin_style.video import VIDEO_EXTENSIONS
 
 FLAGS = flags.FLAGS
@@ -94,6 +94,12 @@ flags.DEFINE_integer(
     "Needs the paintings the model carries and VGG19's weights ($CIN_STYLE_VGG19_WEIGHTS or Keras' download).",
     lower_bound=0,
 )
+flags.DEFINE_string(
+    "vgg_weights",
+    None,
+    "With --refine: Keras' VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else Keras' cache "
+    "~/.keras/models); imagenet: let Keras download it (80 MB).",
+)
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style, or in the styles --style lists.")
 flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run skips them otherwise).")
@@ -102,7 +108,8 @@ flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run sk
 HELP_GROUPS = [
     ("Model and styles", ["model", "style", "list_styles", "sheet"]),
     ("Input and output", ["input", "output", "overwrite", "max_size"]),
-    ("Look", ["strength", "colors", "preserve_color", "scale", "refine"]),
+    ("Look", ["strength", "colors", "preserve_color", "scale"]),
+    ("Quality mode", ["refine", "vgg_weights"]),
     ("Regions (one style per area of the photo)", ["regions", "default_style", "feather", "region_blend"]),
     ("Videos", ["smoothing"]),
 ]
@@ -203,14 +210,13 @@ def contact_sheet(stylizer, image_path, max_size, styles=None):
     return labelled_grid([("photo", photo), *painted], columns=4)[0]
 
 
-def _check_refine(stylizer, jobs, video):
-    """Ends the run now if --refine cannot be done: regions, a video, no paintings, no VGG19 weights."""
+def _check_refine(stylizer, jobs):
+    """With --refine, reads what refining needs (the paintings, VGG19) once the cheap checks have passed; ends
+    the run if the model carries no painting of a style or VGG19 cannot be read."""
     from cin_style.vgg import VGGWeightsError
 
-    if FLAGS.regions:
-        fail("--refine paints one style or blend over the whole photo; give it without --regions")
-    if video:
-        fail("--refine takes seconds per picture, too slow for every frame of a video; give it without --refine")
+    if not FLAGS.refine:
+        return
     try:
         for style, _ in jobs:
             stylizer.check_refine(style)
@@ -225,8 +231,9 @@ def main(argv):
     from cin_style.stylizer import ModelLoadError, Stylizer
 
     model_path = resolve_model_keyword(FLAGS.model or default_model())
+    vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights) if FLAGS.refine else None
     try:
-        stylizer = Stylizer.load(model_path)
+        stylizer = Stylizer.load(model_path, vgg_weights=vgg_weights)
     except ModelLoadError as error:
         hint = "" if FLAGS.model else " (pass --model or set CIN_STYLE_MODEL)"
         fail(f"{error}{hint}")
@@ -281,7 +288,10 @@ def main(argv):
 
     video = os.path.splitext(FLAGS.input)[1].lower() in VIDEO_EXTENSIONS
     if FLAGS.refine:
-        _check_refine(stylizer, jobs, video)
+        if FLAGS.regions:
+            fail("--refine paints one style or blend over the whole photo; give it without --regions")
+        if video:
+            fail("--refine takes seconds per picture, too slow for every frame of a video; give it without --refine")
         options["refine"] = FLAGS.refine
 
     def paint(path, style):
@@ -298,6 +308,7 @@ def main(argv):
             output = os.path.join(output, f"{pathlib.Path(FLAGS.input).stem}_{label}.png")
         else:
             check_output_file(output)
+        _check_refine(stylizer, jobs)
         _write_one(paint(FLAGS.input, style), output)
         return 0
     if not os.path.isdir(FLAGS.input) and image_format(FLAGS.output) is not None:
@@ -322,6 +333,7 @@ def main(argv):
         fail(f"Cannot make the output folder {FLAGS.output}: {error}")
     if not os.access(FLAGS.output, os.W_OK):
         fail(f"Output folder is not writable: {FLAGS.output}")
+    _check_refine(stylizer, jobs)
     failures, skipped = [], 0
     existing = set() if FLAGS.overwrite else {output for output in names if os.path.exists(output)}  # before the run
     for path, style, output in work:
