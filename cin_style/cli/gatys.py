@@ -4,6 +4,7 @@ cin-style-gatys --content=photo.jpg --style=painting.jpg --output=painted.png --
 cin-style-gatys --content=photo.jpg --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=blend.png
 """
 
+import importlib.util
 import os
 
 from absl import flags
@@ -64,8 +65,14 @@ def main(argv):
             f"Received: --output={FLAGS.output}"
         )
     vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights)
-    from_model = FLAGS.init not in ("content", "noise")
-    setup_logging(tensorflow=from_model and _needs_tensorflow(FLAGS.init))
+    model_path, model_style = _split_model_spec(FLAGS.init) if FLAGS.init not in ("content", "noise") else (None, None)
+    saved_model = model_path is not None and _is_saved_model(model_path)
+    if saved_model and importlib.util.find_spec("tensorflow") is None:
+        fail(
+            f"--init={FLAGS.init}: {model_path} is a SavedModel, which needs TensorFlow; give a .keras model or a "
+            "training folder instead, or install TensorFlow"
+        )
+    setup_logging(tensorflow=saved_model)
     from cin_style import image_io
     from cin_style.gatys import optimize
     from cin_style.losses import PerceptualLoss
@@ -75,6 +82,7 @@ def main(argv):
         blend = [float(w) for w in FLAGS.style_blend] if FLAGS.style_blend else None
     except ValueError:
         fail(f"--style_blend must be numbers. Received: {','.join(FLAGS.style_blend)}")
+    stylizer = _init_model(model_path, model_style) if model_path else None
     try:
         weights = {"content_weight": FLAGS.content_weight, "style_weight": FLAGS.style_weight}
         weights["tv_weight"] = FLAGS.tv_weight
@@ -83,7 +91,7 @@ def main(argv):
         scale = FLAGS.size / max(photo.shape[:2])
         if scale != 1:  # as optimize sizes it, so a model's painting of it has its size
             photo = image_io.resize_shorter_side(photo, max(1, round(min(photo.shape[:2]) * scale)))
-        init = _model_painting(FLAGS.init, photo, loss, blend) if from_model else FLAGS.init
+        init = _model_painting(stylizer, model_path, model_style, photo, loss, blend) if stylizer else FLAGS.init
         result = optimize(
             photo,
             list(FLAGS.style),
@@ -103,55 +111,82 @@ def main(argv):
 
 
 def _split_model_spec(spec):
-    """`MODEL[:STYLE]` as `(model path, style or None)`; a path that exists (colons and all) is all model."""
+    """`MODEL[:STYLE]` as `(model path, STYLE or None)`; a path that exists (colons and all) is all model."""
     from cin_style.bundled import resolve_model_keyword
 
     if os.path.exists(resolve_model_keyword(spec)):
         return resolve_model_keyword(spec), None
     model, colon, style = spec.rpartition(":")
-    if not colon or not os.path.exists(resolve_model_keyword(model)):
+    if not colon or not style or not os.path.exists(resolve_model_keyword(model)):
         fail(f"--init must be content, noise or MODEL[:STYLE] with a model that exists. Received: --init={spec}")
-    return resolve_model_keyword(model), (int(style) if style.isdigit() else style)
+    return resolve_model_keyword(model), style
 
 
-def _needs_tensorflow(spec):
-    """Whether the model of `--init` is a SavedModel (read with TensorFlow) rather than a .keras file or run."""
-    from cin_style.metadata import resolve_saved_model_dir
+def _is_saved_model(path):
+    """A SavedModel version folder, or a base folder with numbered versions (read with TensorFlow)."""
+    if not os.path.isdir(path):
+        return False
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return True
+    return any(
+        name.isdigit() and os.path.isfile(os.path.join(path, name, "saved_model.pb")) for name in os.listdir(path)
+    )
 
-    path = _split_model_spec(spec)[0]
-    return os.path.isdir(path) and resolve_saved_model_dir(path) is not None
+
+def _init_model(path, style):
+    """The model of --init, checked before any work: its style exists, or it carries the paintings that the
+    nearest style is chosen by."""
+    from cin_style.paintings import PaintingsError
+    from cin_style.stylizer import ModelLoadError, StyleError, Stylizer
+
+    try:
+        stylizer = Stylizer.load(path)
+        if style is not None:
+            stylizer.style_weights(_style_key(stylizer, style))
+        else:
+            for index in range(stylizer.num_styles):
+                stylizer.style_image(index)
+    except (ModelLoadError, StyleError) as error:
+        fail(f"--init={FLAGS.init}: {error}")
+    except PaintingsError:
+        fail(
+            f"--init={FLAGS.init}: {path} carries no paintings of its styles to find the nearest by; name the style "
+            f"to start from (--init={FLAGS.init}:STYLE), or export the model again with them "
+            "(cin-style-export --paintings=FOLDER)"
+        )
+    return stylizer
 
 
-def _model_painting(spec, photo, loss, blend):
-    """The painting of `photo` by the model of `--init=MODEL[:STYLE]`, in STYLE or in the model's style nearest
-    the --style image(s) by Gram distance (printed, with the runner-up)."""
+def _style_key(stylizer, style):
+    """`STYLE` of --init as a Stylizer key: a name it has, else an index."""
+    return int(style) if style.isdigit() and style not in stylizer.style_names else style
+
+
+def _model_painting(stylizer, path, style, photo, loss, blend):
+    """The model's painting of `photo`, in `style` or in the model's style whose painting is nearest the --style
+    image(s) by Gram distance, both at the size the paintings are carried at (printed, with the runners-up)."""
     import numpy as np
     from keras import ops
 
     from cin_style.gatys import gram_targets
     from cin_style.losses import gram_distances
-    from cin_style.stylizer import ModelLoadError, Stylizer
 
-    path, style = _split_model_spec(spec)
-    try:
-        stylizer = Stylizer.load(path)
-    except ModelLoadError as error:
-        fail(str(error))
     if style is None:
         carried = [np.asarray(stylizer.style_image(i), np.float32) / 255.0 for i in range(stylizer.num_styles)]
-        grams = loss.style_grams(carried)
-        target = gram_targets(loss, list(FLAGS.style), blend, FLAGS.style_size)
-        distances = ops.convert_to_numpy(gram_distances(grams, target, loss.style_layers))
+        size = min(carried[0].shape[:2])  # the style-target size they are carried at: compared at one scale
+        target = gram_targets(loss, list(FLAGS.style), blend, size)
+        distances = ops.convert_to_numpy(gram_distances(loss.style_grams(carried), target, loss.style_layers))
         order = np.argsort(distances)
-        style = int(order[0])
+        index = int(order[0])
         ranked = ", ".join(f"{stylizer.style_names[i]} {distances[i]:.3g}" for i in order[:3])
         print(
-            f"Starting from {path}'s painting in {stylizer.style_names[style]}, its style nearest the given "
-            f"painting by Gram distance ({ranked})"
+            f"Starting from {path}'s painting in {stylizer.style_names[index]}, its style nearest the "
+            f"given painting by Gram distance ({ranked})"
         )
-    else:
-        print(f"Starting from {path}'s painting in {stylizer.style_names[stylizer.style_weights(style).argmax()]}")
-    return stylizer.stylize(photo, style)
+        return stylizer.stylize(photo, index)
+    key = _style_key(stylizer, style)
+    print(f"Starting from {path}'s painting in {stylizer.style_names[int(np.argmax(stylizer.style_weights(key)))]}")
+    return stylizer.stylize(photo, key)
 
 
 def run():
