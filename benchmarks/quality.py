@@ -10,7 +10,9 @@ style and overall with the ratio ours/Gatys (lower is better; 1.0 means as
 good as optimisation) and the time of each (speed-up ours vs Gatys).
 
 Quality mode (--refine=0,10,30,100): our painting refined by
-`cin_style.refine.refine` (what `Stylizer.stylize(refine=N)` runs), the loss
+`cin_style.refine.refine` (what `Stylizer.stylize(refine=N)` runs, here with
+Gram targets from the --styles image rather than the painting the model
+carries: the same picture, resized the same way), the loss
 after each step count, the step at which it reaches Gatys' loss, the step at
 which Gatys from the photo reaches ours+30, and the wall time of ours+30
 (painting, compile and steps) against Gatys'. Target: ours+30 within 1.2x
@@ -31,6 +33,7 @@ import csv
 import hashlib
 import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -41,6 +44,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from cin_style import image_io
 
+#: Where Gatys' seconds were measured: cached ones from another kind of machine are not compared.
+MACHINE = f"{platform.machine()} {os.cpu_count()} cpus {os.environ.get('KERAS_BACKEND', 'tensorflow')}"
 #: Refine steps measured by default (losses and wall time after each), and the one compared with Gatys.
 REFINE_STEPS = (0, 10, 30, 100)
 REFERENCE_REFINE = 30
@@ -94,9 +99,12 @@ def run(
     from cin_style import Stylizer
     from cin_style.gatys import optimize
     from cin_style.losses import PerceptualLoss, mix_targets
-    from cin_style.refine import refine
+    from cin_style.refine import DEFAULT_WORKING_SIDE, refine
 
     refine_steps = sorted(set(refine_steps))
+    if refine_steps and size > DEFAULT_WORKING_SIDE:
+        # Above it the refine works at 512 px and its per-step losses would not be the full-size image's.
+        raise ValueError(f"Refine steps are measured at sizes up to {DEFAULT_WORKING_SIDE} px. Received: size={size}")
     reference = REFERENCE_REFINE if REFERENCE_REFINE in refine_steps else (refine_steps or [0])[-1]
 
     os.makedirs(os.path.join(output_dir, "cache"), exist_ok=True)
@@ -128,7 +136,8 @@ def run(
             began = time.perf_counter()
             ours = stylizer.stylize(photo, name)
             ours_seconds = time.perf_counter() - began
-            # File names, not paths: a cache computed on another machine (say a GPU one) is reused here.
+            # File names, not paths: a cache computed on another machine (say a GPU one) is reused here, its
+            # seconds only where it was computed on this kind of machine (else NaN: no time is compared).
             key = hashlib.sha256(
                 json.dumps(
                     [
@@ -151,7 +160,10 @@ def run(
                     if "history" in saved:  # older caches lack the loss curve: computed again
                         gatys_image, gatys_seconds = saved["image"], float(saved["seconds"])
                         gatys_curve = [float(v) for v in saved["history"]]
+                        if "machine" not in saved or str(saved["machine"]) != MACHINE:
+                            gatys_seconds = float("nan")
             if gatys_image is None:
+                began = time.perf_counter()
                 result = optimize(
                     photo,
                     style_image,
@@ -161,11 +173,13 @@ def run(
                     style_size=min(style_image.shape[:2]),
                     verbose=verbose,
                 )
-                gatys_image, gatys_seconds = result.image, result.seconds
+                gatys_image, gatys_seconds = result.image, time.perf_counter() - began  # compile included
                 # history[k]: the loss after k steps (each step records the loss of the pixels it started from).
                 gatys_curve = [h["total"] for h in result.history[1:]] + [result.losses["total"]]
                 tmp = cache + ".tmp.npz"
-                np.savez(tmp, image=gatys_image, seconds=gatys_seconds, history=np.asarray(gatys_curve))
+                np.savez(
+                    tmp, image=gatys_image, seconds=gatys_seconds, history=np.asarray(gatys_curve), machine=MACHINE
+                )
                 os.replace(tmp, cache)
             row = {
                 "style": name,
@@ -346,6 +360,7 @@ def main():
     parser.add_argument("--style_names", default=None, help="comma-separated subset of styles")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "lbfgs"])
     parser.add_argument("--output_dir", default="benchmarks/results/quality")
+    parser.add_argument("--thumb", type=int, default=128, help="side of each picture on the sheet")
     args = parser.parse_args()
     for size in [int(side) for side in args.size.split(",")]:
         print(f"== {size} px")
@@ -360,6 +375,7 @@ def main():
             optimizer=args.optimizer,
             style_names=args.style_names.split(",") if args.style_names else None,
             verbose=0,
+            thumb=args.thumb,
             refine_steps=[int(k) for k in args.refine.split(",") if k],
         )
 
