@@ -110,6 +110,7 @@ def test_paintings_travel_in_the_assets_at_the_style_target_size(model, tmp_path
     assert sorted(os.listdir(os.path.join(path, "assets", "paintings"))) == ["000.png", "002.png"]
     carried = Stylizer.load(path).style_image(STYLE_NAMES[2])
     assert min(carried.size) == 40
+    assert Stylizer.load(tmp_path / "served").style_image(2).tobytes() == carried.tobytes()  # the base folder too
     np.testing.assert_allclose(np.asarray(carried, np.float32) / 255.0, fitted(paintings[2], 40), atol=1 / 255 + 1e-6)
     with Image.open(os.path.join(path, "assets", "paintings", "000.png")) as first:
         assert min(first.size) == 40
