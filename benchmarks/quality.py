@@ -94,6 +94,7 @@ def run(
     verbose=1,
     log=print,
     refine_steps=REFINE_STEPS,
+    reference_refine=REFERENCE_REFINE,
 ):
     """Runs the comparison; returns the list of per-(photo, style) rows."""
     from cin_style import Stylizer
@@ -105,7 +106,7 @@ def run(
     if refine_steps and size > DEFAULT_WORKING_SIDE:
         # Above it the refine works at 512 px and its per-step losses would not be the full-size image's.
         raise ValueError(f"Refine steps are measured at sizes up to {DEFAULT_WORKING_SIDE} px. Received: size={size}")
-    reference = REFERENCE_REFINE if REFERENCE_REFINE in refine_steps else (refine_steps or [0])[-1]
+    reference = reference_refine if reference_refine in refine_steps else (refine_steps or [0])[-1]
 
     os.makedirs(os.path.join(output_dir, "cache"), exist_ok=True)
     stylizer = Stylizer.load(model)
@@ -194,7 +195,7 @@ def run(
             refined = ours
             if refine_steps:
                 refined = _refine_curve(
-                    row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses
+                    row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses, reference
                 )
                 row["refine_steps_to_gatys"] = next(
                     (k for k in range(max(refine_steps) + 1) if row["_curve"][k] <= row["gatys_total"]), None
@@ -217,7 +218,7 @@ def run(
     return results
 
 
-def _refine_curve(row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses):
+def _refine_curve(row, refine, photo, ours, style_image, style_image_size, loss, refine_steps, losses, reference):
     """Refines `ours` for max(refine_steps) steps with `cin_style.refine.refine`, recording in `row` the loss and
     wall seconds after each of `refine_steps` (`refine<k>_total`, `refine<k>_seconds`, the seconds including
     the network's painting and the compile); returns the painting after the reference number of steps."""
@@ -242,7 +243,6 @@ def _refine_curve(row, refine, photo, ours, style_image, style_image_size, loss,
         row[f"refine{k}_total"] = curve[k]
         seconds = 0.0 if k == 0 else clock[k - 1]  # the callback of step k runs after its update
         row[f"refine{k}_seconds"] = row["ours_seconds"] + seconds
-    reference = REFERENCE_REFINE if REFERENCE_REFINE in refine_steps else longest
     if reference == longest:
         snapshots[reference] = final
     else:  # the painting after the reference steps, for the sheet: refined again to that step

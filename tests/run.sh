@@ -34,6 +34,9 @@ if [ ! -x "$NOTF/bin/python" ]; then
   NOTF_SETUP=$!
 fi
 
+# The TensorFlow-free pass below runs test_no_tensorflow where TensorFlow is really absent; the passes in this
+# environment skip its simulation (one training run under JAX in a subprocess).
+export CIN_STYLE_TF_FREE_PASS=1
 KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "${XDIST[@]}" "$@"
 # Tests marked no_tensorflow run under JAX in the TensorFlow-free environment below, not twice.
 KERAS_BACKEND=jax "$PYTHON" -m pytest "${XDIST[@]}" -m "not tensorflow_only and not no_tensorflow" "$@"

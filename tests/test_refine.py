@@ -71,6 +71,7 @@ def test_refining_lowers_the_models_loss_and_zero_steps_change_nothing(stylizer,
     assert 0.0 < np.abs(refined - painted).mean() < 0.1
 
 
+@pytest.mark.tensorflow_only  # the Stylizer's plumbing; refining itself runs under JAX above
 def test_strength_and_colours_apply_to_the_refined_painting(stylizer, photo):
     from cin_style.colors import keep_colors
 
@@ -156,6 +157,7 @@ def test_style_image_is_the_carried_painting_at_the_style_target_size(stylizer, 
     assert stylizer.style_image(1).tobytes() == painting.tobytes()  # by index too
 
 
+@pytest.mark.tensorflow_only  # the Stylizer's plumbing; refining itself runs under JAX above
 def test_large_images_are_refined_at_the_working_size_and_the_change_upsampled(
     stylizer, photo, perceptual, monkeypatch
 ):

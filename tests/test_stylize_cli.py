@@ -472,6 +472,7 @@ def test_list_styles_of_a_saved_model_with_bad_metadata_fails_in_one_line(tmp_pa
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.tensorflow_only  # the tool's plumbing; refining runs under JAX in test_refine
 def test_refine_paints_what_the_stylizer_refines_and_is_refused_where_it_cannot(
     model_dir, photos, tmp_path, stylize, loaded, shared_data
 ):
