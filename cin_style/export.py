@@ -210,7 +210,9 @@ def _header_size(data):
         ],
     )
     png_ok = tf.debugging.Assert(
-        tf.logical_or(tf.logical_not(kind[1]), tf.equal(tf.strings.substr(data, 12, 4), "IHDR")),
+        # From the zero-padded head: substr past the end of a short file fails with its bytes quoted raw (not
+        # UTF-8 for most), and nothing orders this check after the one that names a file that is no image.
+        tf.logical_or(tf.logical_not(kind[1]), tf.equal(tf.strings.substr(head, 12, 4), "IHDR")),
         ["image_bytes: a PNG file without its IHDR header (truncated or corrupt)"],
     )
     with tf.control_dependencies([unknown, gif, png_ok]):

@@ -140,6 +140,15 @@ def test_stylize_bytes_refuses_bytes_that_are_not_utf8_with_invalid_argument(ser
 
 
 @pytest.mark.tensorflow_only
+def test_stylize_bytes_names_a_png_cut_before_its_header_whatever_order_the_checks_run_in(served):
+    import tensorflow as tf
+
+    png_signature_only = b"\x89PNG\r\n\x1a\n"  # 8 bytes: the header's place (byte 12) lies past the end
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a PNG file without its IHDR header"):
+        served.signatures["stylize_bytes"](image_bytes=tf.constant([png_signature_only]), style_index=tf.constant([0]))
+
+
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize(
     "name, inputs",
     [
