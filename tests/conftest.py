@@ -18,6 +18,14 @@ _JAX_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "ja
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# XLA's CPU code generation at its lowest optimisation level: the tests' programs are tiny, so compiling them,
+# not running them, is most of the JAX passes' time, and LLVM's optimisations of the machine code roughly
+# double it (tests/test_network.py's odd alphas: 35 s -> 17 s). The programs and their ops are the same;
+# results agree to float rounding, and every comparison a test makes is within one run of these settings.
+# TensorFlow compiles with XLA only where a test asks for jit_compile. XLA_FLAGS=--xla_backend_optimization_level=3
+# runs the suite as users' programs are compiled.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 #: ../shared/data beside the checkout, unless CIN_STYLE_DATA says otherwise.
 SHARED_DATA = pathlib.Path(
