@@ -82,14 +82,14 @@ def _band_offset(image, whole, borders, band=64):
 def seams(side, tile, picture):
     from cin_style import Stylizer, image_io
     from cin_style.bundled import bundled_model_path
-    from cin_style.stylizer import _tile_starts
+    from cin_style.tiles import tile_starts
 
     image = _photo(side)
     path = bundled_model_path()
     whole = Stylizer.load(path, tile_size=side).stylize(image, STYLE)
     layered = Stylizer.load(path, tile_size=tile).stylize(image, STYLE)
     feathered = Stylizer.load(path, tile_size=tile, seamless=False).stylize(image, STYLE)
-    starts = _tile_starts(side, tile, Stylizer(None, [], tile_size=tile).tile_overlap)
+    starts = tile_starts(side, tile, Stylizer(None, [], tile_size=tile).tile_overlap)
     borders = sorted({s for s in starts if s} | {s + tile for s in starts if s + tile < side})
     print(f"seams at {side}x{side}, tile {tile} (tile borders at rows {borders})")
     print(f"{'':>22}{'mean |diff| to whole':>22}{'max |diff|':>12}{'tone offset at a border':>26}")

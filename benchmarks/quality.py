@@ -23,7 +23,8 @@ Gatys(500)'s loss in at most a tenth of its time.
         --style_names=munch_the_scream,hokusai_great_wave --size=256,512
 
 Writes `quality.csv` (every number) and `quality_sheet.png` (rows: photos;
-columns: photo, then ours, ours+30 and Gatys for each style) to --output_dir
+columns: photo, then ours, ours+30 and Gatys for each style, whole pictures
+--thumb px on the longer side, each labelled with its loss and seconds) to --output_dir
 (a subfolder per size when several are given), and caches the Gatys results
 there so reruns are fast.
 """
@@ -32,6 +33,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -68,15 +70,30 @@ def find_style_image(folder, name):
     raise FileNotFoundError(f"No image for style '{name}' in {folder} (expected {name}.jpg or similar)")
 
 
-def _thumbnail(image, side):
-    return (
-        image_io.resize_shorter_side(image, side)[:side, :side] if min(image.shape[:2]) != side else image[:side, :side]
-    )
-
-
 def _sheet(rows, thumb):
-    lines = [np.concatenate([_thumbnail(tile, thumb) for tile in row], axis=1) for row in rows]
-    return np.concatenate(lines, axis=0)
+    """Each photo's row of labelled pictures, `(label, image)` pairs, scaled to `thumb` px on the longer side
+    (whole pictures, not crops), the rows stacked on white."""
+    from PIL import Image
+
+    from cin_style.sheets import BACKGROUND, labelled_grid
+
+    lines = []
+    for row in rows:
+        height, width = row[0][1].shape[:2]
+        scale = thumb / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        cells = [(label, Image.fromarray(image_io.to_uint8(image)).resize(size, Image.LANCZOS)) for label, image in row]
+        lines.append(labelled_grid(cells, columns=len(cells))[0])
+    sheet = Image.new("RGB", (max(line.width for line in lines), sum(line.height for line in lines)), BACKGROUND)
+    top = 0
+    for line in lines:
+        sheet.paste(line, (0, top))
+        top += line.height
+    return sheet
+
+
+def _seconds(value):
+    return "" if math.isnan(value) else f", {value:.1f} s" if value < 10 else f", {value:.0f} s"
 
 
 def run(
@@ -100,12 +117,12 @@ def run(
     from cin_style import Stylizer
     from cin_style.gatys import optimize
     from cin_style.losses import PerceptualLoss, mix_targets
-    from cin_style.refine import DEFAULT_WORKING_SIDE, refine
+    from cin_style.refine import DEFAULT_TILE, refine
 
     refine_steps = sorted(set(refine_steps))
-    if refine_steps and size > DEFAULT_WORKING_SIDE:
-        # Above it the refine works at 512 px and its per-step losses would not be the full-size image's.
-        raise ValueError(f"Refine steps are measured at sizes up to {DEFAULT_WORKING_SIDE} px. Received: size={size}")
+    if refine_steps and size > DEFAULT_TILE:
+        # Above it the refine works in tiles and its per-step losses would be the tiles', not the image's.
+        raise ValueError(f"Refine steps are measured at sizes up to {DEFAULT_TILE} px. Received: size={size}")
     reference = reference_refine if reference_refine in refine_steps else (refine_steps or [0])[-1]
 
     os.makedirs(os.path.join(output_dir, "cache"), exist_ok=True)
@@ -122,13 +139,13 @@ def run(
         photo = image_io.read_image(photo_path)
         scale = size / max(photo.shape[:2])
         photo = image_io.resize_shorter_side(photo, max(16, round(min(photo.shape[:2]) * scale)))
-        pictures[photo_path] = [photo]
+        pictures[photo_path] = [(os.path.basename(photo_path), photo)]
     for name in names:
         style_path = find_style_image(styles, name)
         style_image = image_io.resize_shorter_side(image_io.read_image(style_path), style_image_size)
         targets = mix_targets(loss.style_grams([style_image]), np.ones((1, 1), np.float32))
         for photo_path in photo_paths:
-            photo = pictures[photo_path][0]
+            photo = pictures[photo_path][0][1]
 
             def losses(image, photo=photo, targets=targets):
                 parts = loss(image[None], photo[None], targets)
@@ -139,21 +156,20 @@ def run(
             ours_seconds = time.perf_counter() - began
             # File names, not paths: a cache computed on another machine (say a GPU one) is reused here, its
             # seconds only where it was computed on this kind of machine (else NaN: no time is compared).
-            key = hashlib.sha256(
-                json.dumps(
-                    [
-                        os.path.basename(photo_path),
-                        os.path.basename(style_path),
-                        steps,
-                        size,
-                        optimizer,
-                        weights,
-                        style_image_size,
-                        round(float(photo.sum()), 2),
-                    ],
-                    sort_keys=True,
-                ).encode()
-            ).hexdigest()[:20]
+            key_inputs = json.dumps(
+                [
+                    os.path.basename(photo_path),
+                    os.path.basename(style_path),
+                    steps,
+                    size,
+                    optimizer,
+                    weights,
+                    style_image_size,
+                    round(float(photo.sum()), 2),
+                ],
+                sort_keys=True,
+            )
+            key = hashlib.sha256(key_inputs.encode()).hexdigest()[:20]
             cache = os.path.join(output_dir, "cache", f"gatys-{key}.npz")
             gatys_image = None
             if os.path.isfile(cache):
@@ -179,7 +195,12 @@ def run(
                 gatys_curve = [h["total"] for h in result.history[1:]] + [result.losses["total"]]
                 tmp = cache + ".tmp.npz"
                 np.savez(
-                    tmp, image=gatys_image, seconds=gatys_seconds, history=np.asarray(gatys_curve), machine=MACHINE
+                    tmp,
+                    image=gatys_image,
+                    seconds=gatys_seconds,
+                    history=np.asarray(gatys_curve),
+                    machine=MACHINE,
+                    key_inputs=key_inputs,  # what the file name hashes: a miss can be explained
                 )
                 os.replace(tmp, cache)
             row = {
@@ -206,7 +227,18 @@ def run(
                 row["reference_refine"] = reference
                 del row["_curve"], row["_images"]
             results.append(row)
-            pictures[photo_path] += [ours, refined, gatys_image] if refine_steps else [ours, gatys_image]
+            pictures[photo_path].append((f"{name} {row['ours_total']:.2f}{_seconds(ours_seconds)}", ours))
+            if refine_steps:
+                pictures[photo_path].append(
+                    (
+                        f"+{reference} steps: {row[f'refine{reference}_total']:.2f}"
+                        f"{_seconds(row[f'refine{reference}_seconds'])}",
+                        refined,
+                    )
+                )
+            pictures[photo_path].append(
+                (f"Gatys({steps}): {row['gatys_total']:.2f}{_seconds(gatys_seconds)}", gatys_image)
+            )
             log(
                 f"{name:>45} {row['photo']:>24}  ours {row['ours_total']:.3f}  gatys {row['gatys_total']:.3f}  "
                 f"photo {row['photo_total']:.3f}"

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from cin_style import image_io
+from cin_style import image_io, tiles
 from cin_style.bundled import resolve_model_keyword
 from cin_style.checks import check_count, normalized_blend
 from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
@@ -51,18 +51,6 @@ def _is_number(value):
 def padded_pixels(height, width):
     """Pixels the network processes for one `height` x `width` image: each side padded to a multiple of 8."""
     return max(8, -(-height // 8) * 8) * max(8, -(-width // 8) * 8)
-
-
-def _tile_starts(length, tile, overlap):
-    if length <= tile:
-        return [0]
-    step = tile - overlap
-    return sorted(set(list(range(0, length - tile, step)) + [length - tile]))
-
-
-def _feather(length, overlap):
-    ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / max(overlap, 1)
-    return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
 
 
 def _color_mode(preserve_color):
@@ -507,17 +495,19 @@ class Stylizer:
             return self._paint_large(image, weights)
         tile, overlap = self._tiling(spatial)
         corners = [
-            (top, left) for top in _tile_starts(height, tile, overlap) for left in _tile_starts(width, tile, overlap)
+            (top, left)
+            for top in tiles.tile_starts(height, tile, overlap)
+            for left in tiles.tile_starts(width, tile, overlap)
         ]
         pieces = np.stack([image[top : top + tile, left : left + tile] for top, left in corners])
         if weights.ndim == 1:
             parts = np.repeat(weights[None], len(corners), axis=0)
         else:
             parts = np.stack([weights[top : top + tile, left : left + tile] for top, left in corners])
-        painted = self._paint_many(pieces, parts)  # every tile has the same size: _tile_starts keeps them whole
+        painted = self._paint_many(pieces, parts)  # every tile has the same size: tile_starts keeps them whole
         out = np.zeros_like(image)
         total = np.zeros((height, width, 1), np.float32)
-        mask = np.outer(_feather(pieces.shape[1], overlap), _feather(pieces.shape[2], overlap))[..., None]
+        mask = np.outer(tiles.feather(pieces.shape[1], overlap), tiles.feather(pieces.shape[2], overlap))[..., None]
         for (top, left), piece in zip(corners, painted):
             out[top : top + tile, left : left + tile] += piece * mask
             total[top : top + tile, left : left + tile] += mask
@@ -609,8 +599,9 @@ class Stylizer:
                 the painting's pixels under the model's own loss (Gram
                 targets from the paintings the model carries, blended as the
                 style), before `strength` and `preserve_color` are applied.
-                Images over `cin_style.refine.DEFAULT_WORKING_SIDE` are
-                refined at that size and the change upsampled. Needs the
+                The pixels are optimised at the image's own resolution,
+                in overlapping tiles over `cin_style.refine.DEFAULT_TILE`
+                px on a side; the cost grows with the pixels. Needs the
                 VGG19 weights (as training does). Not with `regions`.
                 Defaults to `0` (the network's painting as it is).
             verbose: With `refine`, 1 shows a progress bar. Defaults to `1`.

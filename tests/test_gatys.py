@@ -244,8 +244,10 @@ def test_quality_benchmark_small_run_produces_table_csv_sheet_and_cache(shared_d
     assert "ours+4 steps:" in text and "Gatys(6)'s loss (target <= 1.2)" in text
     with open(tmp_path / "out" / "quality.csv") as stream:
         assert len(list(csv.DictReader(stream))) == 2
-    # Each row: the photo, then ours, ours refined and Gatys.
-    assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 4, 32 * 2)
+    # Each row: the photo, then ours, ours refined and Gatys, whole (40 x 27 photos: 32 x 22), each over its label.
+    from cin_style.sheets import label_height
+
+    assert Image.open(tmp_path / "out" / "quality_sheet.png").size == (32 * 4, 2 * (22 + label_height(32)))
     cached = sorted(os.listdir(tmp_path / "out" / "cache"))
     assert len(cached) == 2
     settings["refine_steps"] = ()  # the cache is Gatys': no refining the second time
@@ -264,6 +266,32 @@ def carrying_model(tmp_path_factory, shared_data):
     folder = saved_style_model(tmp_path_factory.mktemp("carrying")).parent
     write_paintings(folder / RUN_FOLDER, [shared_data / "styles" / f"{name}.jpg" for name in STYLE_NAMES], 48)
     return folder
+
+
+@pytest.mark.tensorflow_only  # the script's bookkeeping; refining itself runs under JAX in test_refine
+def test_working_size_benchmark_compares_the_upsampled_change_tiles_and_the_whole_image(
+    carrying_model, shared_data, tmp_path
+):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import refine_working_size
+
+    from cin_style.sheets import label_height
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(shared_data / "content" / "test" / "kodim05.jpg").resize((48, 32)).save(photos / "kodim05.png")
+    printed = []
+    settings = dict(steps=3, output_dir=str(tmp_path / "out"), thumb=48, log=printed.append, tile=32)
+    (row,) = refine_working_size.run(str(carrying_model), str(photos), working_side=24, **settings)
+    assert row["size"] == "48x32" and row["style"] == "hokusai_great_wave"  # the model's first style
+    # The whole image and its tiles are optimised under the very loss measured here.
+    assert row["full_total"] < row["painted_total"] and row["tiles_total"] < row["painted_total"]
+    assert row["painted_seconds"] < min(row["working_seconds"], row["tiles_seconds"], row["full_seconds"])
+    assert "of the whole image's loss drop" in printed[-1] and "at 24 upsampled" in printed[-1]
+    sheet = Image.open(tmp_path / "out" / "refine_working_size.png")
+    assert sheet.size == (48 * 5, 32 + label_height(48))  # photo, painting, upsampled, tiles, whole
+    with pytest.raises(ValueError, match="not larger than the working size 48 and the tile 32: nothing to compare"):
+        refine_working_size.run(str(carrying_model), str(photos), working_side=48, **settings)
 
 
 def test_gatys_cli_starts_from_the_models_painting_in_the_nearest_or_the_given_style(

@@ -158,30 +158,39 @@ def test_style_image_is_the_carried_painting_at_the_style_target_size(stylizer, 
 
 
 @pytest.mark.tensorflow_only  # the Stylizer's plumbing; refining itself runs under JAX above
-def test_large_images_are_refined_at_the_working_size_and_the_change_upsampled(
-    stylizer, photo, perceptual, monkeypatch
-):
-    from cin_style import image_io
+def test_large_images_are_refined_at_full_resolution_in_feathered_tiles(stylizer, photo, perceptual, monkeypatch):
     from cin_style import refine as refine_module
+    from cin_style.tiles import feather
 
-    results = []
+    calls = []
     optimize = refine_module.optimize
 
     def recording(content, *args, **kwargs):
-        results.append((content, kwargs["init"], optimize(content, *args, **kwargs)))
-        return results[-1][2]
+        result = optimize(content, *args, **kwargs)
+        calls.append((content, kwargs["init"], result.image))
+        return result
 
     monkeypatch.setattr(refine_module, "optimize", recording)
-    painted = stylizer.stylize(photo, 2)
-    refined = refine_module.refine(
-        photo, painted, [_carried(stylizer, 2)], [1.0], 2, perceptual, style_size=PAINTING_SIZE, working_side=24
-    )
-    [(content, start, result)] = results
-    assert content.shape == start.shape == (16, 24, 3)  # 48x32 refined at 24x16
-    np.testing.assert_allclose(start, image_io.resize(painted, 24, 16), atol=1e-6)
-    change = image_io.resize(result.image - start, 48, 32)
-    assert np.abs(change).mean() > 1e-3
-    np.testing.assert_allclose(refined, np.clip(painted + change, 0, 1), atol=1e-6)
+    painted = stylizer.stylize(photo, 2)  # 48 x 32
+    args = ([_carried(stylizer, 2)], [1.0], 2, perceptual)
+    refined = refine_module.refine(photo, painted, *args, style_size=PAINTING_SIZE, tile=32, verbose=0)
+    # Two 32 x 32 tiles at full resolution (columns 0-31 and 16-47), each from the photo's and painting's pixels.
+    assert [c[0].shape for c in calls] == [(32, 32, 3)] * 2
+    for (content, start, _), left in zip(calls, (0, 16)):
+        np.testing.assert_array_equal(content, photo[:, left : left + 32])
+        np.testing.assert_array_equal(start, painted[:, left : left + 32])
+    first, second = calls[0][2], calls[1][2]
+    assert np.abs(first - painted[:, :32]).mean() > 1e-3  # each tile really refined
+    np.testing.assert_allclose(refined[:, :16], first[:, :16], atol=1e-6)  # where one tile covers: its pixels
+    np.testing.assert_allclose(refined[:, 32:], second[:, 16:], atol=1e-6)
+    ramp = np.outer(feather(32, 8), feather(32, 8))[..., None]  # overlap: a quarter of the tile
+    a, b = ramp[:, 16:], ramp[:, :16]
+    expected = (first[:, 16:] * a + second[:, :16] * b) / (a + b)
+    np.testing.assert_allclose(refined[:, 16:32], expected, atol=1e-6)
+    calls.clear()
+    whole = refine_module.refine(photo, painted, *args, style_size=PAINTING_SIZE, tile=48, verbose=0)
+    assert len(calls) == 1 and calls[0][0].shape == (32, 48, 3)  # within the tile: one piece, the whole image
+    np.testing.assert_array_equal(whole, calls[0][2])
 
 
 def test_paintings_are_written_whole_by_index(tmp_path, shared_data):
