@@ -392,7 +392,7 @@ def main():
     parser.add_argument("--style_names", default=None, help="comma-separated subset of styles")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "lbfgs"])
     parser.add_argument("--output_dir", default="benchmarks/results/quality")
-    parser.add_argument("--thumb", type=int, default=128, help="side of each picture on the sheet")
+    parser.add_argument("--thumb", type=int, default=128, help="longer side of each picture on the sheet")
     args = parser.parse_args()
     for size in [int(side) for side in args.size.split(",")]:
         print(f"== {size} px")

@@ -154,6 +154,7 @@ def main():
     parser.add_argument("--working_side", type=int, default=512, help="longer side of the upsampled-change refine")
     parser.add_argument("--tile", type=int, default=512, help="side of the tiles of the tiled refine")
     parser.add_argument("--output_dir", default="benchmarks/results/refine_working_size")
+    parser.add_argument("--thumb", type=int, default=384, help="longer side of each picture on the sheet")
     args = parser.parse_args()
     run(
         args.model,
@@ -164,6 +165,7 @@ def main():
         working_side=args.working_side,
         tile=args.tile,
         output_dir=args.output_dir,
+        thumb=args.thumb,
     )
 
 

@@ -63,8 +63,8 @@ def refine(
         loss: The model's `PerceptualLoss` (`model_loss`).
         style_size: Shorter side of the style images for the Gram targets.
         tile: Longest side optimised in one piece; a larger image is refined
-            in overlapping tiles of this side, one after the other, `steps`
-            each.
+            in the fewest overlapping tiles of at most this side (all of one
+            size, spread evenly), one after the other, `steps` each.
         learning_rate: Adam's step size on pixels in [0, 1].
         verbose: 1 for a progress bar (over all tiles' steps).
         callback: Called as `callback(step, losses)` after every step, with
@@ -74,16 +74,20 @@ def refine(
 
     Returns:
         float32 `(h, w, 3)` in [0, 1].
+
+    Raises:
+        ValueError: If `photo` and `painting` differ in shape, or `tile` is
+            not a positive integer.
     """
     if steps == 0:
         return painting
+    if photo.shape != painting.shape:
+        raise ValueError(f"`photo` and `painting` must have one shape. Received: {photo.shape} and {painting.shape}")
     height, width = photo.shape[:2]
     overlap = min(DEFAULT_TILE_OVERLAP, tile // 4)
-    corners = [
-        (top, left)
-        for top in tiles.tile_starts(height, tile, overlap)
-        for left in tiles.tile_starts(width, tile, overlap)
-    ]
+    tile_height, tops = tiles.even_tiles(height, tile, overlap)
+    tile_width, lefts = tiles.even_tiles(width, tile, overlap)
+    corners = [(top, left) for top in tops for left in lefts]
     bar = keras.utils.Progbar(steps * len(corners), verbose=verbose, stateful_metrics=["loss"])
     done = [0]
 
@@ -94,7 +98,7 @@ def refine(
             callback(step, parts)
 
     def refined(top, left):
-        window = (slice(top, top + tile), slice(left, left + tile))
+        window = (slice(top, top + tile_height), slice(left, left + tile_width))
         return optimize(
             photo[window],
             list(paintings),
@@ -114,7 +118,7 @@ def refine(
     total = np.zeros((height, width, 1), np.float32)
     for top, left in corners:
         piece = refined(top, left)
-        mask = np.outer(tiles.feather(piece.shape[0], overlap), tiles.feather(piece.shape[1], overlap))
-        out[top : top + tile, left : left + tile] += piece * mask[..., None]
-        total[top : top + tile, left : left + tile] += mask[..., None]
+        mask = np.outer(tiles.feather(tile_height, overlap), tiles.feather(tile_width, overlap))[..., None]
+        out[top : top + tile_height, left : left + tile_width] += piece * mask
+        total[top : top + tile_height, left : left + tile_width] += mask
     return np.clip(out / total, 0.0, 1.0)

@@ -601,7 +601,9 @@ class Stylizer:
                 style), before `strength` and `preserve_color` are applied.
                 The pixels are optimised at the image's own resolution,
                 in overlapping tiles over `cin_style.refine.DEFAULT_TILE`
-                px on a side; the cost grows with the pixels. Needs the
+                (or `tile_size`, if smaller) px on a side; the cost grows
+                with the pixels (about 10 s per megapixel and step on two
+                CPU cores: `max_size` bounds it). Needs the
                 VGG19 weights (as training does). Not with `regions`.
                 Defaults to `0` (the network's painting as it is).
             verbose: With `refine`, 1 shows a progress bar. Defaults to `1`.
@@ -713,7 +715,7 @@ class Stylizer:
 
     def _refiner(self, weights):
         """`refine(photo, painting, steps, verbose)` for the style `weights`; reads what it needs now."""
-        from cin_style.refine import model_loss
+        from cin_style.refine import DEFAULT_TILE, model_loss
         from cin_style.refine import refine as refine_painting
 
         used = [int(i) for i in np.flatnonzero(weights > 0)]
@@ -725,7 +727,15 @@ class Stylizer:
 
         def run(photo, painting, steps, verbose):
             return refine_painting(
-                photo, painting, paintings, blend, steps, self._refine_loss, style_size=style_size, verbose=verbose
+                photo,
+                painting,
+                paintings,
+                blend,
+                steps,
+                self._refine_loss,
+                style_size=style_size,
+                tile=min(DEFAULT_TILE, self.tile_size),  # a smaller tile_size asked for less memory
+                verbose=verbose,
             )
 
         return run

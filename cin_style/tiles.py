@@ -11,6 +11,7 @@ import numpy as np
 
 def tile_starts(length, tile, overlap):
     """Starts of the tiles along a side of `length` pixels: `[0]` when one tile covers it."""
+    _check(tile, overlap)
     if length <= tile:
         return [0]
     step = tile - overlap
@@ -21,3 +22,22 @@ def feather(length, overlap):
     """Blend weights along a tile's side of `length` pixels: rising over `overlap` pixels at both ends."""
     ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / max(overlap, 1)
     return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
+
+
+def even_tiles(length, tile, overlap):
+    """`(size, starts)`: the fewest tiles of at most `tile` pixels that cover `length` with at least `overlap`
+    between neighbours, all of one `size`, spread evenly (no near-duplicate last tile, as snapping the last of
+    `tile_starts` to the edge can give: 1025 px in 1024-px tiles is two tiles of 545, not two of 1024)."""
+    _check(tile, overlap)
+    if length <= tile:
+        return length, [0]
+    count = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length + (count - 1) * overlap) // count)
+    return size, [round(index * (length - size) / (count - 1)) for index in range(count)]
+
+
+def _check(tile, overlap):
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+        raise ValueError(f"`tile` must be a positive integer. Received: tile={tile!r}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"`overlap` must be at least 0 and less than the tile ({tile}). Received: overlap={overlap!r}")

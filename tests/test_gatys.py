@@ -286,7 +286,6 @@ def test_working_size_benchmark_compares_the_upsampled_change_tiles_and_the_whol
     assert row["size"] == "48x32" and row["style"] == "hokusai_great_wave"  # the model's first style
     # The whole image and its tiles are optimised under the very loss measured here.
     assert row["full_total"] < row["painted_total"] and row["tiles_total"] < row["painted_total"]
-    assert row["painted_seconds"] < min(row["working_seconds"], row["tiles_seconds"], row["full_seconds"])
     assert "of the whole image's loss drop" in printed[-1] and "at 24 upsampled" in printed[-1]
     sheet = Image.open(tmp_path / "out" / "refine_working_size.png")
     assert sheet.size == (48 * 5, 32 + label_height(48))  # photo, painting, upsampled, tiles, whole

@@ -162,7 +162,7 @@ def test_large_images_are_refined_at_full_resolution_in_feathered_tiles(stylizer
     from cin_style import refine as refine_module
     from cin_style.tiles import feather
 
-    calls = []
+    calls, steps = [], []
     optimize = refine_module.optimize
 
     def recording(content, *args, **kwargs):
@@ -173,24 +173,30 @@ def test_large_images_are_refined_at_full_resolution_in_feathered_tiles(stylizer
     monkeypatch.setattr(refine_module, "optimize", recording)
     painted = stylizer.stylize(photo, 2)  # 48 x 32
     args = ([_carried(stylizer, 2)], [1.0], 2, perceptual)
-    refined = refine_module.refine(photo, painted, *args, style_size=PAINTING_SIZE, tile=32, verbose=0)
-    # Two 32 x 32 tiles at full resolution (columns 0-31 and 16-47), each from the photo's and painting's pixels.
-    assert [c[0].shape for c in calls] == [(32, 32, 3)] * 2
-    for (content, start, _), left in zip(calls, (0, 16)):
-        np.testing.assert_array_equal(content, photo[:, left : left + 32])
-        np.testing.assert_array_equal(start, painted[:, left : left + 32])
+    refined = refine_module.refine(
+        photo, painted, *args, style_size=PAINTING_SIZE, tile=32, verbose=0, callback=lambda s, _: steps.append(s)
+    )
+    # Two 32 x 28 tiles at full resolution (columns 0-27 and 20-47, overlapping by a quarter of the tile),
+    # each from the photo's and the painting's own pixels, each refined for the steps asked.
+    assert [c[0].shape for c in calls] == [(32, 28, 3)] * 2 and steps == [1, 2, 1, 2]
+    for (content, start, result), left in zip(calls, (0, 20)):
+        np.testing.assert_array_equal(content, photo[:, left : left + 28])
+        np.testing.assert_array_equal(start, painted[:, left : left + 28])
+        assert np.abs(result - start).mean() > 1e-3  # each tile really refined
     first, second = calls[0][2], calls[1][2]
-    assert np.abs(first - painted[:, :32]).mean() > 1e-3  # each tile really refined
-    np.testing.assert_allclose(refined[:, :16], first[:, :16], atol=1e-6)  # where one tile covers: its pixels
-    np.testing.assert_allclose(refined[:, 32:], second[:, 16:], atol=1e-6)
-    ramp = np.outer(feather(32, 8), feather(32, 8))[..., None]  # overlap: a quarter of the tile
-    a, b = ramp[:, 16:], ramp[:, :16]
-    expected = (first[:, 16:] * a + second[:, :16] * b) / (a + b)
-    np.testing.assert_allclose(refined[:, 16:32], expected, atol=1e-6)
+    assert refined.dtype == np.float32
+    np.testing.assert_allclose(refined[:, :20], first[:, :20], atol=1e-6)  # where one tile covers: its pixels
+    np.testing.assert_allclose(refined[:, 28:], second[:, 8:], atol=1e-6)
+    ramp = feather(28, 8)
+    a, b = ramp[20:], ramp[:8]
+    expected = (first[:, 20:] * a[:, None] + second[:, :8] * b[:, None]) / (a + b)[:, None]
+    np.testing.assert_allclose(refined[:, 20:28], expected, atol=1e-6)
     calls.clear()
     whole = refine_module.refine(photo, painted, *args, style_size=PAINTING_SIZE, tile=48, verbose=0)
     assert len(calls) == 1 and calls[0][0].shape == (32, 48, 3)  # within the tile: one piece, the whole image
     np.testing.assert_array_equal(whole, calls[0][2])
+    with pytest.raises(ValueError, match=r"`photo` and `painting` must have one shape"):
+        refine_module.refine(photo, painted[:, :40], *args, verbose=0)
 
 
 def test_paintings_are_written_whole_by_index(tmp_path, shared_data):
