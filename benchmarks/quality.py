@@ -70,7 +70,7 @@ def find_style_image(folder, name):
     raise FileNotFoundError(f"No image for style '{name}' in {folder} (expected {name}.jpg or similar)")
 
 
-def _sheet(rows, thumb):
+def labelled_rows_sheet(rows, thumb):
     """Each photo's row of labelled pictures, `(label, image)` pairs, scaled to `thumb` px on the longer side
     (whole pictures, not crops), the rows stacked on white."""
     from PIL import Image
@@ -244,7 +244,7 @@ def run(
                 f"photo {row['photo_total']:.3f}"
             )
     sheet_rows = [pictures[p] for p in photo_paths]
-    image_io.write_image(os.path.join(output_dir, "quality_sheet.png"), _sheet(sheet_rows, thumb))
+    image_io.write_image(os.path.join(output_dir, "quality_sheet.png"), labelled_rows_sheet(sheet_rows, thumb))
     write_csv(results, os.path.join(output_dir, "quality.csv"))
     log(table(results) + ("\n\n" + refine_table(results) if refine_steps else ""))
     return results

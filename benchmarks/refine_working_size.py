@@ -25,6 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from quality import labelled_rows_sheet
+
 from cin_style import image_io
 
 
@@ -52,12 +54,9 @@ def run(
     log=print,
 ):
     """Returns one row per (photo, style): the full-size losses and seconds of the painting and the three refines."""
-    from PIL import Image
-
     from cin_style import Stylizer
     from cin_style.losses import mix_targets
     from cin_style.refine import model_loss, refine
-    from cin_style.sheets import BACKGROUND, labelled_grid
 
     stylizer = Stylizer.load(model)
     loss = model_loss(stylizer.training_config)
@@ -67,7 +66,7 @@ def run(
     if not paths:
         raise ValueError(f"No photos in {content}")
     os.makedirs(output_dir, exist_ok=True)
-    rows, sheets = [], []
+    rows, sheet_rows = [], []
     for name in names:
         painting_of_style = np.asarray(stylizer.style_image(name), np.float32) / 255.0
         targets = mix_targets(loss.style_grams([painting_of_style]), np.ones((1, 1), np.float32))
@@ -107,24 +106,22 @@ def run(
                 f"+{steps} in {tile}-px tiles: {row['tiles_total']:.3f} in {row['tiles_seconds']:.1f} s  "
                 f"+{steps} whole: {row['full_total']:.3f} in {row['full_seconds']:.1f} s"
             )
-            scale = thumb / longer
-            size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))
-            cells = [
-                (row["photo"], photo),
-                (f"{name} {row['painted_total']:.2f}", painted),
-                (
-                    f"+{steps} at {working_side}: {row['working_total']:.2f}, {row['working_seconds']:.0f} s",
-                    results["working"],
-                ),
-                (f"+{steps} {tile}-px tiles: {row['tiles_total']:.2f}, {row['tiles_seconds']:.0f} s", results["tiles"]),
-                (f"+{steps} whole: {row['full_total']:.2f}, {row['full_seconds']:.0f} s", results["full"]),
-            ]
-            cells = [(label, image_io.resize(image, *size)) for label, image in cells]
-            sheets.append(labelled_grid(cells, columns=len(cells))[0])
-    sheet = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), BACKGROUND)
-    for index, part in enumerate(sheets):
-        sheet.paste(part, (0, sum(s.height for s in sheets[:index])))
-    image_io.write_image(os.path.join(output_dir, "refine_working_size.png"), sheet)
+            sheet_rows.append(
+                [
+                    (row["photo"], photo),
+                    (f"{name} {row['painted_total']:.2f}", painted),
+                    (
+                        f"+{steps} at {working_side}: {row['working_total']:.2f}, {row['working_seconds']:.0f} s",
+                        results["working"],
+                    ),
+                    (
+                        f"+{steps} {tile}-px tiles: {row['tiles_total']:.2f}, {row['tiles_seconds']:.0f} s",
+                        results["tiles"],
+                    ),
+                    (f"+{steps} whole: {row['full_total']:.2f}, {row['full_seconds']:.0f} s", results["full"]),
+                ]
+            )
+    image_io.write_image(os.path.join(output_dir, "refine_working_size.png"), labelled_rows_sheet(sheet_rows, thumb))
     log(summary(rows, steps, working_side, tile))
     return rows
 

@@ -8,6 +8,8 @@ over the overlap) hides the seams.
 
 import numpy as np
 
+from cin_style.checks import check_positive_integer
+
 
 def tile_starts(length, tile, overlap):
     """Starts of the tiles along a side of `length` pixels: `[0]` when one tile covers it."""
@@ -37,7 +39,6 @@ def even_tiles(length, tile, overlap):
 
 
 def _check(tile, overlap):
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ValueError(f"`tile` must be a positive integer. Received: tile={tile!r}")
+    check_positive_integer("tile", tile)
     if not 0 <= overlap < tile:
         raise ValueError(f"`overlap` must be at least 0 and less than the tile ({tile}). Received: overlap={overlap!r}")
