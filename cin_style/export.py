@@ -241,6 +241,15 @@ class _ServingGraph:
         self.max_pixels, self.spatial_max_pixels = limits
         pad = model.get_layer("pad")  # the network's own rule: each side mirror-padded to a multiple, a minimum
         self.pad_multiple, self.pad_minimum = pad.multiple, pad.minimum
+        # Each network (and the encoded images' decoding) is traced once and called by every signature that
+        # paints with it: tracing them anew in each signature took half of an export's time.
+        image = tf.TensorSpec([None, None, None, 3], tf.float32)
+        weights = tf.TensorSpec([None, self.num_styles], tf.float32)
+        style_map = tf.TensorSpec([None, None, None, self.num_styles], tf.float32)
+        self._paint = tf.function(self._network, input_signature=[image, weights], autograph=False)
+        self._paint_spatial = tf.function(self._spatial_network, input_signature=[image, style_map], autograph=False)
+        encoded = tf.TensorSpec([None], tf.string)
+        self._paint_bytes = tf.function(self._paint_encoded, input_signature=[encoded, weights], autograph=False)
 
     def signatures(self):
         """`{name: (function, input_signature)}` for every signature."""
@@ -392,10 +401,12 @@ class _ServingGraph:
         with tf.control_dependencies(checks):
             return style_map / tf.reduce_sum(style_map, axis=-1, keepdims=True)
 
-    def _run_spatial(self, image, style_map):
-        weights = self._normalised_map(image, style_map)
-        out = self.spatial_model({"image": image, "style_weights": weights}, training=False)
+    def _spatial_network(self, image, style_map):
+        out = self.spatial_model({"image": image, "style_weights": style_map}, training=False)
         return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
+
+    def _run_spatial(self, image, style_map):
+        return self._paint_spatial(image, self._normalised_map(image, style_map))
 
     def _spatial_u8(self, image, style_map):
         image = self._limited(image, spatial=True)
@@ -405,7 +416,7 @@ class _ServingGraph:
         image = self._checked_float(image, spatial=True)
         return {"stylized_image": self._run_spatial(image, style_map)}
 
-    def _run(self, image, style_weights):
+    def _network(self, image, style_weights):
         out = self.model({"image": image, "style_weights": style_weights}, training=False)
         return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
 
@@ -419,19 +430,21 @@ class _ServingGraph:
 
     def _index_u8(self, image, style_index):
         image = self._limited(image)
-        return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._one_hot(image, style_index)))}
+        return {"stylized_image": self._to_u8(self._paint(self._to_float(image), self._one_hot(image, style_index)))}
 
     def _blend_u8(self, image, style_weights):
         image = self._limited(image)
-        return {"stylized_image": self._to_u8(self._run(self._to_float(image), self._normalised(image, style_weights)))}
+        return {
+            "stylized_image": self._to_u8(self._paint(self._to_float(image), self._normalised(image, style_weights)))
+        }
 
     def _index_f32(self, image, style_index):
         image = self._checked_float(image)
-        return {"stylized_image": self._run(image, self._one_hot(image, style_index))}
+        return {"stylized_image": self._paint(image, self._one_hot(image, style_index))}
 
     def _blend_f32(self, image, style_weights):
         image = self._checked_float(image)
-        return {"stylized_image": self._run(image, self._normalised(image, style_weights))}
+        return {"stylized_image": self._paint(image, self._normalised(image, style_weights))}
 
     @staticmethod
     def _decoded(data, size):
@@ -503,18 +516,18 @@ class _ServingGraph:
         def one(args):
             encoded, size, row = args
             image = self._decoded(encoded, size)
-            painted = self._to_u8(self._run(image, row[None]))
+            painted = self._to_u8(self._paint(image, row[None]))
             return self._encoded(painted[0])
 
         return tf.map_fn(one, (data, sizes, weights), fn_output_signature=tf.TensorSpec([], tf.string))
 
     def _bytes_index(self, image_bytes, style_index):
         weights = self._one_hot(image_bytes, style_index)
-        return {"stylized_image_bytes": self._paint_encoded(image_bytes, weights)}
+        return {"stylized_image_bytes": self._paint_bytes(image_bytes, weights)}
 
     def _bytes_blend(self, image_bytes, style_weights):
         weights = self._normalised(image_bytes, style_weights)
-        return {"stylized_image_bytes": self._paint_encoded(image_bytes, weights)}
+        return {"stylized_image_bytes": self._paint_bytes(image_bytes, weights)}
 
     def _names(self):
         return {"style_names": tf.constant(self.names, dtype=tf.string)}

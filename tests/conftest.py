@@ -118,10 +118,10 @@ def photos(tmp_path_factory, shared_data):
 @pytest.fixture(scope="session")
 def export_style_model(tmp_path_factory):
     """`export_style_model(**options)`: `helpers.distinct_style_model()` exported with `helpers.STYLE_NAMES` and
-    `export_saved_model`'s `options`, once per process and options (an export takes 12 s: Keras traces every
-    signature twice). Returns `(base, path)`: the base folder (a `pathlib.Path`) and the version folder that
-    `export_saved_model` returned (`base / "1"`). Shared: read it, never write into it (copy it with
-    `shutil.copytree` first).
+    `export_saved_model`'s `options`, once per process and options (an export takes seconds: each signature and
+    network is traced twice, before and while saving). Returns `(base, path)`: the base folder (a `pathlib.Path`)
+    and the version folder that `export_saved_model` returned (`base / "1"`). Shared: read it, never write into it
+    (copy it with `shutil.copytree` first).
     """
 
     import json
