@@ -114,11 +114,5 @@ def refine(
 
     if len(corners) == 1:
         return refined(0, 0)
-    out = np.zeros_like(painting, dtype=np.float32)
-    total = np.zeros((height, width, 1), np.float32)
-    for top, left in corners:
-        piece = refined(top, left)
-        mask = np.outer(tiles.feather(tile_height, overlap), tiles.feather(tile_width, overlap))[..., None]
-        out[top : top + tile_height, left : left + tile_width] += piece * mask
-        total[top : top + tile_height, left : left + tile_width] += mask
-    return np.clip(out / total, 0.0, 1.0)
+    placed = ((top, left, refined(top, left)) for top, left in corners)  # one tile refined at a time
+    return np.clip(tiles.blend(painting.shape, placed, overlap), 0.0, 1.0)

@@ -505,13 +505,7 @@ class Stylizer:
         else:
             parts = np.stack([weights[top : top + tile, left : left + tile] for top, left in corners])
         painted = self._paint_many(pieces, parts)  # every tile has the same size: tile_starts keeps them whole
-        out = np.zeros_like(image)
-        total = np.zeros((height, width, 1), np.float32)
-        mask = np.outer(tiles.feather(pieces.shape[1], overlap), tiles.feather(pieces.shape[2], overlap))[..., None]
-        for (top, left), piece in zip(corners, painted):
-            out[top : top + tile, left : left + tile] += piece * mask
-            total[top : top + tile, left : left + tile] += mask
-        return out / total
+        return tiles.blend(image.shape, ((top, left, piece) for (top, left), piece in zip(corners, painted)), overlap)
 
     def _paint_by_outputs(self, image, style_map):
         """`image` painted in each style `style_map` uses, the paintings mixed by the map pixel by pixel.

@@ -26,6 +26,19 @@ def feather(length, overlap):
     return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
 
 
+def blend(shape, placed, overlap):
+    """Pieces feather-blended into one float32 image of `shape` `(h, w, c)`: `placed` yields `(top, left, piece)`
+    (taken one at a time, so pieces may be made as they are needed); each piece weighs `feather` over `overlap`."""
+    out = np.zeros(shape, np.float32)
+    total = np.zeros((*shape[:2], 1), np.float32)
+    for top, left, piece in placed:
+        height, width = piece.shape[:2]
+        mask = np.outer(feather(height, overlap), feather(width, overlap))[..., None]
+        out[top : top + height, left : left + width] += piece * mask
+        total[top : top + height, left : left + width] += mask
+    return out / total
+
+
 def even_tiles(length, tile, overlap):
     """`(size, starts)`: the fewest tiles of at most `tile` pixels that cover `length` with at least `overlap`
     between neighbours, all of one `size`, spread evenly (no near-duplicate last tile, as snapping the last of
