@@ -3,7 +3,8 @@
 # marked tensorflow_only (layers, network, VGG, losses, training loop, ...), then the tests marked
 # no_tensorflow in a second environment where TensorFlow is not installed at all (jax, keras, numpy,
 # pillow, absl-py, h5py: what a lent GPU machine has), made on first use in .venv-notf while the first pass runs.
-# Each pass runs on PYTEST_WORKERS pytest-xdist workers (default 2, one per core here; 0 runs in one process).
+# Each pass runs on PYTEST_WORKERS pytest-xdist workers (default 2, one per core here; 0 runs in one process), except
+# the tests marked alone, which hold a time limit and run by themselves after the TensorFlow pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -37,7 +38,10 @@ fi
 # The TensorFlow-free pass below runs test_no_tensorflow where TensorFlow is really absent; the passes in this
 # environment skip its simulation (one training run under JAX in a subprocess).
 export CIN_STYLE_TF_FREE_PASS=1
-KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "${XDIST[@]}" "$@"
+KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "${XDIST[@]}" -m "not alone" "$@"
+# Tests with a time limit on 2 cores (the notebook's two minutes) run by themselves, not beside another worker's
+# training; exit code 5 means the arguments selected none of them.
+KERAS_BACKEND=tensorflow "$PYTHON" -m pytest -m alone "$@" || [ $? = 5 ]
 # Tests marked no_tensorflow run under JAX in the TensorFlow-free environment below, not twice.
 KERAS_BACKEND=jax "$PYTHON" -m pytest "${XDIST[@]}" -m "not tensorflow_only and not no_tensorflow" "$@"
 
