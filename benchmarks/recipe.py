@@ -25,7 +25,12 @@ minute. Candidates (all mixed_bfloat16, batch 4, Adam 1e-3 unless said):
 - `slim_distill`: `alpha=0.25` distilled from `--teacher` (pixels + the light
   VGG feature term of `cin_style.distillation`); `slim_distill_pixels`: pixels only;
 - `slim_anchor2`, `slim_anchor8`: `alpha=0.25`, perceptual loss plus 2 or 8 times
-  the mean absolute pixel difference to `--teacher`'s outputs.
+  the mean absolute pixel difference to `--teacher`'s outputs;
+- `slim_anchor8_spike1`, `slim_anchor8_spike4`: `slim_anchor8` plus the spike
+  penalty (`cin_style.spike_penalty`, against white ovals) at weight 1 or 4.
+
+`--threads=1` runs each process on one thread, so that candidates can train
+side by side, one per core, with equal CPU each.
 
 Pause other work on the machine while it runs: it times training.
 """
@@ -87,6 +92,16 @@ CANDIDATES = {
     "slim_distill_pixels": ({"alpha": 0.25, "teacher": TEACHER, "feature_weight": 0.0}, None, False),
     "slim_anchor2": ({"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 2.0}, None, False),
     "slim_anchor8": ({"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 8.0}, None, False),
+    "slim_anchor8_spike1": (
+        {"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 8.0, "spike_weight": 1.0},
+        None,
+        False,
+    ),
+    "slim_anchor8_spike4": (
+        {"alpha": 0.25, "teacher": TEACHER, "teacher_weight": 8.0, "spike_weight": 4.0},
+        None,
+        False,
+    ),
 }
 
 
@@ -179,7 +194,13 @@ def main():
     )
     parser.add_argument("--init_weights", default=None, help="a trained model every candidate starts from")
     parser.add_argument("--learning_rate", type=float, default=BASE["learning_rate"])
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow's thread pools' size (default: its own)")
     args = parser.parse_args()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from cin_style.losses import PerceptualLoss
 

@@ -7,6 +7,7 @@ from cin_style.checks import check_positive_integer, is_integer
 from cin_style.distillation import DEFAULT_FEATURE_WEIGHT
 from cin_style.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
 from cin_style.schedules import LR_SCHEDULES
+from cin_style.spike_penalty import DEFAULT_SPIKE_LIMIT
 from cin_style.trainer import DEFAULT_TEACHER_WEIGHT
 
 #: Dtype policies training accepts. "mixed_bfloat16" runs the convolutions in
@@ -57,6 +58,11 @@ class TrainConfig:
             the pixel term (0: pixels only, no VGG).
         teacher_weight: With `teacher` and `styles`: weight of the teacher
             term next to the perceptual loss.
+        spike_weight: Training on paintings: weight of the spike penalty
+            (`cin_style.spike_penalty`), which keeps the network from
+            painting white ovals; 0 (the default): none.
+        spike_limit: Kurtosis a channel may reach before the spike penalty
+            counts it.
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
@@ -94,6 +100,8 @@ class TrainConfig:
     teacher: str = None
     feature_weight: float = DEFAULT_FEATURE_WEIGHT
     teacher_weight: float = DEFAULT_TEACHER_WEIGHT
+    spike_weight: float = 0.0
+    spike_limit: float = DEFAULT_SPIKE_LIMIT
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = None
@@ -155,6 +163,12 @@ class TrainConfig:
             raise ValueError(f"`feature_weight` must be non-negative. Received: feature_weight={self.feature_weight!r}")
         if not self.teacher_weight >= 0:
             raise ValueError(f"`teacher_weight` must be non-negative. Received: teacher_weight={self.teacher_weight!r}")
+        if not self.spike_weight >= 0:
+            raise ValueError(f"`spike_weight` must be non-negative. Received: spike_weight={self.spike_weight!r}")
+        if not self.spike_limit > 0:
+            raise ValueError(f"`spike_limit` must be positive. Received: spike_limit={self.spike_limit!r}")
+        if self.spike_weight and not self.styles:
+            raise ValueError("`spike_weight` applies to training on paintings (`styles`), not to distillation")
         if not self.styles and self.teacher is None:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
         if not self.content:

@@ -13,6 +13,7 @@ from keras import ops
 
 from cin_style.losses import PerceptualLoss, mix_targets
 from cin_style.network import num_styles_of
+from cin_style.spike_penalty import DEFAULT_SPIKE_LIMIT, watch_spikes
 
 LOSS_PARTS = ("content", "style", "tv")
 #: Default weight of the teacher term (mean absolute pixel difference to a
@@ -51,6 +52,12 @@ class StyleTrainer(keras.Model):
             paint without the white blobs of an undertrained one). Frozen.
         teacher_weight: Weight of that term. Defaults to
             `DEFAULT_TEACHER_WEIGHT`.
+        spike_weight: Weight of the spike penalty on the inputs of the
+            transformer's CIN layers from the residual blocks on
+            (`cin_style.spike_penalty`): the cure for white ovals at their
+            cause. `0` (the default) adds nothing.
+        spike_limit: Kurtosis a channel may reach before the penalty counts
+            it. Defaults to `DEFAULT_SPIKE_LIMIT`.
         **kwargs: Base model arguments.
 
     Call arguments:
@@ -74,6 +81,8 @@ class StyleTrainer(keras.Model):
         seed=None,
         teacher=None,
         teacher_weight=DEFAULT_TEACHER_WEIGHT,
+        spike_weight=0.0,
+        spike_limit=DEFAULT_SPIKE_LIMIT,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -105,7 +114,10 @@ class StyleTrainer(keras.Model):
             )
             self.gram_tables.append(table)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        watch_spikes(transformer, spike_weight, spike_limit)
+        self.spike_weight = float(spike_weight)
         parts = (*LOSS_PARTS, "teacher") if teacher is not None else LOSS_PARTS
+        parts = (*parts, "spike") if self.spike_weight > 0 else parts
         self.trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in parts}
         self.teacher = teacher
         self.teacher_weight = float(teacher_weight)
@@ -145,6 +157,10 @@ class StyleTrainer(keras.Model):
             anchor = ops.mean(ops.abs(stylized - target))
             self.trackers["teacher"].update_state(anchor)
             total = total + self.teacher_weight * anchor
+        if self.spike_weight > 0:  # the spike penalty's terms, which the watched CIN layers add as losses
+            spike = sum(self.losses)  # a Python sum: JAX cannot stack a list of traced scalars into one array
+            self.trackers["spike"].update_state(spike)
+            total = total + spike
         return share_of_replicas(total)
 
 

@@ -452,6 +452,8 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
                 seed=config.seed,
                 teacher=_rebuilt(teacher) if teacher is not None else None,
                 teacher_weight=config.teacher_weight,
+                spike_weight=config.spike_weight,
+                spike_limit=config.spike_limit,
             )
             _compile(trainer, config)
         if style_images is not None:  # after every check and VGG19: a refused run writes nothing

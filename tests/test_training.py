@@ -296,6 +296,14 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path, capsys):
             "Unknown command line flag 'no_such_flag'",
         ),
         ([f"--content={photos}", f"--output_dir={tmp_path / 'e'}"], "--styles is required"),
+        (
+            [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'f'}", "--spike_weight=-1"],
+            "`spike_weight` must be non-negative",
+        ),
+        (
+            [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'g'}", "--spike_limit=0"],
+            "`spike_limit` must be positive",
+        ),
     ]
     # The settings refused before TensorFlow loads (flags, required ones) in a real process, which costs little;
     # the others in this one: a process would import TensorFlow for each (~5 s). An exception other than the
@@ -309,6 +317,13 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path, capsys):
         assert status != 0, args
         assert message in stderr, (args, stderr[-1500:])
         assert "Traceback" not in stderr
+
+
+def test_train_cli_spike_limit_default_is_the_librarys():
+    from cin_style.cli import train as train_cli
+    from cin_style.spike_penalty import DEFAULT_SPIKE_LIMIT
+
+    assert train_cli.FLAGS["spike_limit"].default == DEFAULT_SPIKE_LIMIT
 
 
 def test_train_cli_offers_exactly_the_library_dtype_policies():

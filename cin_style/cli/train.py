@@ -67,6 +67,14 @@ flags.DEFINE_float(
     "With --teacher and --styles: weight of the teacher's pixel term next to the perceptual loss (default: the "
     "library's, 8.0).",
 )
+flags.DEFINE_float(
+    "spike_weight",
+    0.0,
+    "Weight of the spike penalty: keeps the network from building the activation spikes that paint white ovals "
+    "(kurtosis of the CIN inputs from the residual blocks on, over --spike_limit). 0: none.",
+)
+# spike_penalty.DEFAULT_SPIKE_LIMIT, spelled out so --help needs no Keras import (a test keeps them equal).
+flags.DEFINE_float("spike_limit", 16.0, "Kurtosis a channel may reach before the spike penalty counts it.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
 flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
@@ -123,7 +131,19 @@ HELP_GROUPS = [
     ("Output and resuming", ["output_dir", "resume", "checkpoint_every", "keep_checkpoints", "sample_every"]),
     ("Monitoring", ["tensorboard", "max_minutes"]),
     ("Schedule", ["steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "decay_start", "seed"]),
-    ("Loss", ["content_weight", "style_weight", "tv_weight", "image_size", "style_image_size", "vgg_weights"]),
+    (
+        "Loss",
+        [
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "spike_weight",
+            "spike_limit",
+            "image_size",
+            "style_image_size",
+            "vgg_weights",
+        ],
+    ),
     ("Network", ["alpha", "output_norm", "init_weights", "dtype_policy"]),
     ("Distilling a trained model", ["teacher", "feature_weight", "teacher_weight"]),
     ("Speed and devices", ["jit_compile", "steps_per_execution", "strategy", "tpu", "distribution"]),
@@ -177,6 +197,8 @@ def config_from_flags():
         output_norm=FLAGS.output_norm,
         init_weights=FLAGS.init_weights,
         teacher=FLAGS.teacher,
+        spike_weight=FLAGS.spike_weight,
+        spike_limit=FLAGS.spike_limit,
         checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints,
         seed=FLAGS.seed,

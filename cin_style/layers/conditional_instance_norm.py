@@ -64,6 +64,9 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         self.epsilon = float(epsilon)
         self.autocast = False
         self.supports_masking = False
+        #: A training-time setting, not saved: a callable `x -> scalar` whose value each call adds to the
+        #: layer's losses (`add_loss`), e.g. `cin_style.spike_penalty.watch_spikes`' penalty; `None`: nothing.
+        self.input_penalty = None
 
     def _check_shapes(self, x_shape, weights_shape):
         if len(x_shape) != 4:
@@ -116,6 +119,8 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         self._check_shapes(x.shape, style_weights.shape)
         input_dtype = x.dtype
         x = ops.cast(x, "float32")
+        if self.input_penalty is not None:
+            self.add_loss(self.input_penalty(x))
         style_weights = ops.cast(style_weights, "float32")
         if len(inputs) == 4:
             mean, variance = (ops.cast(t, "float32")[:, None, None, :] for t in inputs[2:])
