@@ -113,7 +113,11 @@ class ProgressBar(HostStepCallback):
             self.steps,
             verbose=self.verbose,
             unit_name="step",
-            stateful_metrics=["loss", *[f"{p}_loss" for p in (*LOSS_PARTS, "teacher", *DISTILL_PARTS)], "img/s"],
+            stateful_metrics=[
+                "loss",
+                *[f"{p}_loss" for p in (*LOSS_PARTS, "teacher", "spike", *DISTILL_PARTS)],
+                "img/s",
+            ],
         )
         self.bar.update(self.start_step)
         self.clock = time.perf_counter()

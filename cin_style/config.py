@@ -59,8 +59,8 @@ class TrainConfig:
         teacher_weight: With `teacher` and `styles`: weight of the teacher
             term next to the perceptual loss.
         spike_weight: Training on paintings: weight of the spike penalty
-            (`cin_style.spike_penalty`), which keeps the network from
-            painting white ovals; 0 (the default): none.
+            (`cin_style.spike_penalty`) against the activation spikes behind
+            white ovals; 0 (the default): none.
         spike_limit: Kurtosis a channel may reach before the spike penalty
             counts it.
         checkpoint_every: Steps between checkpoints (and log lines).
@@ -167,10 +167,10 @@ class TrainConfig:
             raise ValueError(f"`spike_weight` must be non-negative. Received: spike_weight={self.spike_weight!r}")
         if not self.spike_limit > 0:
             raise ValueError(f"`spike_limit` must be positive. Received: spike_limit={self.spike_limit!r}")
-        if self.spike_weight and not self.styles:
-            raise ValueError("`spike_weight` applies to training on paintings (`styles`), not to distillation")
         if not self.styles and self.teacher is None:
             raise ValueError("`styles` is empty: give style image paths or a folder of them")
+        if self.spike_weight and not self.styles:
+            raise ValueError("`spike_weight` applies to training on paintings (`styles`), not to distillation")
         if not self.content:
             raise ValueError("`content` is empty: give a folder of photos or a tensorflow-datasets name")
         if self.init_weights is not None and not os.path.exists(self.init_weights):

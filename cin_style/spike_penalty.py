@@ -7,9 +7,9 @@ spike itself comes out as a white oval (saved_models/README.md, "White
 blobs"). A spike is what kurtosis measures: 3 for a Gaussian channel, about 1/a
 for a channel whose variance sits in a share `a` of its positions. On Kodak
 photos the default model's inputs to the CIN layers from the residual blocks
-on stay under `DEFAULT_SPIKE_LIMIT` (99th percentile 7-21 per layer, a
-median of 3.5-4.7) while slim version 2's decoder layers have a median of
-23-38 and reach 190. The encoder is left out: its inputs are the photo's own
+on have a median kurtosis of 3.5-4.7 per layer (99th percentile 7-21, so the
+limit `DEFAULT_SPIKE_LIMIT` touches a few of its channels), while slim
+version 2's decoder layers have a median of 23-38 and reach 190. The encoder is left out: its inputs are the photo's own
 features, peaky in any photo.
 """
 
@@ -65,6 +65,8 @@ def watch_spikes(model, weight, limit=DEFAULT_SPIKE_LIMIT):
     if not limit > 0:
         raise ValueError(f"`spike_limit` must be positive. Received: spike_limit={limit!r}")
     layers = spike_layers(model)
+    if not layers:
+        raise ValueError(f"Model '{model.name}' has no CIN layer after its encoder to watch")
     share = float(weight) / len(layers)
     for layer in layers:
         layer.input_penalty = (lambda x: share * spike_penalty(x, limit)) if weight > 0 else None

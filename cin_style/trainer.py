@@ -54,8 +54,10 @@ class StyleTrainer(keras.Model):
             `DEFAULT_TEACHER_WEIGHT`.
         spike_weight: Weight of the spike penalty on the inputs of the
             transformer's CIN layers from the residual blocks on
-            (`cin_style.spike_penalty`): the cure for white ovals at their
-            cause. `0` (the default) adds nothing.
+            (`cin_style.spike_penalty`), aimed at the activation spikes behind
+            white ovals. `0` (the default) adds nothing. It is set on the
+            transformer's layers; `cin_style.train` takes it off at the end.
+            The `spike_loss` logged is the penalty before weighting.
         spike_limit: Kurtosis a channel may reach before the penalty counts
             it. Defaults to `DEFAULT_SPIKE_LIMIT`.
         **kwargs: Base model arguments.
@@ -114,8 +116,9 @@ class StyleTrainer(keras.Model):
             )
             self.gram_tables.append(table)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        watch_spikes(transformer, spike_weight, spike_limit)
         self.spike_weight = float(spike_weight)
+        if self.spike_weight > 0:
+            watch_spikes(transformer, spike_weight, spike_limit)
         parts = (*LOSS_PARTS, "teacher") if teacher is not None else LOSS_PARTS
         parts = (*parts, "spike") if self.spike_weight > 0 else parts
         self.trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in parts}
@@ -158,8 +161,8 @@ class StyleTrainer(keras.Model):
             self.trackers["teacher"].update_state(anchor)
             total = total + self.teacher_weight * anchor
         if self.spike_weight > 0:  # the spike penalty's terms, which the watched CIN layers add as losses
-            spike = sum(self.losses)  # a Python sum: JAX cannot stack a list of traced scalars into one array
-            self.trackers["spike"].update_state(spike)
+            spike = sum(self.losses)  # a Python sum: ops.sum of this list failed under jax.jit (TracerArrayConversion)
+            self.trackers["spike"].update_state(spike / self.spike_weight)
             total = total + spike
         return share_of_replicas(total)
 

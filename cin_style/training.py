@@ -62,6 +62,7 @@ from cin_style.network import (
 )
 from cin_style.paintings import RUN_FOLDER, copy_paintings, paintings_folder, write_paintings
 from cin_style.schedules import learning_rate_for
+from cin_style.spike_penalty import watch_spikes
 from cin_style.trainer import StyleTrainer
 
 logger = logging.getLogger("cin_style")
@@ -458,7 +459,12 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
             _compile(trainer, config)
         if style_images is not None:  # after every check and VGG19: a refused run writes nothing
             write_paintings(os.path.join(config.output_dir, RUN_FOLDER), style_images, config.style_image_size)
-        return _Setup(trainer, list(style_names), lambda: _float32_model(transformer), restore_grams=grams is None)
+
+        def finish():
+            watch_spikes(transformer, 0.0)  # the penalty is for training: the finished model paints without it
+            return _float32_model(transformer)
+
+        return _Setup(trainer, list(style_names), finish, restore_grams=grams is None)
 
     return _run("train", config, resume, build, strategy=strategy, verbose=verbose)
 
@@ -590,12 +596,21 @@ def add_styles(model, style_names, config, resume=False, vgg_weights=None, init_
             for name, table in new_grams.items()
         }
         new_styles = range(old_count, len(all_names))
-        trainer = StyleTrainer(grown, perceptual, grams, train_styles=new_styles, seed=config.seed)
+        trainer = StyleTrainer(
+            grown,
+            perceptual,
+            grams,
+            train_styles=new_styles,
+            seed=config.seed,
+            spike_weight=config.spike_weight,
+            spike_limit=config.spike_limit,
+        )
         _compile(trainer, config)
 
         def finish():
             for layer in all_layers(grown):
                 layer.trainable = True
+            watch_spikes(grown, 0.0)  # the penalty is for training: the finished model paints without it
             return grown
 
         return _Setup(trainer, all_names, finish, state={"init_from": started})

@@ -41,7 +41,7 @@ export CIN_STYLE_TF_FREE_PASS=1
 KERAS_BACKEND=tensorflow "$PYTHON" -m pytest "${XDIST[@]}" -m "not alone" "$@"
 # Tests with a time limit on 2 cores (the notebook's two minutes) run by themselves, not beside another worker's
 # training; exit code 5 means the arguments selected none of them.
-KERAS_BACKEND=tensorflow "$PYTHON" -m pytest -m alone "$@" || [ $? = 5 ]
+KERAS_BACKEND=tensorflow "$PYTHON" -m pytest -m alone "$@" || { status=$?; [ "$status" = 5 ] || exit "$status"; }
 # Tests marked no_tensorflow run under JAX in the TensorFlow-free environment below, not twice.
 KERAS_BACKEND=jax "$PYTHON" -m pytest "${XDIST[@]}" -m "not tensorflow_only and not no_tensorflow" "$@"
 

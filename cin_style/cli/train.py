@@ -70,7 +70,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "spike_weight",
     0.0,
-    "Weight of the spike penalty: keeps the network from building the activation spikes that paint white ovals "
+    "Weight of the spike penalty, against the activation spikes that paint white ovals "
     "(kurtosis of the CIN inputs from the residual blocks on, over --spike_limit). 0: none.",
 )
 # spike_penalty.DEFAULT_SPIKE_LIMIT, spelled out so --help needs no Keras import (a test keeps them equal).
