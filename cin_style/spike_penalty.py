@@ -9,8 +9,8 @@ for a channel whose variance sits in a share `a` of its positions. On Kodak
 photos the default model's inputs to the CIN layers from the residual blocks
 on have a median kurtosis of 3.5-4.7 per layer (99th percentile 7-21, so the
 limit `DEFAULT_SPIKE_LIMIT` touches a few of its channels), while slim
-version 2's decoder layers have a median of 23-38 and reach 190. The encoder is left out: its inputs are the photo's own
-features, peaky in any photo.
+version 2's decoder layers have a median of 23-38 and reach 190. The encoder
+is left out: its inputs are the photo's own features, peaky in any photo.
 """
 
 import math
