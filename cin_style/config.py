@@ -67,6 +67,10 @@ class TrainConfig:
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
         jit_compile: XLA under TensorFlow (JAX always compiles).
+        run_eagerly: Run each step op by op, not compiled (no `tf.function`,
+            no `jax.jit`): to step through the loss in a debugger, and
+            quicker than compiling for a run of a few tiny steps. The same
+            ops and results; slower per step. Refused with `jit_compile`.
         steps_per_execution: Steps dispatched back to back before callbacks
             run (the host then waits for the device once per group, not per
             step: faster on GPUs). Checkpoints fall on multiples of it.
@@ -106,6 +110,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int = None
     jit_compile: bool = False
+    run_eagerly: bool = False
     steps_per_execution: int = 1
     max_minutes: float = None
     dtype_policy: str = "float32"
@@ -148,6 +153,8 @@ class TrainConfig:
                 f"`checkpoint_every` ({self.checkpoint_every}) must be a multiple of `steps_per_execution` "
                 f"({self.steps_per_execution}): callbacks only run between groups of steps"
             )
+        if self.run_eagerly and self.jit_compile:
+            raise ValueError("`run_eagerly` and `jit_compile` exclude each other: an eager step is not compiled")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"`max_minutes` must be positive or None. Received: max_minutes={self.max_minutes!r}")
         if not self.alpha > 0:

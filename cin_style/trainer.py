@@ -173,7 +173,8 @@ def images_and_styles(inputs, train_styles, num_styles, seed_generator):
     Each example's draw `d` (from the batch, else from `seed_generator`)
     picks style `train_styles[floor(d * len(train_styles))]`.
     """
-    images = images_of(inputs)
+    # A tensor of the backend: an eager JAX step gets the batch as NumPy, and a layer's inputs must not mix kinds.
+    images = ops.convert_to_tensor(images_of(inputs))
     if isinstance(inputs, dict):
         draws = inputs["style_draws"]
     else:

@@ -128,13 +128,16 @@ class _Samples:
 
 
 def _compile(trainer, config):
-    """Adam under the configured schedule; JAX always jit-compiles the step."""
+    """Adam under the configured schedule; JAX jit-compiles the step unless `config.run_eagerly`."""
     rate = learning_rate_for(
         config.lr_schedule, config.learning_rate, config.steps, config.warmup_steps, config.decay_start
     )
-    jit = True if keras.backend.backend() == "jax" else config.jit_compile
+    jit = False if config.run_eagerly else True if keras.backend.backend() == "jax" else config.jit_compile
     trainer.compile(
-        optimizer=keras.optimizers.Adam(rate), jit_compile=jit, steps_per_execution=config.steps_per_execution
+        optimizer=keras.optimizers.Adam(rate),
+        jit_compile=jit,
+        run_eagerly=config.run_eagerly,
+        steps_per_execution=config.steps_per_execution,
     )
     # Adam's slots made now, not inside the first compiled step: under TensorFlow a tf.function that creates
     # variables is traced twice, and tracing is most of a short run's time (a 4-step run 15 s -> 8 s).

@@ -49,7 +49,7 @@ HELP_GROUPS = [
     ("Monitoring", ["sample_every", "tensorboard", "max_minutes"]),
     ("Schedule", ["steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "decay_start", "seed"]),
     ("Loss", ["content_weight", "style_weight", "tv_weight", "image_size", "style_image_size", "vgg_weights"]),
-    ("Speed", ["jit_compile", "steps_per_execution", "dtype_policy"]),
+    ("Speed", ["jit_compile", "run_eagerly", "steps_per_execution", "dtype_policy"]),
 ]
 
 #: Training settings that suit fitting γ/β rows on a CPU (measured: see docs/adding_a_painting.md).

@@ -81,6 +81,9 @@ flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at chec
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
+flags.DEFINE_bool(
+    "run_eagerly", False, "Run each step op by op, not compiled: for debugging, or a run of a few tiny steps."
+)
 flags.DEFINE_integer(
     "steps_per_execution", 1, "Steps run back to back between callbacks (GPUs: 10-50); divides --checkpoint_every."
 )
@@ -146,7 +149,7 @@ HELP_GROUPS = [
     ),
     ("Network", ["alpha", "output_norm", "init_weights", "dtype_policy"]),
     ("Distilling a trained model", ["teacher", "feature_weight", "teacher_weight"]),
-    ("Speed and devices", ["jit_compile", "steps_per_execution", "strategy", "tpu", "distribution"]),
+    ("Speed and devices", ["jit_compile", "run_eagerly", "steps_per_execution", "strategy", "tpu", "distribution"]),
 ]
 
 
@@ -203,6 +206,7 @@ def config_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints,
         seed=FLAGS.seed,
         jit_compile=FLAGS.jit_compile,
+        run_eagerly=FLAGS.run_eagerly,
         steps_per_execution=FLAGS.steps_per_execution,
         max_minutes=FLAGS.max_minutes,
         dtype_policy=FLAGS.dtype_policy,
