@@ -51,6 +51,7 @@ def test_distilling_brings_the_students_outputs_to_the_teachers_on_unseen_photos
         feature_weight=0.0,
         steps=60,
         checkpoint_every=60,
+        run_eagerly=False,  # 60 steps: compiling pays for itself
         learning_rate=1e-2,
     )
     result = train(config, verbose=0)
@@ -161,6 +162,7 @@ def test_training_on_paintings_with_a_teacher_pulls_the_outputs_toward_the_teach
             style_weight=1e-3,  # a fresh network's style loss dwarfs everything: the teacher term must lead
             steps=60,
             checkpoint_every=60,
+            run_eagerly=False,  # 60 steps: compiling pays for itself
             learning_rate=1e-2,
         )
         result = train(config, verbose=0)

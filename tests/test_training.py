@@ -40,7 +40,7 @@ def test_train_traces_its_step_once_and_writes_model_styles_checkpoints_and_samp
     traces = []  # the Python step runs once per trace of the compiled step (TensorFlow) or jit (JAX)
     step = StyleTrainer.train_step
     monkeypatch.setattr(StyleTrainer, "train_step", lambda self, *args: traces.append(1) or step(self, *args))
-    result = train(tiny_config(shared_data, photos, tmp_path, keep_checkpoints=1), verbose=0)
+    result = train(tiny_config(shared_data, photos, tmp_path, keep_checkpoints=1, run_eagerly=False), verbose=0)
     # Adam built before the first step: a step that makes variables is traced twice by tf.function.
     assert len(traces) == 1
     assert result.style_names == list(TRAIN_STYLES)
@@ -179,6 +179,7 @@ def test_sigkill_mid_run_then_resume_loses_at_most_one_checkpoint_interval(share
         "--seed=0",
         "--notensorboard",
         "--resume",
+        "--run_eagerly",  # the kill and the resume are the same for either mode; eager starts sooner
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -214,7 +215,9 @@ def test_mixed_bfloat16_training_saves_float32_models_and_resumes_in_float32(sha
     from cin_style.network import all_layers
     from cin_style.training import load_trained, model_from_checkpoint, train
 
-    result = train(tiny_config(shared_data, photos, tmp_path, steps=2, dtype_policy="mixed_bfloat16"), verbose=0)
+    result = train(
+        tiny_config(shared_data, photos, tmp_path, steps=2, dtype_policy="mixed_bfloat16", run_eagerly=False), verbose=0
+    )
     assert all(np.isfinite(h["loss"]) and h["loss"] > 0 for h in result.history)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     saved, _ = load_trained(tmp_path)
@@ -386,6 +389,7 @@ def test_add_style_cli_grows_a_trained_model(shared_data, photos, tmp_path, two_
         "--checkpoint_every=2",
         "--style_image_size=48",
         "--notensorboard",
+        "--run_eagerly",
         defaults="ADD_STYLE_DEFAULTS",
     )
     assert status == 0, stderr[-2000:]
