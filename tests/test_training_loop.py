@@ -7,7 +7,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from helpers import EAGER, TRAIN_STYLES, tiny_config
+from helpers import EAGER, TRAIN_STYLES, assert_same_training, tiny_config
 
 from cin_style import training
 from cin_style.network import cin_layers, output_norm_of, with_more_styles
@@ -54,7 +54,7 @@ def copy_run(result, destination):
     return destination
 
 
-def test_an_eager_run_paints_as_the_compiled_run(shared_data, photos, tmp_path, monkeypatch, four_step_run):
+def test_an_eager_run_trains_as_the_compiled_run(shared_data, photos, tmp_path, monkeypatch, four_step_run):
     from cin_style.trainer import StyleTrainer
 
     calls = []  # the Python step: once per step eagerly, once per trace compiled
@@ -63,14 +63,13 @@ def test_an_eager_run_paints_as_the_compiled_run(shared_data, photos, tmp_path, 
     # The module's runs are eager under TensorFlow and compiled under JAX (helpers.EAGER): this one is the other.
     other = training.train(tiny_config(shared_data, photos, tmp_path, run_eagerly=not EAGER), verbose=0)
     assert len(calls) == (1 if EAGER else 4)
-    losses = [h["loss"] for h in other.history]
-    np.testing.assert_allclose(losses, [h["loss"] for h in four_step_run.history], rtol=1e-4)
-    # Paintings, not weights: Adam turns the rounding noise of a zero gradient (a residual block's last β, which
-    # the next instance norm removes) into full steps of either sign.
-    image = np.random.default_rng(0).random((2, 24, 24, 3), dtype=np.float32)
-    inputs = {"image": image, "style_weights": np.eye(2, dtype="float32")}
-    painted = [keras.ops.convert_to_numpy(run.model(inputs)) for run in (other, four_step_run)]
-    np.testing.assert_allclose(*painted, atol=1e-4)
+    weights = [np.concatenate([w.ravel() for w in run.model.get_weights()]) for run in (other, four_step_run)]
+    losses = [[h["loss"] for h in run.history] for run in (other, four_step_run)]
+    # Two summation orders, as over replicas: a weight whose gradient is ~0 (a residual block's last β) may take
+    # its Adam step either way. Under JAX, XLA's fused kernels round the convolutions' gradients otherwise than
+    # eager ops do: after 4 steps about 1% of the kernels' weights differ by up to 3e-4 (measured), under a third
+    # of the 1e-3 that one Adam step moves every weight.
+    assert_same_training(losses[0], weights[0], losses[1], weights[1], atol=1e-3 / 3)
     with pytest.raises(ValueError, match="`run_eagerly` and `jit_compile` exclude each other"):
         tiny_config(shared_data, photos, tmp_path / "both", run_eagerly=True, jit_compile=True).validate()
 
