@@ -54,20 +54,20 @@ def copy_run(result, destination):
     return destination
 
 
-def test_an_eager_run_trains_as_the_compiled_run(shared_data, photos, tmp_path, monkeypatch, four_step_run):
+def test_an_eager_run_trains_as_the_compiled_run(shared_data, photos, tmp_path, monkeypatch, two_step_run):
     from cin_style.trainer import StyleTrainer
 
     calls = []  # the Python step: once per step eagerly, once per trace compiled
     step = StyleTrainer.train_step
     monkeypatch.setattr(StyleTrainer, "train_step", lambda self, *args: calls.append(1) or step(self, *args))
     # The module's runs are eager under TensorFlow and compiled under JAX (helpers.EAGER): this one is the other.
-    other = training.train(tiny_config(shared_data, photos, tmp_path, run_eagerly=not EAGER), verbose=0)
-    assert len(calls) == (1 if EAGER else 4)
-    weights = [np.concatenate([w.ravel() for w in run.model.get_weights()]) for run in (other, four_step_run)]
-    losses = [[h["loss"] for h in run.history] for run in (other, four_step_run)]
+    other = training.train(tiny_config(shared_data, photos, tmp_path, steps=2, run_eagerly=not EAGER), verbose=0)
+    assert len(calls) == (1 if EAGER else 2)
+    weights = [np.concatenate([w.ravel() for w in run.model.get_weights()]) for run in (other, two_step_run)]
+    losses = [[h["loss"] for h in run.history] for run in (other, two_step_run)]
     # Two summation orders, as over replicas: a weight whose gradient is ~0 (a residual block's last β) may take
     # its Adam step either way. Under JAX, XLA's fused kernels round the convolutions' gradients otherwise than
-    # eager ops do: after 4 steps about 1% of the kernels' weights differ by up to 3e-4 (measured), under a third
+    # eager ops do: after 4 steps about 1% of the kernels' weights differed by up to 3e-4 (measured), under a third
     # of the 1e-3 that one Adam step moves every weight.
     assert_same_training(losses[0], weights[0], losses[1], weights[1], atol=1e-3 / 3)
     with pytest.raises(ValueError, match="`run_eagerly` and `jit_compile` exclude each other"):
