@@ -66,11 +66,12 @@ class TrainConfig:
         checkpoint_every: Steps between checkpoints (and log lines).
         keep_checkpoints: How many checkpoints to keep.
         seed: Seed for data order, crops, style choice and initial weights.
-        jit_compile: XLA under TensorFlow (JAX always compiles).
+        jit_compile: XLA under TensorFlow (JAX compiles unless `run_eagerly`).
         run_eagerly: Run each step op by op, not compiled (no `tf.function`,
             no `jax.jit`): to step through the loss in a debugger, and
             quicker than compiling for a run of a few tiny steps. The same
-            ops and results; slower per step. Refused with `jit_compile`.
+            losses, to float rounding; slower per step. Refused with
+            `jit_compile`.
         steps_per_execution: Steps dispatched back to back before callbacks
             run (the host then waits for the device once per group, not per
             step: faster on GPUs). Checkpoints fall on multiples of it.

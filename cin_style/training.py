@@ -140,7 +140,7 @@ def _compile(trainer, config):
         steps_per_execution=config.steps_per_execution,
     )
     # Adam's slots made now, not inside the first compiled step: under TensorFlow a tf.function that creates
-    # variables is traced twice, and tracing is most of a short run's time (a 4-step run 15 s -> 8 s).
+    # variables is traced twice, and tracing is most of a short run's time (once measured: a 4-step run 15 s -> 8 s).
     trainer.optimizer.build(trainer.trainable_variables)
 
 

@@ -80,7 +80,7 @@ flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
 flags.DEFINE_integer("sample_every", 0, "Steps between sample sheets (0: at checkpoints).")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --output_dir.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX always compiles).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the step under TensorFlow (JAX compiles unless --run_eagerly).")
 flags.DEFINE_bool(
     "run_eagerly", False, "Run each step op by op, not compiled: for debugging, or a run of a few tiny steps."
 )
