@@ -15,7 +15,8 @@ TOOL_FLAGS = {
     "stylize": ["model", "input", "output", "style", "regions", "feather", "region_blend", "strength", "colors"]
     + ["preserve_color", "smoothing", "scale", "max_size", "list_styles", "sheet", "overwrite"],
     "train": ["styles", "content", "output_dir", "steps", "alpha", "teacher", "strategy", "vgg_weights", "resume"]
-    + ["lr_schedule", "dtype_policy", "distribution", "tpu", "feature_weight", "tensorboard", "image_size"],
+    + ["lr_schedule", "dtype_policy", "distribution", "tpu", "feature_weight", "tensorboard", "image_size"]
+    + ["run_eagerly", "jit_compile"],
     "add_style": ["model", "styles", "content", "output_dir", "init_from", "export_dir", "steps", "vgg_weights"]
     + ["learning_rate", "batch_size", "resume", "style_image_size", "content_weight"],
     "gatys": ["content", "style", "style_blend", "output", "steps", "size", "optimizer", "init", "vgg_weights"],

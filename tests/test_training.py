@@ -90,7 +90,8 @@ def test_resume_continues_step_count_optimizer_and_styles(shared_data, photos, t
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), value)
     assert any(np.abs(value).max() > 0 for value in saved_slots)  # the moments hold the two steps
     # The style images are not even read again: the Gram targets come from the checkpoint.
-    config = tiny_config(shared_data, photos, tmp_path, steps=4, styles=["/nonexistent/style.jpg"])
+    # Compiled, from the eager run's checkpoint: a checkpoint does not depend on how its steps ran.
+    config = tiny_config(shared_data, photos, tmp_path, steps=4, styles=["/nonexistent/style.jpg"], run_eagerly=False)
     resumed = train(config, resume=True, verbose=0)
     assert resumed.resumed_from.endswith("ckpt-00000002")
     assert [h["step"] for h in resumed.history] == [3, 4]
@@ -306,6 +307,11 @@ def test_train_cli_names_bad_settings(shared_data, photos, tmp_path, capsys):
         (
             [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'g'}", "--spike_limit=0"],
             "`spike_limit` must be positive",
+        ),
+        (
+            [f"--styles={style}", f"--content={photos}", f"--output_dir={tmp_path / 'h'}", "--run_eagerly"]
+            + ["--jit_compile"],
+            "`run_eagerly` and `jit_compile` exclude each other",
         ),
     ]
     # The settings refused before TensorFlow loads (flags, required ones) in a real process, which costs little;
