@@ -32,7 +32,6 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # 411 s with TensorFlow's default threads and 375 s with one per worker, all 448 tests passing either way.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: ../shared/data beside the checkout, unless CIN_STYLE_DATA says otherwise.
 SHARED_DATA = pathlib.Path(
