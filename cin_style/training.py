@@ -56,6 +56,7 @@ from cin_style.network import (
     all_layers,
     alpha_of,
     build_transformer,
+    dtype_policy_scope,
     num_styles_of,
     output_norm_of,
     with_more_styles,
@@ -142,17 +143,6 @@ def _compile(trainer, config):
     # Adam's slots made now, not inside the first compiled step: under TensorFlow a tf.function that creates
     # variables is traced twice, and tracing is most of a short run's time (once measured: a 4-step run 15 s -> 8 s).
     trainer.optimizer.build(trainer.trainable_variables)
-
-
-@contextlib.contextmanager
-def dtype_policy_scope(name):
-    """Builds layers under Keras' global dtype policy `name`, then restores the old one."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _float32_model(model):
