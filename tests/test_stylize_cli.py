@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -75,6 +76,21 @@ def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path,
     replaced = stylize(*args, "--overwrite", "--style=munch_the_scream:0.7,2:0.3", "--strength=0.8", "--preserve_color")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert sorted(os.listdir(tmp_path)) == ["painted.png"]  # nothing half-written left
+
+
+def test_precision_bfloat16_paints_what_the_float32_run_paints_to_rounding(model_dir, photos, tmp_path, stylize):
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        outputs[precision] = tmp_path / f"{precision}.png"
+        args = [f"--model={model_dir}", f"--input={photos / 'kodim23.jpg'}", "--style=munch_the_scream"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a CPU without bfloat16 instructions warns (test_precision)
+            result = stylize(*args, f"--output={outputs[precision]}", f"--precision={precision}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    exact, rounded = (np.asarray(Image.open(outputs[p]), dtype=np.int16) for p in ("float32", "bfloat16"))
+    assert 0 < np.abs(exact - rounded).mean() < 2  # uint8 levels
+    refused = stylize(f"--model={model_dir}", "--list_styles", "--precision=float16")
+    assert refused.returncode != 0 and "--precision" in refused.stderr and "float16" in refused.stderr
 
 
 def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):

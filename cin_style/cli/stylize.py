@@ -29,6 +29,7 @@ from absl import flags
 
 from cin_style.bundled import bundled_model_path, resolve_model_keyword
 from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
+from cin_style.precision import PRECISIONS
 from cin_style.video import VIDEO_EXTENSIONS
 
 FLAGS = flags.FLAGS
@@ -101,6 +102,13 @@ flags.DEFINE_string(
     "With --refine: Keras' VGG19 no-top weights file (default: $CIN_STYLE_VGG19_WEIGHTS, else Keras' cache "
     "~/.keras/models); imagenet: let Keras download it (80 MB).",
 )
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    PRECISIONS,
+    "bfloat16: convolutions in bfloat16, about twice as fast on CPUs with AVX512-BF16 or AMX (recent Xeons), "
+    "within about half a uint8 level of float32 on average.",
+)
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style, or in the styles --style lists.")
 flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run skips them otherwise).")
@@ -109,6 +117,7 @@ flags.DEFINE_bool("overwrite", False, "Replace existing outputs (a folder run sk
 HELP_GROUPS = [
     ("Model and styles", ["model", "style", "list_styles", "sheet"]),
     ("Input and output", ["input", "output", "overwrite", "max_size"]),
+    ("Speed", ["precision"]),
     ("Look", ["strength", "colors", "preserve_color", "scale"]),
     ("Quality mode", ["refine", "vgg_weights"]),
     ("Regions (one style per area of the photo)", ["regions", "default_style", "feather", "region_blend"]),
@@ -234,7 +243,7 @@ def main(argv):
     model_path = resolve_model_keyword(FLAGS.model or default_model())
     vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights) if FLAGS.refine else None
     try:
-        stylizer = Stylizer.load(model_path, vgg_weights=vgg_weights)
+        stylizer = Stylizer.load(model_path, precision=FLAGS.precision, vgg_weights=vgg_weights)
     except ModelLoadError as error:
         hint = "" if FLAGS.model else " (pass --model or set CIN_STYLE_MODEL)"
         fail(f"{error}{hint}")
