@@ -11,6 +11,8 @@ the painting at its style-image size). Prints the mean total loss per style,
 one column per model, then the mean total, content and style loss of each
 model; lower is better. Models may be anything `Stylizer.load` takes
 (SavedModel folder, .keras file, training folder) and must share the styles.
+`--precisions=float32,bfloat16` scores each model in each precision
+(`Stylizer.load(precision=...)`), a column each.
 """
 
 import argparse
@@ -79,6 +81,7 @@ def main():
     parser.add_argument("--styles", required=True, help="folder with the style paintings (file stem = style name)")
     parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS), help="comma-separated photo file stems")
     parser.add_argument("--size", type=int, default=256, help="shorter side of the photos")
+    parser.add_argument("--precisions", default="float32", help="comma-separated: each model in each precision")
     args = parser.parse_args()
 
     from quality import training_settings
@@ -86,9 +89,11 @@ def main():
     from cin_style import Stylizer
     from cin_style.losses import PerceptualLoss
 
-    stylizers = [Stylizer.load(path) for path in args.models]
+    precisions = args.precisions.split(",")
+    runs = [(path, precision) for path in args.models for precision in precisions]
+    stylizers = [Stylizer.load(path, precision=precision) for path, precision in runs]
     names = stylizers[0].style_names
-    for path, stylizer in zip(args.models, stylizers):
+    for (path, _), stylizer in zip(runs, stylizers):
         if stylizer.style_names != names:
             raise SystemExit(f"{path} has other styles than {args.models[0]}")
     weights, style_image_size = training_settings(args.models[0])
@@ -96,9 +101,9 @@ def main():
     photos = load_photos(args.content, args.photos.split(","), args.size)
     targets = style_targets(loss, args.styles, names, style_image_size)
     results = [validation_losses(stylizer, photos, targets, loss) for stylizer in stylizers]
-    labels = [f"[{i}]" for i in range(len(args.models))]
-    for label, path in zip(labels, args.models):
-        print(f"{label} {path}")
+    labels = [f"[{i}]" for i in range(len(runs))]
+    for label, (path, precision) in zip(labels, runs):
+        print(f"{label} {path}" + (f" ({precision})" if len(precisions) > 1 else ""))
     print(f"total loss per style, mean over {', '.join(photos)} at a {args.size}-px shorter side")
     print(f"{'style':<48}" + "".join(f"{label:>9}" for label in labels))
     for name in names:
