@@ -231,8 +231,8 @@ class Stylizer:
             precision: `"float32"` paints with the model as exported;
                 `"bfloat16"` with a copy whose convolutions compute in
                 bfloat16 (`cin_style.precision`): about twice as fast on CPUs
-                with AVX512-BF16 or AMX, at a mean difference of about half a
-                uint8 level (a warning says when this CPU lacks both). Images
+                with AVX512-BF16 or AMX, at a mean difference of about a third
+                of a uint8 level (a warning says when this CPU lacks both). Images
                 over the model's call limit are painted layer by layer in
                 float32 either way. Defaults to `"float32"`.
             **kwargs: `Stylizer` arguments (`max_pixels`, `tile_size`, ...).

@@ -107,7 +107,7 @@ flags.DEFINE_enum(
     "float32",
     PRECISIONS,
     "bfloat16: convolutions in bfloat16, about twice as fast on CPUs with AVX512-BF16 or AMX (recent Xeons), "
-    "within about half a uint8 level of float32 on average.",
+    "within about a third of a uint8 level of float32 on average.",
 )
 flags.DEFINE_bool("list_styles", False, "Print the model's styles and exit.")
 flags.DEFINE_bool("sheet", False, "Write one PNG with the photo in every style, or in the styles --style lists.")
