@@ -92,7 +92,7 @@ def bfloat16_painters(model):
         def run(images, weights):
             with lock:
                 out = function(images, weights)
-                return np.clip(keras.ops.convert_to_numpy(out).astype(np.float32), 0.0, 1.0)
+                return np.clip(np.asarray(keras.ops.convert_to_numpy(out), np.float32), 0.0, 1.0)
 
         return run
 

@@ -109,7 +109,8 @@ class _ImageKind:
     def restore(self, batch):
         if self.kind in ("pil", "path"):
             return Image.fromarray(image_io.to_uint8(batch[0]))
-        out = image_io.to_uint8(batch) if self.dtype == np.uint8 else batch.astype(self.dtype)
+        # `batch` is the Stylizer's own (fresh from the model), so float32 goes back without a copy.
+        out = image_io.to_uint8(batch) if self.dtype == np.uint8 else batch.astype(self.dtype, copy=False)
         return out if self.batched else out[0]
 
 
@@ -483,12 +484,11 @@ class Stylizer:
         limit = self._call_limit(spatial)
         if limit is not None:  # the model's own limit, counted as the network pads each image
             per_call = max(1, min(per_call, limit // padded_pixels(height, width)))
-        return np.concatenate(
-            [
-                run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
-                for i in range(0, len(images), per_call)
-            ]
-        )
+        painted = [
+            run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
+            for i in range(0, len(images), per_call)
+        ]
+        return painted[0] if len(painted) == 1 else np.concatenate(painted)  # one call: no copy
 
     def _call_limit(self, spatial):
         """Padded pixels one call may hold: `spatial_call_pixels` for maps, else `call_pixels` (`None`: no limit)."""
@@ -708,8 +708,9 @@ class Stylizer:
                 painted = keep_colors(painted, photo, color)
             if strength < 1.0:
                 painted = strength * painted + (1.0 - strength) * photo
-            results.append(painted.astype(np.float32))
-        return kind.restore(np.stack(results))
+            results.append(painted.astype(np.float32, copy=False))
+        # Copies of a large painting cost a few ms each: one image is returned without restacking.
+        return kind.restore(results[0][None] if len(results) == 1 else np.stack(results))
 
     # ------------------------------------------------------------- paintings
 
