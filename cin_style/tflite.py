@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from cin_style import __version__
 from cin_style.export import checked_style_names
+from cin_style.layers.reflection_conv import reflection_padding_by_slices
 from cin_style.metadata import weights_hash
 from cin_style.network import alpha_of, num_styles_of
 
@@ -73,13 +74,16 @@ def _write_fixed_saved_model(model, folder, height, width):
     image = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("stylize", index, input_signature=[image, tf.TensorSpec([1], tf.int32, name="style_index")])
-    archive.add_endpoint(
-        "stylize_blend",
-        blend,
-        input_signature=[image, tf.TensorSpec([1, num_styles], tf.float32, name="style_weights")],
-    )
-    archive.write_out(folder, verbose=False)
+    with reflection_padding_by_slices():  # traced at a fixed size: no MIRROR_PAD, which XNNPACK lacks
+        archive.add_endpoint(
+            "stylize", index, input_signature=[image, tf.TensorSpec([1], tf.int32, name="style_index")]
+        )
+        archive.add_endpoint(
+            "stylize_blend",
+            blend,
+            input_signature=[image, tf.TensorSpec([1, num_styles], tf.float32, name="style_weights")],
+        )
+        archive.write_out(folder, verbose=False)
 
 
 def _with_metadata(flatbuffer, metadata):

@@ -95,6 +95,19 @@ def test_mirror_padding_reaches_a_multiple_and_crop_undoes_it(rng):
     np.testing.assert_array_equal(cropped, x)
 
 
+@pytest.mark.parametrize("kernel_size, strides", [(3, 1), (3, 2), (9, 1), (5, 2)])
+def test_padding_by_slices_gives_the_reflection_paddings_convolution_bit_for_bit(rng, kernel_size, strides):
+    from cin_style.layers.reflection_conv import reflection_padding_by_slices
+
+    layer = ReflectionConv2D(4, kernel_size, strides=strides)
+    x = rng.random((2, 13, 10, 3), dtype=np.float32)  # odd, unequal sides
+    by_pad = keras.ops.convert_to_numpy(layer(x))
+    with reflection_padding_by_slices():
+        by_slices = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(by_slices, by_pad)
+    assert by_pad.shape == (2, -(-13 // strides), -(-10 // strides), 4)
+
+
 @pytest.mark.parametrize("num_styles", [0, 1.5, None])
 def test_bad_num_styles_is_refused(num_styles):
     with pytest.raises(ValueError, match="`num_styles` must be a positive integer"):

@@ -71,6 +71,19 @@ def test_tflite_signatures_paint_as_the_keras_model_within_the_quantizations_tol
         assert np.abs(by_index - _keras(model, image, np.eye(3, dtype="float32")[[0]])).mean() > 0.05
 
 
+def test_tflite_graph_holds_no_mirror_pad_or_gather_which_xnnpack_would_leave_to_slower_kernels(exported):
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = flatbuffer_utils.read_model(str(exported(None)))
+    used = {
+        names[model.operatorCodes[op.opcodeIndex].builtinCode] for graph in model.subgraphs for op in graph.operators
+    }
+    assert "CONV_2D" in used and "CONCATENATION" in used  # reflection padding by slices
+    assert not used & {"MIRROR_PAD", "GATHER"}, used
+
+
 def test_tflite_metadata_names_the_styles_size_and_quantization(model, tmp_path, exported):
     from cin_style.metadata import weights_hash
     from cin_style.tflite import export_tflite, read_tflite_metadata

@@ -45,6 +45,8 @@ class MirrorPadToMultiple(keras.layers.Layer):
         shape = ops.shape(x)
         for axis in (1, 2):
             target = _padded_size(shape[axis], self.multiple, self.minimum)
+            if isinstance(shape[axis], int) and target == shape[axis]:
+                continue  # a known side that needs no padding: no gather (a copy of the image) in the graph
             x = ops.take(x, _mirror_indices(shape[axis], target), axis=axis)
         return x
 

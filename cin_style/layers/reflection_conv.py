@@ -1,7 +1,43 @@
 """A convolution that pads by reflection, so borders carry no dark frame."""
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
+
+_PAD_BY_SLICES = contextvars.ContextVar("cin_style_pad_by_slices", default=False)
+
+
+@contextlib.contextmanager
+def reflection_padding_by_slices():
+    """Within it, `ReflectionConv2D` layers of known height and width pad by slicing and concatenating.
+
+    The same values as `ops.pad(mode="reflect")`, in ops every TFLite delegate
+    runs: XNNPACK has no MIRROR_PAD, which TFLite then runs on its own between
+    delegated pieces (the slim model at 512 px: 0.170 s -> 0.113 s). For
+    graphs traced at a fixed size, such as `cin_style.tflite.export_tflite`'s.
+    """
+    token = _PAD_BY_SLICES.set(True)
+    try:
+        yield
+    finally:
+        _PAD_BY_SLICES.reset(token)
+
+
+def _line(x, axis, i):
+    """Row or column `i` of `x` along `axis`, kept as an axis of length 1."""
+    return x[(slice(None),) * axis + (slice(i, i + 1),)]
+
+
+def _reflect_by_slices(x, pad):
+    """`x` (batch, height, width, channels) reflection-padded by `pad` on both sides of both spatial axes."""
+    for axis in (1, 2):
+        size = x.shape[axis]
+        before = [_line(x, axis, i) for i in range(pad, 0, -1)]
+        after = [_line(x, axis, size - 1 - i) for i in range(1, pad + 1)]
+        x = ops.concatenate([*before, x, *after], axis=axis)
+    return x
 
 
 @keras.saving.register_keras_serializable(package="cin_style")
@@ -60,7 +96,9 @@ class ReflectionConv2D(keras.layers.Layer):
 
     def call(self, x):
         pad = self.kernel_size // 2
-        if pad:
+        if pad and _PAD_BY_SLICES.get() and all(isinstance(x.shape[axis], int) for axis in (1, 2)):
+            x = _reflect_by_slices(x, pad)
+        elif pad:
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
         return self.conv(x)
 
