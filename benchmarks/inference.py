@@ -188,9 +188,9 @@ def _onnx_macs(path, side):
     )
 
 
-def _peak_macs_per_second(threads, dtype, size=4096, repeats=5):
-    """Multiply-adds per second these threads sustain on a `size` x `size` matrix product in `dtype`
-    (TensorFlow's oneDNN kernels; the best of `repeats`)."""
+def _peak_macs_per_second(dtype, size=4096, repeats=5):
+    """Multiply-adds per second TensorFlow's threads (set in `main`) sustain on a `size` x `size` matrix product
+    in `dtype` (its oneDNN kernels; the best of `repeats`)."""
     import tensorflow as tf
 
     a = tf.random.uniform((size, size), dtype=tf.float32)
@@ -308,7 +308,7 @@ def main():
         print(f"{ours + ' / ' + theirs:>48}" + "".join(f"{ratio(ours, theirs, side):>10}" for side in sides))
 
     # The machine's limit: each engine's multiply-adds per second against a large matrix product's.
-    peaks = {dtype: _peak_macs_per_second(args.threads, dtype) for dtype in ("float32", "bfloat16")}
+    peaks = {dtype: _peak_macs_per_second(dtype) for dtype in ("float32", "bfloat16")}
     counters = {
         "full": lambda side: _keras_macs(args.full, side),
         "slim": lambda side: _keras_macs(args.slim, side),

@@ -63,7 +63,7 @@ def main():
         print(f"{name:<40}{everything.mean():9.4f}{everything.max():9.4f}{share:11.2%}  {worst}")
         # The crop where this style differs most, at full resolution.
         difference = differences[worst].mean(axis=-1)
-        c = args.crop
+        c = min(args.crop, *difference.shape)
         rows, columns = difference.shape[0] // c, difference.shape[1] // c
         blocks = difference[: rows * c, : columns * c].reshape(rows, c, columns, c).sum(axis=(1, 3))
         top, left = (int(i) * c for i in np.unravel_index(np.argmax(blocks), blocks.shape))

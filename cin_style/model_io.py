@@ -16,7 +16,7 @@ import numpy as np
 
 from cin_style.checkpoints import latest_checkpoint, read_state
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir, weights_hash
-from cin_style.network import build_transformer, num_styles_of
+from cin_style.network import build_transformer, dtype_policy_scope, num_styles_of
 
 logger = logging.getLogger("cin_style")
 
@@ -138,7 +138,8 @@ def model_from_saved_model(path):
     variables = {v.name.split(":")[0]: v for v in loaded.signatures["stylize_blend_float"].variables}
     names = list(metadata["style_names"])
     output_norm = any(name.startswith("output_cin/") for name in variables)
-    model = build_transformer(len(names), alpha=metadata["alpha"], output_norm=output_norm)
+    with dtype_policy_scope("float32"):  # the exported network, whatever policy the caller set globally
+        model = build_transformer(len(names), alpha=metadata["alpha"], output_norm=output_norm)
     ours = {w.path: tuple(w.shape) for w in model.weights}
     theirs = {name: tuple(v.shape) for name, v in variables.items()}
     if ours != theirs:

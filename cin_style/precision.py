@@ -6,10 +6,7 @@ two cores: 1.00 s against 1.85 s), at a mean difference of 0.0014 (a third of
 a uint8 level) from the float32 painting; see docs/benchmarks.md.
 """
 
-import threading
 import warnings
-
-import numpy as np
 
 #: What `Stylizer.load(precision=...)` accepts: "float32" (the exported model as it is) or "bfloat16".
 PRECISIONS = ("float32", "bfloat16")
@@ -33,14 +30,22 @@ def cpu_runs_bfloat16(cpuinfo="/proc/cpuinfo"):
     return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
 
-def _warn_if_emulated():
+def check_backend(precision):
+    """Raises ValueError unless `precision` can run under the current Keras backend (bfloat16: TensorFlow's)."""
     import keras
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    if precision == "bfloat16" and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "precision='bfloat16' paints with TensorFlow's oneDNN kernels; under the "
+            f"'{keras.backend.backend()}' backend it would be slower than float32 (set KERAS_BACKEND=tensorflow)"
+        )
 
-        if tf.config.list_logical_devices("GPU"):
-            return
+
+def _warn_if_emulated():
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return
     if cpu_runs_bfloat16() is False:
         warnings.warn(
             "precision='bfloat16' on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated there and paints "
@@ -53,47 +58,28 @@ def bfloat16_painters(model):
     """`(run, run_spatial)` painting with a bfloat16 copy of transformer `model` (`with_dtype_policy`).
 
     Each takes float32 images `(n, h, w, 3)` and weights (rows `(n, num_styles)`
-    or maps `(n, h, w, num_styles)`) and returns float32 paintings clipped to
-    [0, 1], as the Stylizer's `run` functions do. Under TensorFlow each is a
-    `tf.function` traced once for any image size (eager ops would forgo
-    Grappler's fused oneDNN kernels: 0.35 s against 0.23 s at 512 px); other
-    backends call the model. One call at a time, as Keras' eager calls need.
+    or maps `(n, h, w, num_styles)`) and returns new float32 arrays clipped to
+    [0, 1], as the Stylizer's `run` functions do. Each is a `tf.function` traced
+    once for any image size (eager ops would forgo Grappler's fused oneDNN
+    kernels: 0.35 s against 0.23 s at 512 px), safe to call from several
+    threads. TensorFlow backend only (`check_backend`).
     """
-    import keras
+    import tensorflow as tf
 
     from cin_style.network import num_styles_of, spatial_transformer, with_dtype_policy  # Keras: not for --help
 
     _warn_if_emulated()
     low = with_dtype_policy(model, "mixed_bfloat16")
-    spatial = spatial_transformer(low)
     num_styles = num_styles_of(model)
 
-    def compiled(network, weights_shape):
-        def call(images, weights):
-            return network({"image": images, "style_weights": weights}, training=False)
-
-        if keras.backend.backend() != "tensorflow":
-            return call
-        import tensorflow as tf
-
-        return tf.function(
-            call,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.float32),
-                tf.TensorSpec(weights_shape, tf.float32),
-            ],
-        )
-
-    lock = threading.Lock()
-
     def painter(network, weights_shape):
-        function = compiled(network, weights_shape)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec(weights_shape, tf.float32)]
+        )
+        def paint(images, weights):
+            out = network({"image": images, "style_weights": weights}, training=False)
+            return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
 
-        def run(images, weights):
-            with lock:
-                out = function(images, weights)
-                return np.clip(np.asarray(keras.ops.convert_to_numpy(out), np.float32), 0.0, 1.0)
+        return lambda images, weights: paint(images, weights).numpy()
 
-        return run
-
-    return painter(low, [None, num_styles]), painter(spatial, [None, None, None, num_styles])
+    return painter(low, [None, num_styles]), painter(spatial_transformer(low), [None, None, None, num_styles])

@@ -9,6 +9,7 @@ Every input is checked before any work starts; every error names the problem.
 """
 
 import difflib
+import logging
 import os
 import threading
 
@@ -21,8 +22,10 @@ from cin_style.checks import check_count, normalized_blend
 from cin_style.colors import COLOR_MODES, keep_colors, preserve_colors  # noqa: F401  (old import path)
 from cin_style.metadata import read_metadata, read_styles_file, resolve_saved_model_dir
 from cin_style.paintings import paintings_folder, read_painting
-from cin_style.precision import bfloat16_painters, check_precision
+from cin_style.precision import bfloat16_painters, check_backend, check_precision
 from cin_style.regions import RegionError, style_map
+
+logger = logging.getLogger("cin_style")
 
 #: How `stylize` mixes the styles of regions (see its `region_blend`).
 REGION_BLENDS = ("features", "outputs")
@@ -206,6 +209,7 @@ class Stylizer:
         self._painting_cache = {}
         self._network = None  # the Keras network, where a loader can give it
         self.precision = "float32"
+        self._told_large_in_float32 = False
 
     @property
     def num_styles(self):
@@ -213,7 +217,8 @@ class Stylizer:
         return len(self.style_names)
 
     def __repr__(self):
-        return f"Stylizer({self.num_styles} styles from {self.source!r})"
+        precision = "" if self.precision == "float32" else f", {self.precision}"
+        return f"Stylizer({self.num_styles} styles from {self.source!r}{precision})"
 
     # ---------------------------------------------------------------- loading
 
@@ -231,18 +236,21 @@ class Stylizer:
             path: The model (see above). Defaults to `"default"`.
             precision: `"float32"` paints with the model as exported;
                 `"bfloat16"` with a copy whose convolutions compute in
-                bfloat16 (`cin_style.precision`): about twice as fast on CPUs
-                with AVX512-BF16 or AMX, at a mean difference of about a third
-                of a uint8 level (a warning says when this CPU lacks both). Images
-                over the model's call limit are painted layer by layer in
-                float32 either way. Defaults to `"float32"`.
+                bfloat16 (`cin_style.precision`; TensorFlow backend only): up
+                to twice as fast on CPUs with AVX512-BF16 or AMX (the default
+                model; the slim one 1.4x), at a mean difference of about a
+                third of a uint8 level (a warning says when this CPU lacks
+                both). Images with a side over `tile_size` are painted layer
+                by layer in float32 (logged once). Defaults to `"float32"`.
             **kwargs: `Stylizer` arguments (`max_pixels`, `tile_size`, ...).
 
         Raises:
-            ValueError: If `precision` is not one of `cin_style.precision.PRECISIONS`.
+            ValueError: If `precision` is not one of `cin_style.precision.PRECISIONS`,
+                or is `"bfloat16"` under a backend other than TensorFlow.
             ModelLoadError: If nothing is at `path` or it is not a cin_style model.
         """
         check_precision(precision)
+        check_backend(precision)
         path = resolve_model_keyword(os.fspath(path))
         if not os.path.exists(path):
             raise ModelLoadError(f"Model path not found: '{path}'")
@@ -258,7 +266,15 @@ class Stylizer:
                 )
             stylizer = cls._load_keras(keras_file, **kwargs)
         if precision == "bfloat16":
-            stylizer._run, stylizer._run_spatial = bfloat16_painters(stylizer._network())
+            try:
+                network = stylizer._network()
+            except (ValueError, KeyError, OSError) as error:
+                raise ModelLoadError(f"Cannot paint '{path}' in bfloat16: {error}") from error
+            stylizer._run, stylizer._run_spatial = bfloat16_painters(network)
+            # No exported signature runs these calls, so its request limit does not apply: like a .keras model's,
+            # a call is bounded by BATCH_PIXELS and tile_size (unless the caller gave limits).
+            stylizer.call_pixels = kwargs.get("call_pixels")
+            stylizer.spatial_call_pixels = kwargs.get("spatial_call_pixels", stylizer.call_pixels)
         stylizer.precision = precision
         return stylizer
 
@@ -488,7 +504,8 @@ class Stylizer:
             run(np.ascontiguousarray(images[i : i + per_call]), np.ascontiguousarray(weights[i : i + per_call]))
             for i in range(0, len(images), per_call)
         ]
-        return painted[0] if len(painted) == 1 else np.concatenate(painted)  # one call: no copy
+        # A copy either way: `run` may hand back a buffer it reuses (the callers' results must not change).
+        return np.array(painted[0]) if len(painted) == 1 else np.concatenate(painted)
 
     def _call_limit(self, spatial):
         """Padded pixels one call may hold: `spatial_call_pixels` for maps, else `call_pixels` (`None`: no limit)."""
@@ -526,6 +543,13 @@ class Stylizer:
         if self._fits(height, width, spatial):
             return self._paint_many(image[None], weights[None])[0]
         if self._paint_large is not None:
+            if self.precision != "float32" and not self._told_large_in_float32:
+                self._told_large_in_float32 = True
+                logger.warning(
+                    "Images with a side over tile_size (%d px) are painted layer by layer in float32, not %s",
+                    self.tile_size,
+                    self.precision,
+                )
             return self._paint_large(image, weights)
         tile, overlap = self._tiling(spatial)
         corners = [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import distinct_style_model, saved_style_model
 
-from cin_style import Stylizer, precision
+from cin_style import Stylizer, build_transformer, precision
 from cin_style.network import FLOAT32_OUTPUT_LAYERS, all_layers, with_dtype_policy
 
 
@@ -26,12 +26,21 @@ def _paint(model, image, style):
     return keras.ops.convert_to_numpy(model({"image": image[None], "style_weights": weights})).astype("float32")[0]
 
 
-def test_a_bfloat16_copy_convolves_in_bfloat16_keeps_the_weights_and_paints_the_output_in_float32(photo):
-    model = distinct_style_model()
+@pytest.mark.parametrize("output_norm", [True, False])
+def test_a_bfloat16_copy_convolves_in_bfloat16_keeps_the_weights_and_paints_the_output_in_float32(photo, output_norm):
+    keras.utils.set_random_seed(0)
+    model = distinct_style_model() if output_norm else build_transformer(3, alpha=0.25, output_norm=False)
     low = with_dtype_policy(model, "mixed_bfloat16")
-    computes = {layer.name: layer.dtype_policy.compute_dtype for layer in all_layers(low)}
-    assert {computes[name] for name in computes if name.endswith("_conv")} == {"bfloat16"}
-    assert {computes[name] for name in FLOAT32_OUTPUT_LAYERS} == {"float32"}
+    convolutions = [layer for layer in all_layers(low) if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convolutions) == 16  # 3 encoder, 10 in the residual blocks, 2 decoder, 1 to RGB
+    assert {layer.dtype_policy.compute_dtype for layer in convolutions} == {"bfloat16"}
+    kept = [name for name in FLOAT32_OUTPUT_LAYERS if name in {layer.name for layer in low.layers}]
+    assert {low.get_layer(name).dtype_policy.compute_dtype for name in kept} == {"float32"}
+    # What the last normalisation or activation hands on is float32 indeed, not bfloat16 relabelled.
+    last = "output_cin" if output_norm else "output_sigmoid"
+    probe = keras.Model(low.inputs, low.get_layer(last).output)
+    out = probe({"image": photo[None], "style_weights": np.eye(3, dtype="float32")[[0]]})
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
     for old, new in zip(model.weights, low.weights):
         assert old.path == new.path and new.dtype == "float32"
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(old), keras.ops.convert_to_numpy(new))
@@ -47,7 +56,8 @@ def test_a_bfloat16_copy_convolves_in_bfloat16_keeps_the_weights_and_paints_the_
         assert len(np.unique(near_white)) > 512
 
 
-@pytest.mark.parametrize("kind", ["keras", pytest.param("saved_model", marks=pytest.mark.tensorflow_only)])
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
 def test_a_bfloat16_stylizer_paints_styles_blends_and_regions_as_the_float32_one_to_rounding(
     request, kind, keras_file, photo
 ):
@@ -65,6 +75,43 @@ def test_a_bfloat16_stylizer_paints_styles_blends_and_regions_as_the_float32_one
         assert 0 < np.abs(a - b).mean() < 2 / 255, (style, np.abs(a - b).mean())
     # Different styles stay different: the rows are picked, not lost in rounding.
     assert np.abs(low.stylize(photo, 0) - low.stylize(photo, 1)).mean() > 20 / 255
+    assert repr(low).endswith(", bfloat16)") and "bfloat16" not in repr(exact)
+
+
+@pytest.mark.tensorflow_only
+def test_bfloat16_drops_the_exported_request_limit_but_keeps_the_callers(exported_model):
+    path = exported_model[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        low = Stylizer.load(path, precision="bfloat16")
+        limited = Stylizer.load(path, precision="bfloat16", call_pixels=4096)
+    # The signatures enforce the exported limit; the bfloat16 tf.function is bounded like a .keras model's calls.
+    assert Stylizer.load(path).call_pixels is not None
+    assert (low.call_pixels, low.spatial_call_pixels) == (None, None)
+    assert (limited.call_pixels, limited.spatial_call_pixels) == (4096, 4096)
+
+
+@pytest.mark.tensorflow_only
+def test_images_over_the_tile_size_are_painted_in_float32_and_that_is_logged_once(keras_file, photo, caplog):
+    exact = Stylizer.load(keras_file, tile_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        low = Stylizer.load(keras_file, precision="bfloat16", tile_size=32)
+    with caplog.at_level("WARNING", logger="cin_style"):
+        for style in (0, 1):
+            np.testing.assert_array_equal(low.stylize(photo, style), exact.stylize(photo, style))  # 64 px > 32
+    told = [r.getMessage() for r in caplog.records if "painted layer by layer in float32" in r.getMessage()]
+    assert told == ["Images with a side over tile_size (32 px) are painted layer by layer in float32, not bfloat16"]
+    assert not np.array_equal(low.stylize(photo[:32, :32], 0), exact.stylize(photo[:32, :32], 0))
+
+
+def test_bfloat16_is_refused_where_the_backend_is_not_tensorflow(keras_file, monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(
+        ValueError, match="precision='bfloat16' paints with TensorFlow's oneDNN kernels; under the 'jax'"
+    ):
+        Stylizer.load(keras_file, precision="bfloat16")
+    assert Stylizer.load(keras_file, precision="float32").precision == "float32"
 
 
 def test_an_unknown_precision_is_refused_naming_the_choices_before_loading(tmp_path):
@@ -85,12 +132,12 @@ def test_the_cpu_check_reads_the_bfloat16_flags(tmp_path):
     assert precision.cpu_runs_bfloat16(str(tmp_path / "absent")) is None
 
 
+@pytest.mark.tensorflow_only
 def test_bfloat16_on_a_cpu_that_emulates_it_warns_that_it_is_slower(keras_file, monkeypatch):
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    import tensorflow as tf
 
-        if tf.config.list_logical_devices("GPU"):
-            pytest.skip("a GPU paints bfloat16 natively")
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU paints bfloat16 natively")
     monkeypatch.setattr(precision, "cpu_runs_bfloat16", lambda: False)
     with pytest.warns(UserWarning, match="without AVX512-BF16 or AMX: bfloat16 is emulated there"):
         Stylizer.load(keras_file, precision="bfloat16")
@@ -99,3 +146,13 @@ def test_bfloat16_on_a_cpu_that_emulates_it_warns_that_it_is_slower(keras_file, 
         warnings.simplefilter("always")
         Stylizer.load(keras_file, precision="bfloat16")
     assert not [w for w in caught if "bfloat16" in str(w.message)]
+
+
+@pytest.mark.tensorflow_only
+def test_a_global_mixed_policy_does_not_reach_the_network_rebuilt_from_a_saved_model(exported_model):
+    from cin_style.model_io import model_from_saved_model
+    from cin_style.network import dtype_policy_scope
+
+    with dtype_policy_scope("mixed_bfloat16"):
+        model = model_from_saved_model(exported_model[0])[0]
+    assert {layer.dtype_policy.compute_dtype for layer in all_layers(model)} == {"float32"}

@@ -78,6 +78,7 @@ def test_one_file_by_name_then_refuses_to_overwrite(model_dir, photos, tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["painted.png"]  # nothing half-written left
 
 
+@pytest.mark.tensorflow_only
 def test_precision_bfloat16_paints_what_the_float32_run_paints_to_rounding(model_dir, photos, tmp_path, stylize):
     outputs = {}
     for precision in ("float32", "bfloat16"):
@@ -91,6 +92,17 @@ def test_precision_bfloat16_paints_what_the_float32_run_paints_to_rounding(model
     assert 0 < np.abs(exact - rounded).mean() < 2  # uint8 levels
     refused = stylize(f"--model={model_dir}", "--list_styles", "--precision=float16")
     assert refused.returncode != 0 and "--precision" in refused.stderr and "float16" in refused.stderr
+
+
+def test_precision_bfloat16_under_another_backend_is_refused_in_one_line(model_dir, photos, tmp_path, stylize):
+    import keras
+
+    args = [f"--model={model_dir}", f"--input={photos / 'kodim23.jpg'}", f"--output={tmp_path / 'out.png'}"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.backend, "backend", lambda: "jax")
+        refused = stylize(*args, "--style=munch_the_scream", "--precision=bfloat16")
+    assert refused.returncode == 1 and "under the 'jax' backend it would be slower" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "out.png").exists()
 
 
 def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):

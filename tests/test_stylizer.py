@@ -277,6 +277,21 @@ def test_large_images_are_painted_in_feathered_tiles_when_not_seamless(keras_fil
     np.testing.assert_array_equal(Stylizer.load(keras_file, tile_size=96).stylize(photo, 1), whole)
 
 
+def test_results_do_not_share_memory_with_a_model_that_reuses_its_output_buffer(photo):
+    buffer = np.zeros((1, *photo.shape[:2], 3), np.float32)
+
+    def run(images, weights):  # writes each painting into the same array, as an engine may
+        buffer[...] = images * float(np.argmax(weights[0]) + 1) / 3
+        return buffer
+
+    stylizer = Stylizer(run, STYLE_NAMES)
+    image = photo.astype(np.float32) / 255
+    first = stylizer.stylize(image, 0)
+    second = stylizer.stylize(image, 2)
+    np.testing.assert_allclose(first, image / 3, rtol=1e-6)
+    np.testing.assert_allclose(second, image, rtol=1e-6)
+
+
 def test_max_size_downscales_first(stylizer, photo):
     out = stylizer.stylize(photo, 0, max_size=30)
     assert out.shape == (20, 30, 3)

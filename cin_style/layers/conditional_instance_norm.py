@@ -20,7 +20,8 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     of the same spatial size as `x`, which blends styles region by region.
 
     The statistics are computed in float32 (`autocast = False`), also under a
-    mixed-precision policy; the output is cast back to the input's dtype.
+    mixed-precision policy; the output is in the layer's compute dtype (the
+    input's, under one policy; float32 for a float32 layer after bfloat16 ones).
 
     Args:
         num_styles: Number of rows of the γ and β tables; a positive integer.
@@ -117,7 +118,6 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def call(self, inputs):
         x, style_weights = inputs[:2]
         self._check_shapes(x.shape, style_weights.shape)
-        input_dtype = x.dtype
         x = ops.cast(x, "float32")
         if self.input_penalty is not None:
             self.add_loss(self.input_penalty(x))
@@ -133,7 +133,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             beta = beta[:, None, None, :]
         # (x - mean) / std * gamma + beta as one scale and shift: two passes over x instead of four.
         scale = gamma * ops.rsqrt(variance + self.epsilon)
-        return ops.cast(x * scale + (beta - mean * scale), input_dtype)
+        return ops.cast(x * scale + (beta - mean * scale), self.compute_dtype)
 
     def add_styles(self, count=1, init_from=None):
         """Grows the γ/β tables by `count` rows, keeping the old rows unchanged.
