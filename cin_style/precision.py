@@ -2,7 +2,7 @@
 
 On CPUs with AVX512-BF16 or AMX, TensorFlow's oneDNN convolutions in bfloat16
 take about half their float32 time (the bundled default model at 1024 px on
-two cores: 1.00 s against 1.85 s), at a mean difference of 0.0014 (a third of
+two cores: 1.02 s against 1.87 s), at a mean difference of 0.0014 (a third of
 a uint8 level) from the float32 painting; see docs/benchmarks.md.
 """
 
