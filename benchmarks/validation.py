@@ -12,12 +12,15 @@ one column per model, then the mean total, content and style loss of each
 model; lower is better. Models may be anything `Stylizer.load` takes
 (SavedModel folder, .keras file, training folder) and must share the styles.
 `--precisions=float32,bfloat16` scores each model in each precision
-(`Stylizer.load(precision=...)`), a column each.
+(`Stylizer.load(precision=...)`), a column each; `--tflite=float32,float16,
+dynamic_range` also each model's TFLite files of those quantizations, exported
+at each photo's size and run with LiteRT (`pip install -e .[bench]`).
 """
 
 import argparse
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -61,6 +64,30 @@ def style_targets(loss, styles_folder, names, style_image_size):
     return targets
 
 
+class TFLitePainter:
+    """Paints as a `Stylizer` does, through TFLite files of the model at `path` (its `quantization`), one
+    exported per image size on first use (a TFLite file has a fixed input size)."""
+
+    def __init__(self, path, quantization, folder):
+        from cin_style.model_io import load_transformer
+
+        self.model, self.style_names, _ = load_transformer(path)
+        self.quantization = None if quantization == "float32" else quantization
+        self.folder = folder
+        self.painters = {}
+
+    def stylize(self, photo, style):
+        from cin_style.tflite import TFLiteStylizer, export_tflite
+
+        height, width = photo.shape[:2]
+        if (height, width) not in self.painters:
+            file = os.path.join(self.folder, f"{self.quantization}-{width}x{height}.tflite")
+            size = (height, width)
+            export_tflite(self.model, file, self.style_names, size=size, quantization=self.quantization)
+            self.painters[height, width] = TFLiteStylizer(file, num_threads=2)
+        return self.painters[height, width].stylize(photo.astype(np.float32), style)
+
+
 def validation_losses(stylizer, photos, targets, loss):
     """`{style: {"total", "content", "style", "tv"}}`: each loss part's mean over the photos."""
     result = {}
@@ -82,6 +109,7 @@ def main():
     parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS), help="comma-separated photo file stems")
     parser.add_argument("--size", type=int, default=256, help="shorter side of the photos")
     parser.add_argument("--precisions", default="float32", help="comma-separated: each model in each precision")
+    parser.add_argument("--tflite", default="", help="comma-separated TFLite quantizations to score as well")
     args = parser.parse_args()
 
     from quality import training_settings
@@ -92,6 +120,12 @@ def main():
     precisions = args.precisions.split(",")
     runs = [(path, precision) for path in args.models for precision in precisions]
     stylizers = [Stylizer.load(path, precision=precision) for path, precision in runs]
+    folder = tempfile.mkdtemp(prefix="cin_style-validation-")
+    for path in args.models:
+        for quantization in filter(None, args.tflite.split(",")):
+            runs.append((path, f"tflite {quantization}"))
+            stylizers.append(TFLitePainter(path, quantization, os.path.join(folder, f"{len(runs)}")))
+            os.makedirs(os.path.join(folder, f"{len(runs)}"))
     names = stylizers[0].style_names
     for (path, _), stylizer in zip(runs, stylizers):
         if stylizer.style_names != names:
@@ -103,7 +137,7 @@ def main():
     results = [validation_losses(stylizer, photos, targets, loss) for stylizer in stylizers]
     labels = [f"[{i}]" for i in range(len(runs))]
     for label, (path, precision) in zip(labels, runs):
-        print(f"{label} {path}" + (f" ({precision})" if len(precisions) > 1 else ""))
+        print(f"{label} {path}" + (f" ({precision})" if len(precisions) > 1 or precision.startswith("tflite") else ""))
     print(f"total loss per style, mean over {', '.join(photos)} at a {args.size}-px shorter side")
     print(f"{'style':<48}" + "".join(f"{label:>9}" for label in labels))
     for name in names:
