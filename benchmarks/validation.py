@@ -68,12 +68,12 @@ class TFLitePainter:
     """Paints as a `Stylizer` does, through TFLite files of the model at `path` (its `quantization`), one
     exported per image size on first use (a TFLite file has a fixed input size)."""
 
-    def __init__(self, path, quantization, folder):
+    def __init__(self, path, quantization):
         from cin_style.model_io import load_transformer
 
         self.model, self.style_names, _ = load_transformer(path)
         self.quantization = None if quantization == "float32" else quantization
-        self.folder = folder
+        self.folder = tempfile.mkdtemp(prefix="cin_style-validation-")
         self.painters = {}
 
     def stylize(self, photo, style):
@@ -120,12 +120,10 @@ def main():
     precisions = args.precisions.split(",")
     runs = [(path, precision) for path in args.models for precision in precisions]
     stylizers = [Stylizer.load(path, precision=precision) for path, precision in runs]
-    folder = tempfile.mkdtemp(prefix="cin_style-validation-")
     for path in args.models:
         for quantization in filter(None, args.tflite.split(",")):
             runs.append((path, f"tflite {quantization}"))
-            stylizers.append(TFLitePainter(path, quantization, os.path.join(folder, f"{len(runs)}")))
-            os.makedirs(os.path.join(folder, f"{len(runs)}"))
+            stylizers.append(TFLitePainter(path, quantization))
     names = stylizers[0].style_names
     for (path, _), stylizer in zip(runs, stylizers):
         if stylizer.style_names != names:

@@ -59,6 +59,7 @@ from cin_style.network import (
     dtype_policy_scope,
     num_styles_of,
     output_norm_of,
+    with_dtype_policy,
     with_more_styles,
 )
 from cin_style.paintings import RUN_FOLDER, copy_paintings, paintings_folder, write_paintings
@@ -149,8 +150,7 @@ def _float32_model(model):
     """`model` itself if it computes in float32, else a float32 copy with the same weights."""
     if all(layer.dtype_policy.compute_dtype == "float32" for layer in all_layers(model)):
         return model
-    with dtype_policy_scope("float32"):
-        return _rebuilt(model)
+    return with_dtype_policy(model, "float32")
 
 
 def _rebuilt(model):

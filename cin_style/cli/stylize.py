@@ -29,7 +29,7 @@ from absl import flags
 
 from cin_style.bundled import bundled_model_path, resolve_model_keyword
 from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
-from cin_style.precision import PRECISIONS, check_backend
+from cin_style.precision import PRECISIONS
 from cin_style.video import VIDEO_EXTENSIONS
 
 FLAGS = flags.FLAGS
@@ -244,14 +244,12 @@ def main(argv):
     vgg_weights = vgg_weights_or_fail(FLAGS.vgg_weights) if FLAGS.refine else None
     precision = "float32" if FLAGS.list_styles else FLAGS.precision  # listing paints nothing
     try:
-        check_backend(precision)
-    except ValueError as error:
-        fail(str(error))
-    try:
         stylizer = Stylizer.load(model_path, precision=precision, vgg_weights=vgg_weights)
     except ModelLoadError as error:
         hint = "" if FLAGS.model else " (pass --model or set CIN_STYLE_MODEL)"
         fail(f"{error}{hint}")
+    except ValueError as error:  # a precision this Keras backend cannot paint in, refused before loading
+        fail(str(error))
     if FLAGS.list_styles:
         for index, name in enumerate(stylizer.style_names):
             print(f"{index:3d}  {name}")
