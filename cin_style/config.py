@@ -44,7 +44,8 @@ class TrainConfig:
         alpha: Width multiplier of the network (0.25: slim).
         output_norm: CIN on the RGB output layer (see `build_transformer`).
         init_weights: Start from a trained model's weights instead of random
-            ones (a `.keras` file, a training folder, or a checkpoint): a
+            ones (a `.keras` file, a training folder, a checkpoint, or an
+            exported SavedModel such as a bundled model's folder): a
             second schedule for a model that has stopped improving, or
             fine-tuning on other photos. Styles, alpha and layout must match.
         teacher: A trained model (SavedModel, `.keras` or training folder).

@@ -56,8 +56,10 @@ def load_initial_weights(transformer, source):
     Args:
         transformer: The freshly built network to fill.
         source: A `.keras` model, a training output folder (its `model.keras`,
-            else its newest checkpoint), or a checkpoint folder. A model saved
-            in another precision (say float16) is cast to the network's.
+            else its newest checkpoint), a checkpoint folder, or an exported
+            SavedModel (base or version folder, the bundled models among them;
+            needs TensorFlow). A model saved in another precision (say
+            float16) is cast to the network's.
 
     Raises:
         ValueError: If the source's weights do not fit the network (another
@@ -66,7 +68,9 @@ def load_initial_weights(transformer, source):
     folder_model = os.path.join(source, MODEL_FILE) if os.path.isdir(source) else None
     if folder_model and os.path.isfile(folder_model):
         source = folder_model
-    if os.path.isdir(source):
+    if os.path.isdir(source) and resolve_saved_model_dir(source):
+        model = model_from_saved_model(source)[0]
+    elif os.path.isdir(source):
         model = model_from_checkpoint(source)[0]
     else:
         model = keras.saving.load_model(source, compile=False)

@@ -52,6 +52,23 @@ def test_bundled_model_rebuilt_from_its_saved_model_paints_the_same_pixels():
         np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
+def test_init_weights_from_a_saved_model_copies_its_weights_bit_for_bit(tmp_path):
+    """`TrainConfig.init_weights` (`--init_weights`) takes an export too: a new schedule from a bundled model."""
+    from cin_style.export import export_saved_model
+    from cin_style.model_io import load_initial_weights
+    from cin_style.network import build_transformer
+
+    trained = distinct_style_model(3, seed=5)
+    version = export_saved_model(trained, tmp_path / "served", STYLE_NAMES)
+    for source in (tmp_path / "served", version):  # the base folder (its newest version) or a version folder
+        fresh = build_transformer(3, alpha=0.25)
+        load_initial_weights(fresh, str(source))
+        for ours, theirs in zip(fresh.get_weights(), trained.get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match=r"its network \(3 styles, .*does not match this run's \(4 styles"):
+        load_initial_weights(build_transformer(4, alpha=0.25), str(version))
+
+
 def test_add_style_cli_extends_a_saved_model_and_exports_the_next_version(shared_data, photos, tmp_path, exported_base):
     from cin_style import Stylizer
 

@@ -45,7 +45,7 @@ flags.DEFINE_bool("output_norm", True, "Conditional instance norm on the RGB out
 flags.DEFINE_string(
     "init_weights",
     None,
-    "Start from this trained model's weights (.keras file, training folder or checkpoint): "
+    "Start from this trained model's weights (.keras file, training folder, checkpoint or exported SavedModel): "
     "a second schedule, or fine-tuning. Ignored when --resume finds a checkpoint.",
 )
 flags.DEFINE_string(
