@@ -182,8 +182,28 @@ class TrainConfig:
             raise ValueError("`spike_weight` applies to training on paintings (`styles`), not to distillation")
         if not self.content:
             raise ValueError("`content` is empty: give a folder of photos or a tensorflow-datasets name")
-        if self.init_weights is not None and not os.path.exists(self.init_weights):
+        if self.init_weights is not None:
+            self._check_init_weights()
+
+    def _check_init_weights(self):
+        """`init_weights` names something a run can start from, and this process can read it."""
+        import importlib.util
+
+        from cin_style.model_io import initial_weights_kind
+
+        if not os.path.exists(self.init_weights):
             raise ValueError(f"`init_weights`: no such model, folder or checkpoint: {self.init_weights}")
+        kind = initial_weights_kind(self.init_weights)
+        if kind is None:
+            raise ValueError(
+                f"`init_weights`: no model in {self.init_weights} (expected a .keras file, a training folder, "
+                "a checkpoint or an exported SavedModel)"
+            )
+        if kind == "saved_model" and importlib.util.find_spec("tensorflow") is None:
+            raise ValueError(
+                f"`init_weights`: {self.init_weights} is an exported SavedModel; reading it needs TensorFlow: give "
+                "a .keras file, a training folder or a checkpoint instead"
+            )
 
 
 __all__ = ["DTYPE_POLICIES", "TrainConfig"]

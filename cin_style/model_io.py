@@ -8,6 +8,7 @@ one copy of the weights). Used to resume, to start a run from trained weights
 """
 
 import contextlib
+import importlib.util
 import logging
 import os
 
@@ -50,7 +51,32 @@ def model_from_checkpoint(path):
     return model, names, state
 
 
-def load_initial_weights(transformer, source):
+def initial_weights_kind(source):
+    """What an `init_weights` source is: `"keras"`, `"checkpoint"`, `"saved_model"`, or `None` for nothing usable.
+
+    In this order: a `.keras` file or a training folder's `model.keras`; a
+    checkpoint folder or a training folder's newest checkpoint; an exported
+    SavedModel (a version folder, or a base folder's newest version).
+    """
+    source = os.fspath(source)
+    if os.path.isfile(source):
+        return "keras" if source.endswith(".keras") else None
+    if not os.path.isdir(source):
+        return None
+    if os.path.isfile(os.path.join(source, MODEL_FILE)):
+        return "keras"
+    if os.path.isfile(os.path.join(source, "state.json")) or latest_checkpoint(source) is not None:
+        return "checkpoint"
+    if resolve_saved_model_dir(source):
+        return "saved_model"
+    return None
+
+
+def _generic(names):
+    return all(name == f"style_{i}" for i, name in enumerate(names))
+
+
+def load_initial_weights(transformer, source, style_names=None):
     """Copies a trained model's weights into `transformer` (see `TrainConfig.init_weights`).
 
     Args:
@@ -58,22 +84,37 @@ def load_initial_weights(transformer, source):
         source: A `.keras` model, a training output folder (its `model.keras`,
             else its newest checkpoint), a checkpoint folder, or an exported
             SavedModel (base or version folder, the bundled models among them;
-            needs TensorFlow). A model saved in another precision (say
-            float16) is cast to the network's.
+            needs TensorFlow): see `initial_weights_kind`. A model saved in
+            another precision (say float16) is cast to the network's.
+        style_names: The run's styles, in its order, to compare with the
+            source's: row `i` of every γ/β table starts from the source's
+            style `i`.
 
     Raises:
+        FileNotFoundError: If nothing usable is at `source`.
         ValueError: If the source's weights do not fit the network (another
-            number of styles, width or output layer).
+            number of styles, width or output layer), it holds the run's
+            styles in another order (each style would start from another's
+            rows), or it is a SavedModel and TensorFlow is not installed.
     """
-    folder_model = os.path.join(source, MODEL_FILE) if os.path.isdir(source) else None
-    if folder_model and os.path.isfile(folder_model):
-        source = folder_model
-    if os.path.isdir(source) and resolve_saved_model_dir(source):
-        model = model_from_saved_model(source)[0]
-    elif os.path.isdir(source):
-        model = model_from_checkpoint(source)[0]
+    source = os.fspath(source)
+    kind = initial_weights_kind(source)
+    if kind is None:
+        raise FileNotFoundError(
+            f"No model at '{source}': expected a .keras file, a training folder (model.keras or checkpoints), "
+            "a checkpoint folder or an exported SavedModel"
+        )
+    if kind == "saved_model":
+        if importlib.util.find_spec("tensorflow") is None:
+            raise ValueError(
+                f"'{source}' is an exported SavedModel: reading it needs TensorFlow; give a .keras file, "
+                "a training folder or a checkpoint instead"
+            )
+        model, names, source = model_from_saved_model(source)  # the version folder it read
+    elif kind == "checkpoint":
+        model, names, _ = model_from_checkpoint(source)
     else:
-        model = keras.saving.load_model(source, compile=False)
+        model, names = load_trained(source)
     theirs = [tuple(w.shape) for w in model.weights]
     ours = [tuple(w.shape) for w in transformer.weights]
     if theirs != ours:
@@ -81,6 +122,19 @@ def load_initial_weights(transformer, source):
             f"Cannot start from {source}: its network ({num_styles_of(model)} styles, "
             f"{len(theirs)} weights) does not match this run's ({num_styles_of(transformer)} styles, "
             f"{len(ours)} weights); styles, alpha and output_norm must be the same"
+        )
+    names, style_names = list(names), None if style_names is None else list(style_names)
+    if style_names is not None and names != style_names and not _generic(names):
+        if sorted(names) == sorted(style_names):
+            raise ValueError(
+                f"Cannot start from {source}: it holds this run's styles in another order ({names}; the run's: "
+                f"{style_names}), so each style would start from another's γ/β rows: give the styles in its order"
+            )
+        logger.warning(
+            "%s was trained on styles %s; this run's styles %s start from their rows, position by position",
+            source,
+            names,
+            style_names,
         )
     transformer.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
     logger.info("Started from the weights of %s", source)
@@ -210,6 +264,7 @@ def recorded_training_config(path):
 
 __all__ = [
     "MODEL_FILE",
+    "initial_weights_kind",
     "load_initial_weights",
     "load_trained",
     "load_transformer",

@@ -438,7 +438,7 @@ def train(config, resume=False, vgg_weights=None, strategy=None, verbose=1):
             grams = perceptual.style_grams(style_images) if style_images is not None else None
             transformer = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
             if config.init_weights and not checkpoint:
-                load_initial_weights(transformer, config.init_weights)
+                load_initial_weights(transformer, config.init_weights, style_names)
             trainer = StyleTrainer(
                 transformer,
                 perceptual,
@@ -479,7 +479,7 @@ def _distill(config, resume, vgg_weights, strategy, verbose):
             teacher_copy = _rebuilt(teacher)
             student = build_transformer(len(style_names), alpha=config.alpha, output_norm=config.output_norm)
             if config.init_weights and not checkpoint:
-                load_initial_weights(student, config.init_weights)
+                load_initial_weights(student, config.init_weights, style_names)
             trainer = DistillTrainer(
                 student, teacher_copy, feature_weight=config.feature_weight, vgg_weights=vgg_weights, seed=config.seed
             )

@@ -1,5 +1,6 @@
 """Adding a painting to an exported model (the bundled one too): rebuild, fit the new row, export the next version."""
 
+import logging
 import shutil
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_bundled_model_rebuilt_from_its_saved_model_paints_the_same_pixels():
         np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
-def test_init_weights_from_a_saved_model_copies_its_weights_bit_for_bit(tmp_path):
+def test_init_weights_from_a_saved_model_copies_its_weights_bit_for_bit(tmp_path, caplog):
     """`TrainConfig.init_weights` (`--init_weights`) takes an export too: a new schedule from a bundled model."""
     from cin_style.export import export_saved_model
     from cin_style.model_io import load_initial_weights
@@ -67,6 +68,14 @@ def test_init_weights_from_a_saved_model_copies_its_weights_bit_for_bit(tmp_path
             np.testing.assert_array_equal(ours, theirs)
     with pytest.raises(ValueError, match=r"its network \(3 styles, .*does not match this run's \(4 styles"):
         load_initial_weights(build_transformer(4, alpha=0.25), str(version))
+    # The run's styles are compared with the export's: the same ones in another order would start each style from
+    # another's rows (a folder of the paintings lists them by name; the bundled models do not).
+    with pytest.raises(ValueError, match="holds this run's styles in another order"):
+        load_initial_weights(build_transformer(3, alpha=0.25), str(version), STYLE_NAMES[::-1])
+    load_initial_weights(build_transformer(3, alpha=0.25), str(version), STYLE_NAMES)
+    with caplog.at_level(logging.WARNING, logger="cin_style"):
+        load_initial_weights(build_transformer(3, alpha=0.25), str(version), ["a", "b", "c"])
+    assert f"{version} was trained on styles {STYLE_NAMES}; this run's styles ['a', 'b', 'c'] start" in caplog.text
 
 
 def test_add_style_cli_extends_a_saved_model_and_exports_the_next_version(shared_data, photos, tmp_path, exported_base):

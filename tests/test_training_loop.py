@@ -249,6 +249,38 @@ def test_init_weights_of_another_network_or_a_missing_path_is_refused(shared_dat
         tiny_config(shared_data, photos, tmp_path / "x", init_weights=str(tmp_path / "nowhere.keras")).validate()
 
 
+def test_init_weights_takes_a_folders_model_then_its_checkpoints_then_an_export(
+    shared_data, photos, tmp_path, two_step_run, monkeypatch
+):
+    import importlib.util
+
+    from cin_style.model_io import initial_weights_kind
+
+    first = run_dir(two_step_run)  # read only
+    folder = tmp_path / "run"
+    (folder / "7").mkdir(parents=True)
+    (folder / "7" / "saved_model.pb").write_bytes(b"")  # an export beside the run: read only when nothing else is
+    assert initial_weights_kind(folder) == "saved_model"
+    shutil.copytree(first / "checkpoints", folder / "checkpoints")
+    assert initial_weights_kind(folder) == "checkpoint"
+    assert initial_weights_kind(folder / "checkpoints" / "ckpt-00000002") == "checkpoint"
+    shutil.copy(first / "model.keras", folder / "model.keras")
+    assert initial_weights_kind(folder) == initial_weights_kind(folder / "model.keras") == "keras"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a model")
+    for nothing in ("empty", "notes.txt"):
+        assert initial_weights_kind(tmp_path / nothing) is None
+        with pytest.raises(ValueError, match=f"`init_weights`: no model in {tmp_path / nothing}"):
+            tiny_config(shared_data, photos, tmp_path / "x", init_weights=str(tmp_path / nothing)).validate()
+
+    # Where TensorFlow is missing, an export is refused before the run starts (here: made to look missing).
+    export = tiny_config(shared_data, photos, tmp_path / "x", init_weights=str(tmp_path / "run" / "7"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    with pytest.raises(ValueError, match="is an exported SavedModel; reading it needs TensorFlow"):
+        export.validate()
+
+
 def test_odd_alpha_trains_in_mixed_precision_and_grows_by_a_style(shared_data, photos, tmp_path):
     from cin_style.network import alpha_of
 
