@@ -187,23 +187,11 @@ class TrainConfig:
 
     def _check_init_weights(self):
         """`init_weights` names something a run can start from, and this process can read it."""
-        import importlib.util
-
-        from cin_style.model_io import initial_weights_kind
+        from cin_style.model_io import check_initial_weights
 
         if not os.path.exists(self.init_weights):
             raise ValueError(f"`init_weights`: no such model, folder or checkpoint: {self.init_weights}")
-        kind = initial_weights_kind(self.init_weights)
-        if kind is None:
-            raise ValueError(
-                f"`init_weights`: no model in {self.init_weights} (expected a .keras file, a training folder, "
-                "a checkpoint or an exported SavedModel)"
-            )
-        if kind == "saved_model" and importlib.util.find_spec("tensorflow") is None:
-            raise ValueError(
-                f"`init_weights`: {self.init_weights} is an exported SavedModel; reading it needs TensorFlow: give "
-                "a .keras file, a training folder or a checkpoint instead"
-            )
+        check_initial_weights(self.init_weights)
 
 
 __all__ = ["DTYPE_POLICIES", "TrainConfig"]

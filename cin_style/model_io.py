@@ -72,6 +72,27 @@ def initial_weights_kind(source):
     return None
 
 
+def check_initial_weights(source):
+    """`initial_weights_kind(source)` once this process can read it, for `TrainConfig.validate` and the run alike.
+
+    Raises:
+        ValueError: If nothing usable is at `source`, or it is an exported
+            SavedModel and TensorFlow is not installed.
+    """
+    kind = initial_weights_kind(source)
+    if kind is None:
+        raise ValueError(
+            f"`init_weights`: no model in {source} (expected a .keras file, a training folder, "
+            "a checkpoint or an exported SavedModel)"
+        )
+    if kind == "saved_model" and importlib.util.find_spec("tensorflow") is None:
+        raise ValueError(
+            f"`init_weights`: {source} is an exported SavedModel; reading it needs TensorFlow: give "
+            "a .keras file, a training folder or a checkpoint instead"
+        )
+    return kind
+
+
 def _generic(names):
     return all(name == f"style_{i}" for i, name in enumerate(names))
 
@@ -91,25 +112,15 @@ def load_initial_weights(transformer, source, style_names=None):
             style `i`.
 
     Raises:
-        FileNotFoundError: If nothing usable is at `source`.
-        ValueError: If the source's weights do not fit the network (another
-            number of styles, width or output layer), it holds the run's
-            styles in another order (each style would start from another's
-            rows), or it is a SavedModel and TensorFlow is not installed.
+        ValueError: If nothing usable is at `source` or this process cannot
+            read it (`check_initial_weights`), the source's weights do not fit
+            the network (another number of styles, width or output layer), or
+            it holds the run's styles in another order (each style would
+            start from another's rows).
     """
     source = os.fspath(source)
-    kind = initial_weights_kind(source)
-    if kind is None:
-        raise FileNotFoundError(
-            f"No model at '{source}': expected a .keras file, a training folder (model.keras or checkpoints), "
-            "a checkpoint folder or an exported SavedModel"
-        )
+    kind = check_initial_weights(source)
     if kind == "saved_model":
-        if importlib.util.find_spec("tensorflow") is None:
-            raise ValueError(
-                f"'{source}' is an exported SavedModel: reading it needs TensorFlow; give a .keras file, "
-                "a training folder or a checkpoint instead"
-            )
         model, names, source = model_from_saved_model(source)  # the version folder it read
     elif kind == "checkpoint":
         model, names, _ = model_from_checkpoint(source)
@@ -264,6 +275,7 @@ def recorded_training_config(path):
 
 __all__ = [
     "MODEL_FILE",
+    "check_initial_weights",
     "initial_weights_kind",
     "load_initial_weights",
     "load_trained",
