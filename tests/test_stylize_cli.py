@@ -117,6 +117,41 @@ def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tm
     assert "2 of 3 images stylised" in result.stdout
 
 
+def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from cin_style import image_io
+    from cin_style.cli import stylize as tool
+
+    b_is_painting = threading.Event()
+    overlapped = []
+    real_write = image_io.write_image
+
+    def write_when_b_paints(output, image):
+        if output.endswith("a.png"):  # sequential writing would time out here: b paints after a is written
+            overlapped.append(b_is_painting.wait(timeout=5))
+        real_write(output, image)
+
+    def paint(path, style):
+        def make():
+            if path == "b":
+                b_is_painting.set()
+            if path == "c":
+                raise ValueError("c is broken")
+            return np.full((4, 4, 3), 0.5, np.float32)
+
+        return make
+
+    monkeypatch.setattr(image_io, "write_image", write_when_b_paints)
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
+    assert tool._paint_folder(work, paint) == [("c", "c is broken")]
+    assert overlapped == [True]
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "d.png"]
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"wrote {tmp_path / name}.png" for name in "abd"]  # in the inputs' order
+    assert err.strip() == f"FAILED {tmp_path / 'c.png'}: c is broken"
+
+
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):
     result = stylize(
         f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}"

@@ -1,0 +1,107 @@
+"""What a folder run of cin-style-stylize costs per photo beyond the Stylizer's painting.
+
+    python benchmarks/cli_overhead.py [--models=cin_style_default,cin_style_slim --precision=bfloat16
+                                       --sizes=512,1024 --photos=6]
+
+For each model and size, `--photos` copies of a JPEG photo of that size are
+painted as the tool paints a folder (`cin_style.cli.stylize._paint_folder`:
+read, paint, then PNG written on a second thread while the next photo paints)
+and, beside it, one after another as before (paint, then write). Each is set
+against the Stylizer painting the same photo from an array already in memory
+(`stylize`), all in one run, so the ratios printed hold on a noisy machine. The
+JPEG decoding and PNG encoding alone are printed too (the encoding with
+`image_io.write_image`'s defaults and with Pillow's own, zlib level 6, which the
+tool used before): the file codecs are what a folder run adds.
+"""
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from cin_style import Stylizer, image_io
+from cin_style.cli.stylize import _paint_folder
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def median_seconds(function, repeats):
+    """Median seconds of `function()` over `repeats` calls, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def sequential(work, paint):
+    """The folder loop before the writer thread: paint, then write, one photo after another."""
+    for path, style, output in work:
+        image_io.write_image(output, paint(path, style)())
+
+
+def measure(stylizer, image, photos, repeats):
+    """Seconds per photo: `alone` (stylize an array), `folder` (the tool's folder loop), `before` (sequential),
+    `decode` (the JPEG), `encode` (the PNG, write_image's defaults), `level6` (the PNG at Pillow's default)."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "photo.jpg")
+        Image.fromarray(image_io.to_uint8(image)).save(source, quality=95)
+        array = image_io.read_image(source)
+        work = [(source, 3, os.path.join(folder, f"out_{i}.png")) for i in range(photos)]
+        painting = stylizer.stylize(array, 3)
+        alone_png = os.path.join(folder, "alone.png")
+
+        def paint(path, style):
+            return lambda: stylizer.stylize(path, style)
+
+        row = {"alone": median_seconds(lambda: stylizer.stylize(array, 3), repeats * photos)}
+        with contextlib.redirect_stdout(io.StringIO()):  # its "wrote ..." lines
+            row["folder"] = median_seconds(lambda: _paint_folder(work, paint), repeats) / photos
+        row["before"] = median_seconds(lambda: sequential(work, paint), repeats) / photos
+        row["decode"] = median_seconds(lambda: image_io.read_image(source), repeats * photos)
+        row["encode"] = median_seconds(lambda: image_io.write_image(alone_png, painting), repeats * photos)
+        row["level6"] = median_seconds(
+            lambda: image_io.write_image(alone_png, painting, compress_level=6, compress_type=-1), repeats
+        )
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="cin_style_default,cin_style_slim")
+    parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument("--sizes", default="512,1024")
+    parser.add_argument("--photos", type=int, default=6, help="photos per folder run")
+    parser.add_argument("--repeats", type=int, default=3, help="folder runs timed per engine (median)")
+    parser.add_argument("--input", default=os.path.join(REPO, "examples", "parrots.jpg"))
+    args = parser.parse_args()
+    photo = image_io.read_image(args.input)
+    print(
+        f"{'model':<18}{'size':>6}{'stylize ms':>12}{'folder ms':>11}{'ratio':>7}{'before ms':>11}{'ratio':>7}"
+        f"{'decode ms':>11}{'encode ms':>11}{'level 6 ms':>12}"
+    )
+    for model in args.models.split(","):
+        stylizer = Stylizer.load(os.path.join(REPO, "saved_models", model), precision=args.precision)
+        for side in (int(s) for s in args.sizes.split(",")):
+            row = measure(stylizer, image_io.resize(photo, side, side), args.photos, args.repeats)
+            ms = {key: value * 1e3 for key, value in row.items()}
+            print(
+                f"{model:<18}{side:>6}{ms['alone']:>12.1f}{ms['folder']:>11.1f}{row['folder'] / row['alone']:>7.2f}"
+                f"{ms['before']:>11.1f}{row['before'] / row['alone']:>7.2f}{ms['decode']:>11.1f}{ms['encode']:>11.1f}"
+                f"{ms['level6']:>12.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
