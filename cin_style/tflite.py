@@ -33,7 +33,7 @@ from cin_style import __version__
 from cin_style.export import checked_style_names
 from cin_style.layers.reflection_conv import reflection_padding_by_slices
 from cin_style.metadata import weights_hash
-from cin_style.network import alpha_of, num_styles_of
+from cin_style.network import alpha_of, num_styles_of, run_layers
 
 #: What `export_tflite(quantization=...)` accepts: float32 weights, float16
 #: weights, or int8 weights with float activations ("dynamic range").
@@ -57,6 +57,27 @@ def _size(size):
     return pair
 
 
+def _upsample_by_depth_to_space(x):
+    """Nearest-neighbour x2 upsampling as four copies side by side in channels, then DEPTH_TO_SPACE.
+
+    The same values as `UpSampling2D(2, interpolation="nearest")`, whose TILE
+    XNNPACK lacks (TFLite ran it on its own between delegated pieces).
+    """
+    return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
+
+
+def _xnnpack_friendly(layer):
+    """What runs in `layer`'s place in the exported graph (`network.run_layers`): the upsamplings as
+    `_upsample_by_depth_to_space`, every other layer itself."""
+    import keras
+
+    if isinstance(layer, keras.layers.UpSampling2D):
+        if tuple(layer.size) != (2, 2) or layer.interpolation != "nearest":
+            raise ValueError(f"Cannot export {layer.name}: x2 nearest upsampling expected, got {layer.get_config()}")
+        return _upsample_by_depth_to_space
+    return layer
+
+
 def _write_fixed_saved_model(model, folder, height, width):
     """A SavedModel of the two signatures at one image size; the converter freezes its variables."""
     import keras
@@ -65,7 +86,7 @@ def _write_fixed_saved_model(model, folder, height, width):
 
     def blend(image, style_weights):
         weights = style_weights / tf.reduce_sum(style_weights, axis=1, keepdims=True)
-        out = model({"image": image, "style_weights": weights}, training=False)
+        out = run_layers(model, image, lambda level: weights, wrap=_xnnpack_friendly)
         return {"stylized_image": tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)}
 
     def index(image, style_index):

@@ -31,11 +31,18 @@ def _line(x, axis, i):
 
 
 def _reflect_by_slices(x, pad):
-    """`x` (batch, height, width, channels) reflection-padded by `pad` on both sides of both spatial axes."""
+    """`x` (batch, height, width, channels) reflection-padded by `pad` on both sides of both spatial axes.
+
+    Beyond a pad of 2 each side's lines are joined first: XNNPACK joins at most
+    a few tensors in one CONCATENATION (the 9x9 convolutions' nine pieces ran
+    outside it, splitting the graph).
+    """
     for axis in (1, 2):
         size = x.shape[axis]
         before = [_line(x, axis, i) for i in range(pad, 0, -1)]
         after = [_line(x, axis, size - 1 - i) for i in range(1, pad + 1)]
+        if pad > 2:
+            before, after = [ops.concatenate(before, axis=axis)], [ops.concatenate(after, axis=axis)]
         x = ops.concatenate([*before, x, *after], axis=axis)
     return x
 
