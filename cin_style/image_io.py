@@ -19,10 +19,14 @@ DEFAULT_MAX_PIXELS = 64_000_000
 #: encoder for through its `compress_type` option (not in Pillow's documented
 #: options; a test pins that it reaches the encoder).
 PNG_RLE = 3
-#: Options each format is written with unless the caller passes its own. PNG:
-#: zlib's run-length strategy (as OpenCV writes PNG), three times as fast as
-#: Pillow's default on a painting, files within 1% of its size.
+#: Options each format is written with unless the caller passes any of its
+#: `SAVE_OPTIONS_REPLACING`. PNG: zlib's run-length strategy (as OpenCV writes
+#: PNG), three times as fast as Pillow's default on a painting, files within 1%
+#: of its size.
 SAVE_DEFAULTS = {"PNG": {"compress_level": 1, "compress_type": PNG_RLE}}
+#: The caller's options that replace a format's defaults whole (a `compress_level=9`
+#: alone means Pillow's zlib strategy at that level, not the run-length one).
+SAVE_OPTIONS_REPLACING = {"PNG": ("compress_level", "compress_type", "optimize")}
 
 
 class ImageReadError(ValueError):
@@ -262,16 +266,24 @@ def image_format(path):
     return format_name if format_name in Image.SAVE else None
 
 
+def _with_defaults(format_name, save_options):
+    """`save_options`, or the format's `SAVE_DEFAULTS` with them where they replace none of the defaults."""
+    if any(key in save_options for key in SAVE_OPTIONS_REPLACING.get(format_name, ())):
+        return save_options
+    return {**SAVE_DEFAULTS.get(format_name, {}), **save_options}
+
+
 def write_image(path, image, **save_options):
     """Writes an image atomically: to a temporary file beside it, then renamed.
 
     Args:
         path: Output path; the format follows its extension (PNG without one).
         image: float `(h, w, 3)` in [0, 1], uint8 `(h, w, 3)`, or a PIL image.
-        **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`), over
-            the format's `SAVE_DEFAULTS` (PNG: `compress_level=1` with zlib's
-            run-length strategy, the fast setting; `compress_level=9,
-            compress_type=-1` for the smallest file).
+        **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`). PNG
+            is written with `SAVE_DEFAULTS` (`compress_level=1` with zlib's
+            run-length strategy, the fast setting) unless they name
+            `compress_level`, `compress_type` or `optimize` (`optimize=True`
+            for the smallest file).
 
     Raises:
         ValueError: If the extension names no format Pillow can write (it was
@@ -300,7 +312,7 @@ def write_image(path, image, **save_options):
     handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=format_name, **{**SAVE_DEFAULTS.get(format_name, {}), **save_options})
+            image.save(stream, format=format_name, **_with_defaults(format_name, save_options))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -31,9 +31,10 @@ import tensorflow as tf
 
 from cin_style import __version__
 from cin_style.export import checked_style_names
-from cin_style.layers.reflection_conv import reflection_padding_by_slices
+from cin_style.layers.padding import MirrorPadToMultiple
+from cin_style.layers.reflection_conv import concatenate_in_groups, reflection_padding_by_slices
 from cin_style.metadata import weights_hash
-from cin_style.network import alpha_of, num_styles_of, run_layers
+from cin_style.network import all_layers, alpha_of, num_styles_of, run_layers, with_dtype_policy
 
 #: What `export_tflite(quantization=...)` accepts: float32 weights, float16
 #: weights, or int8 weights with float activations ("dynamic range").
@@ -66,16 +67,60 @@ def _upsample_by_depth_to_space(x):
     return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
 
 
+def _mirror_pad_by_slices(layer):
+    """`MirrorPadToMultiple` `layer` for an image of known size, by slices and concatenations.
+
+    The same values as the layer's GATHER (which XNNPACK lacks) for the
+    sizes `export_tflite` takes: at least `MIN_TFLITE_SIDE`, so the few
+    mirrored lines never wrap around.
+    """
+
+    def pad(x):
+        for axis in (1, 2):
+            size = x.shape[axis]
+            extra = max(layer.minimum, -(-size // layer.multiple) * layer.multiple) - size
+            if extra > size:  # a mirror that folds more than once: the layer's own gather
+                return layer(x)
+            mirrored = [x[(slice(None),) * axis + (slice(size - 1 - i, size - i),)] for i in range(extra)]
+            x = concatenate_in_groups([x, *mirrored], axis) if mirrored else x
+        return x
+
+    return pad
+
+
 def _xnnpack_friendly(layer):
     """What runs in `layer`'s place in the exported graph (`network.run_layers`): the upsamplings as
-    `_upsample_by_depth_to_space`, every other layer itself."""
+    `_upsample_by_depth_to_space`, the padding to a multiple of 4 by slices, every other layer itself."""
     import keras
 
     if isinstance(layer, keras.layers.UpSampling2D):
         if tuple(layer.size) != (2, 2) or layer.interpolation != "nearest":
             raise ValueError(f"Cannot export {layer.name}: x2 nearest upsampling expected, got {layer.get_config()}")
         return _upsample_by_depth_to_space
+    if isinstance(layer, MirrorPadToMultiple):
+        return _mirror_pad_by_slices(layer)
     return layer
+
+
+def _float32_transformer(model):
+    """`model` itself if it is a transformer from `build_transformer` computing in float32; its float32 copy
+    if it computes in another precision (a mixed-precision training's model: the converter fails on bfloat16).
+
+    Raises:
+        ValueError: For anything else (e.g. `spatial_transformer`'s view, which takes a weight map).
+    """
+    inputs = getattr(model, "input", None)
+    weights = inputs.get("style_weights") if isinstance(inputs, dict) else None
+    names = {layer.name for layer in getattr(model, "layers", ())}
+    if weights is None or len(weights.shape) != 2 or not {"pad", "crop"} <= names:
+        raise ValueError(
+            "export_tflite takes a transformer from build_transformer (or a loaded cin_style model), whose style "
+            f"weights are a row per image; received {getattr(model, 'name', type(model).__name__)!r}"
+            + (" (a spatial view: export the model it was made from)" if weights is not None else "")
+        )
+    if any(layer.compute_dtype != "float32" for layer in all_layers(model)):
+        return with_dtype_policy(model, "float32")
+    return model
 
 
 def _write_fixed_saved_model(model, folder, height, width):
@@ -148,7 +193,8 @@ def export_tflite(model, path, style_names, size=DEFAULT_TFLITE_SIZE, quantizati
     """Writes a transformer as a `.tflite` file for phones, browsers and microcontroller-class CPUs.
 
     Args:
-        model: A model from `build_transformer` (trained).
+        model: A model from `build_transformer` (trained); one computing in
+            mixed precision is exported as its float32 copy.
         path: The `.tflite` file to write (atomically: a temporary file
             renamed into place).
         style_names: One unique name per style, in index order (stored in
@@ -164,11 +210,14 @@ def export_tflite(model, path, style_names, size=DEFAULT_TFLITE_SIZE, quantizati
         `path`.
 
     Raises:
-        ValueError: For a bad size, quantization or style names.
+        ValueError: For a bad size, quantization or style names, or a model
+            that is not a transformer from `build_transformer` (e.g. the
+            spatial view).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}. Received: quantization={quantization!r}")
     height, width = _size(size)
+    model = _float32_transformer(model)
     style_names = checked_style_names(model, style_names)
     path = os.fspath(path)
     work = tempfile.mkdtemp(prefix="cin_style-tflite-")

@@ -230,5 +230,8 @@ def test_png_is_written_with_zlibs_run_length_strategy_unless_the_caller_says_ot
     # Pillow honours the undocumented compress_type: the default strategy at the same level writes other bytes.
     assert written != _encoded(image, compress_level=1)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "fast.png")), image)
-    write_image(tmp_path / "small.png", image, compress_level=9, compress_type=-1)
+    # An option of the caller's about compression replaces the defaults whole: level 9 means Pillow's own strategy.
+    write_image(tmp_path / "small.png", image, compress_level=9)
     assert (tmp_path / "small.png").read_bytes() == _encoded(image, compress_level=9)
+    write_image(tmp_path / "optimized.png", image, optimize=True)
+    assert (tmp_path / "optimized.png").read_bytes() == _encoded(image, optimize=True)

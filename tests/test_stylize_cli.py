@@ -152,6 +152,90 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
     assert err.strip() == f"FAILED {tmp_path / 'c.png'}: c is broken"
 
 
+def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_outstanding(tmp_path, monkeypatch, capsys):
+    import threading
+    import time
+
+    from cin_style import image_io
+    from cin_style.cli import stylize as tool
+
+    events, lock = [], threading.Lock()
+    real_write = image_io.write_image
+
+    def log(event):
+        with lock:
+            events.append(event)
+
+    def write(output, image):
+        name = os.path.basename(output)[0]
+        log(f"write {name}")
+        if name == "a":
+            raise OSError("disk full")
+        if name == "c":
+            time.sleep(0.2)  # a slow disk: the painting must not run ahead of the writing
+        real_write(output, image)
+        log(f"wrote {name}")
+
+    def paint(path, style):
+        def make():
+            log(f"paint {path}")
+            if path == "b":
+                raise ValueError("b is broken")
+            return np.full((4, 4, 3), 0.5, np.float32)
+
+        return make
+
+    monkeypatch.setattr(image_io, "write_image", write)
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
+    assert tool._paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
+    assert sorted(os.listdir(tmp_path)) == ["c.png", "d.png", "e.png"]
+    # d paints while c is written, e only once c is: never two paintings waiting to be written.
+    assert events.index("paint d") < events.index("wrote c") < events.index("paint e")
+    assert capsys.readouterr().err.splitlines() == [
+        f"FAILED {tmp_path / 'a.png'}: disk full",
+        f"FAILED {tmp_path / 'b.png'}: b is broken",
+    ]
+
+
+def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, monkeypatch):
+    import concurrent.futures
+    import time
+
+    from cin_style import image_io
+    from cin_style.cli import stylize as tool
+
+    real_write, real_wait = image_io.write_image, concurrent.futures.wait
+
+    def slow_write(output, image):
+        time.sleep(0.3)
+        real_write(output, image)
+
+    def paint(path, style):
+        def make():
+            if path == "b":
+                raise KeyboardInterrupt
+            return np.full((64, 64, 3), 0.5, np.float32)
+
+        return make
+
+    interrupts = []
+
+    def wait_interrupted_once(futures, *args, **kwargs):  # a second Ctrl-C while the file is being written
+        if not interrupts:
+            interrupts.append(1)
+            raise KeyboardInterrupt
+        return real_wait(futures, *args, **kwargs)
+
+    monkeypatch.setattr(image_io, "write_image", slow_write)
+    monkeypatch.setattr(concurrent.futures, "wait", wait_interrupted_once)
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"]
+    with pytest.raises(KeyboardInterrupt):
+        tool._paint_folder(work, paint)
+    assert interrupts == [1]
+    assert os.listdir(tmp_path) == ["a.png"]  # finished, and no temporary file left
+    assert Image.open(tmp_path / "a.png").size == (64, 64)
+
+
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):
     result = stylize(
         f"--model={model_dir}", f"--input={photos / 'kodim05.jpg'}", "--sheet", f"--output={tmp_path / 'sheet.png'}"

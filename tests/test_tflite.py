@@ -71,24 +71,58 @@ def test_tflite_signatures_paint_as_the_keras_model_within_the_quantizations_tol
         assert np.abs(by_index - _keras(model, image, np.eye(3, dtype="float32")[[0]])).mean() > 0.05
 
 
-def test_tflite_graph_holds_only_ops_xnnpack_runs_itself(exported):
-    # Measured with LiteRT 2.3: MIRROR_PAD, GATHER, TILE (UpSampling2D) and a CONCATENATION of nine tensors (a 9x9
-    # convolution's padding by slices) ran outside XNNPACK, each splitting the graph (slim at 1024 px: 0.50 s; the
-    # graph without them 0.46 s).
+#: Ops XNNPACK runs (LiteRT 2.3), all the exported graph may hold but ONE_HOT: the `stylize` signature's index,
+#: which TFLite computes once before the delegated graph.
+XNNPACK_OPS = {
+    "ADD", "CONCATENATION", "CONV_2D", "DEPTH_TO_SPACE", "DIV", "FULLY_CONNECTED", "LOGISTIC", "MAXIMUM", "MEAN",
+    "MINIMUM", "MUL", "RELU", "RESHAPE", "RSQRT", "SQUARED_DIFFERENCE", "STRIDED_SLICE", "SUB", "SUM",
+}  # fmt: skip
+
+
+def _operators(path):
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = flatbuffer_utils.read_model(str(exported(None)))
-    ops = [
+    model = flatbuffer_utils.read_model(str(path))
+    return [
         (names[model.operatorCodes[op.opcodeIndex].builtinCode], op)
         for graph in model.subgraphs
         for op in graph.operators
     ]
-    used = {name for name, _ in ops}
-    assert {"CONV_2D", "CONCATENATION", "DEPTH_TO_SPACE"} <= used  # padding by slices, upsampling by depth to space
-    assert not used & {"MIRROR_PAD", "GATHER", "TILE"}, used
-    assert max(len(op.inputs) for name, op in ops if name == "CONCATENATION") <= 4
+
+
+def test_tflite_graph_holds_only_ops_xnnpack_runs_but_the_index_lookup(model, exported, tmp_path):
+    # Measured with LiteRT 2.3: MIRROR_PAD, GATHER (padding to a multiple of 4), TILE (UpSampling2D) and a
+    # CONCATENATION of nine tensors (a 9x9 convolution's padding by slices) ran outside XNNPACK, each splitting the
+    # graph (slim at 1024 px: 0.50 s in nine delegated pieces; 0.46 s in two).
+    from cin_style.tflite import export_tflite
+
+    odd = export_tflite(model, tmp_path / "odd.tflite", STYLE_NAMES, size=(42, 53))  # sides padded to 44 x 56
+    for path in (exported(None), odd):
+        ops = _operators(path)
+        used = {name for name, _ in ops}
+        assert {"CONV_2D", "CONCATENATION", "DEPTH_TO_SPACE"} <= used  # padding by slices, upsampling
+        assert used - XNNPACK_OPS == {"ONE_HOT"}, used
+        assert max(len(op.inputs) for name, op in ops if name == "CONCATENATION") <= 4
+    # The padding by slices paints as the model's gather.
+    image = np.random.default_rng(5).uniform(size=(1, 42, 53, 3)).astype("float32")
+    painted = _runner(odd, "stylize")(image=image, style_index=np.array([1], "int32"))["stylized_image"]
+    assert np.abs(painted - _keras(model, image, np.eye(3, dtype="float32")[[1]])).max() < TOLERANCES[None]
+
+
+def test_tflite_export_takes_a_mixed_precision_model_as_float32_and_refuses_the_spatial_view(model, rng):
+    from cin_style.network import spatial_transformer, with_dtype_policy
+    from cin_style.tflite import _float32_transformer
+
+    assert _float32_transformer(model) is model
+    mixed = with_dtype_policy(model, "mixed_bfloat16")
+    copy = _float32_transformer(mixed)
+    assert {layer.compute_dtype for layer in copy.layers} == {"float32"}
+    image, weights = rng.uniform(size=(1, *SIZE, 3)).astype("float32"), np.eye(3, dtype="float32")[[1]]
+    np.testing.assert_allclose(_keras(copy, image, weights), _keras(model, image, weights), atol=1e-5)
+    with pytest.raises(ValueError, match="a spatial view: export the model it was made from"):
+        _float32_transformer(spatial_transformer(model))
 
 
 def test_upsampling_by_depth_to_space_is_nearest_upsampling_bit_for_bit(rng):

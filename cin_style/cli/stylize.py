@@ -447,9 +447,12 @@ def _paint_folder(work, paint):
 
     Each painting is written on a second thread while the next one paints:
     Pillow's encoders release the GIL, and a PNG's encoding costs about a
-    third of the slim model's painting. At most one painting waits to be
-    written. A failure, a TensorFlow error included, is reported and the run
-    goes on with the other files.
+    third of the slim model's painting. So at most two paintings are in
+    memory, one being written and one painting. A failure, a TensorFlow
+    error included, is reported and the run goes on with the other files;
+    reports come in the inputs' order. On Ctrl-C the file being written is
+    finished (a fraction of a second, also through further Ctrl-Cs), so no
+    temporary file is left behind.
     """
     from cin_style import image_io
 
@@ -460,10 +463,9 @@ def _paint_folder(work, paint):
         print(f"FAILED {output}: {reason}", file=sys.stderr)
         failures.append((path, reason))
 
-    def finish(pending):
-        path, output, future = pending
+    def write(path, output, painting):  # on the writer thread, one file at a time
         try:
-            future.result()
+            image_io.write_image(output, painting)
         except Exception as error:
             report(path, output, error)
         else:
@@ -471,21 +473,35 @@ def _paint_folder(work, paint):
 
     pending = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cin-style-writer") as writer:
-        for path, style, output in work:
-            try:
-                painting, error = paint(path, style)(), None
-            except Exception as caught:
-                painting, error = None, caught
-            if pending is not None:  # reported in the inputs' order
-                finish(pending)
-                pending = None
-            if error is not None:
-                report(path, output, error)
-                continue
-            pending = (path, output, writer.submit(image_io.write_image, output, painting))
+        try:
+            for path, style, output in work:
+                try:
+                    painting = paint(path, style)()
+                except Exception as error:
+                    if pending is not None:  # its report first
+                        pending.result()
+                    report(path, output, error)
+                    continue
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, path, output, painting)
+                del painting  # the writer's now: freed once written
+        except BaseException:
+            _finish_through_interrupts(pending)
+            raise
         if pending is not None:
-            finish(pending)
+            pending.result()
     return failures
+
+
+def _finish_through_interrupts(future):
+    """Waits for `future` (a file being written) to finish, also when Ctrl-C interrupts the wait."""
+    while future is not None:
+        try:
+            concurrent.futures.wait([future])
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _write_one(make, output):

@@ -30,20 +30,30 @@ def _line(x, axis, i):
     return x[(slice(None),) * axis + (slice(i, i + 1),)]
 
 
+#: Most tensors one CONCATENATION joins where XNNPACK runs it (measured with LiteRT 2.3: nine ran outside it,
+#: splitting the graph; four ran inside).
+MAX_JOINED = 4
+
+
+def concatenate_in_groups(pieces, axis):
+    """`ops.concatenate(pieces, axis)` as a tree of concatenations of at most `MAX_JOINED` tensors each."""
+    while len(pieces) > 1:
+        groups = [pieces[i : i + MAX_JOINED] for i in range(0, len(pieces), MAX_JOINED)]
+        pieces = [group[0] if len(group) == 1 else ops.concatenate(group, axis=axis) for group in groups]
+    return pieces[0]
+
+
 def _reflect_by_slices(x, pad):
     """`x` (batch, height, width, channels) reflection-padded by `pad` on both sides of both spatial axes.
 
-    Beyond a pad of 2 each side's lines are joined first: XNNPACK joins at most
-    a few tensors in one CONCATENATION (the 9x9 convolutions' nine pieces ran
-    outside it, splitting the graph).
+    Each side's lines are joined first (`concatenate_in_groups`), then the
+    three parts: every concatenation holds at most `MAX_JOINED` tensors.
     """
     for axis in (1, 2):
         size = x.shape[axis]
         before = [_line(x, axis, i) for i in range(pad, 0, -1)]
         after = [_line(x, axis, size - 1 - i) for i in range(1, pad + 1)]
-        if pad > 2:
-            before, after = [ops.concatenate(before, axis=axis)], [ops.concatenate(after, axis=axis)]
-        x = ops.concatenate([*before, x, *after], axis=axis)
+        x = ops.concatenate([concatenate_in_groups(before, axis), x, concatenate_in_groups(after, axis)], axis=axis)
     return x
 
 
