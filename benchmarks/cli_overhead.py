@@ -4,7 +4,7 @@
                                        --sizes=512,1024 --photos=6]
 
 For each model and size, `--photos` copies of a JPEG photo of that size are
-painted as the tool paints a folder (`cin_style.cli.stylize._paint_folder`:
+painted as the tool paints a folder (`cin_style.cli._folder.paint_folder`:
 read, paint, then PNG written on a second thread while the next photo paints)
 and, beside it, as the tool did before (paint, then write at Pillow's default
 zlib level 6, one photo after another). Each is set
@@ -29,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from cin_style import Stylizer, image_io
-from cin_style.cli.stylize import _paint_folder
+from cin_style.cli._folder import paint_folder as _paint_folder
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 

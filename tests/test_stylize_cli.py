@@ -121,7 +121,7 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
     import threading
 
     from cin_style import image_io
-    from cin_style.cli import stylize as tool
+    from cin_style.cli import _folder as tool
 
     b_is_painting = threading.Event()
     overlapped = []
@@ -144,7 +144,7 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
 
     monkeypatch.setattr(image_io, "write_image", write_when_b_paints)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
-    assert tool._paint_folder(work, paint) == [("c", "c is broken")]
+    assert tool.paint_folder(work, paint) == [("c", "c is broken")]
     assert overlapped == [True]
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "d.png"]
     out, err = capsys.readouterr()
@@ -157,7 +157,7 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
     import time
 
     from cin_style import image_io
-    from cin_style.cli import stylize as tool
+    from cin_style.cli import _folder as tool
 
     events, lock = [], threading.Lock()
     real_write = image_io.write_image
@@ -187,7 +187,7 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
 
     monkeypatch.setattr(image_io, "write_image", write)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
-    assert tool._paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
+    assert tool.paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
     assert sorted(os.listdir(tmp_path)) == ["c.png", "d.png", "e.png"]
     # d paints while c is written, e only once c is: never two paintings waiting to be written.
     assert events.index("paint d") < events.index("wrote c") < events.index("paint e")
@@ -202,7 +202,7 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
     import time
 
     from cin_style import image_io
-    from cin_style.cli import stylize as tool
+    from cin_style.cli import _folder as tool
 
     real_write, real_wait = image_io.write_image, concurrent.futures.wait
 
@@ -230,7 +230,7 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
     monkeypatch.setattr(concurrent.futures, "wait", wait_interrupted_once)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"]
     with pytest.raises(KeyboardInterrupt):
-        tool._paint_folder(work, paint)
+        tool.paint_folder(work, paint)
     assert interrupts == [1]
     assert os.listdir(tmp_path) == ["a.png"]  # finished, and no temporary file left
     assert Image.open(tmp_path / "a.png").size == (64, 64)
