@@ -21,9 +21,7 @@ import io
 import os
 import sys
 import tempfile
-import time
 
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -31,18 +29,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from cin_style import Stylizer, image_io
 from cin_style.cli._folder import paint_folder as _paint_folder
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stylizer_overhead import per_call as median_seconds  # a sibling script, as fuzz.py imports fuzz_cases
+
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def median_seconds(function, repeats):
-    """Median seconds of `function()` over `repeats` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def sequential(work, paint):

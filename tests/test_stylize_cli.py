@@ -117,6 +117,20 @@ def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tm
     assert "2 of 3 images stylised" in result.stdout
 
 
+def _grey_painter(before_painting, side=4):
+    """A `paint(path, style)` for `paint_folder` whose paintings are grey `side` x `side` images, made after
+    `before_painting(path)` (which may raise to fail that photo)."""
+
+    def paint(path, style):
+        def make():
+            before_painting(path)
+            return np.full((side, side, 3), 0.5, np.float32)
+
+        return make
+
+    return paint
+
+
 def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, monkeypatch, capsys):
     import threading
 
@@ -132,16 +146,13 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
             overlapped.append(b_is_painting.wait(timeout=5))
         real_write(output, image)
 
-    def paint(path, style):
-        def make():
-            if path == "b":
-                b_is_painting.set()
-            if path == "c":
-                raise ValueError("c is broken")
-            return np.full((4, 4, 3), 0.5, np.float32)
+    def before_painting(path):
+        if path == "b":
+            b_is_painting.set()
+        if path == "c":
+            raise ValueError("c is broken")
 
-        return make
-
+    paint = _grey_painter(before_painting)
     monkeypatch.setattr(image_io, "write_image", write_when_b_paints)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
     assert tool.paint_folder(work, paint) == [("c", "c is broken")]
@@ -176,15 +187,12 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
         real_write(output, image)
         log(f"wrote {name}")
 
-    def paint(path, style):
-        def make():
-            log(f"paint {path}")
-            if path == "b":
-                raise ValueError("b is broken")
-            return np.full((4, 4, 3), 0.5, np.float32)
+    def before_painting(path):
+        log(f"paint {path}")
+        if path == "b":
+            raise ValueError("b is broken")
 
-        return make
-
+    paint = _grey_painter(before_painting)
     monkeypatch.setattr(image_io, "write_image", write)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
     assert tool.paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
@@ -210,14 +218,11 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
         time.sleep(0.3)
         real_write(output, image)
 
-    def paint(path, style):
-        def make():
-            if path == "b":
-                raise KeyboardInterrupt
-            return np.full((64, 64, 3), 0.5, np.float32)
+    def before_painting(path):
+        if path == "b":
+            raise KeyboardInterrupt
 
-        return make
-
+    paint = _grey_painter(before_painting, side=64)
     interrupts = []
 
     def wait_interrupted_once(futures, *args, **kwargs):  # a second Ctrl-C while the file is being written
