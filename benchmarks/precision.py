@@ -1,12 +1,14 @@
 """What painting in bfloat16 costs in pictures: every style of each model, float32 against bfloat16.
 
     python benchmarks/precision.py [--models=saved_models/cin_style_default,saved_models/cin_style_slim]
-        [--input=examples/parrots.jpg --size=1024 --sheet=docs/precision_bf16.jpg]
+        [--input=examples/parrots.jpg --size=1024 --sheet=docs/precision_bf16.jpg] [--jit_compile]
 
 Paints the photo (its longer side at --size) in every style of each model with
 `Stylizer.load(precision="float32")` and `precision="bfloat16"`, and prints
 per model the mean and largest |difference| over all styles (0-1 scale; one
-uint8 level is 0.0039) and the share of pixels off by more than 2 levels. With
+uint8 level is 0.0039) and the share of pixels off by more than 2 levels
+(--jit_compile: bfloat16 with `jit_compile=True`, its work between the
+convolutions fused by XLA, against plain float32). With
 --sheet, writes crops at full resolution for the style that differs most:
 float32, bfloat16 and their difference x16. The validation loss of both
 precisions is `benchmarks/validation.py --precisions=float32,bfloat16`.
@@ -28,12 +30,12 @@ from cin_style.sheets import labelled_grid
 DEFAULT_MODELS = ",".join(os.path.join(ROOT, "saved_models", name) for name in ("cin_style_default", "cin_style_slim"))
 
 
-def compare(path, photo):
+def compare(path, photo, jit_compile=False):
     """`{style: (float32 painting, bfloat16 painting)}` of `photo` in every style of the model at `path`."""
     exact = Stylizer.load(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        low = Stylizer.load(path, precision="bfloat16")
+        low = Stylizer.load(path, precision="bfloat16", jit_compile=jit_compile)
     return {name: (exact.stylize(photo, name), low.stylize(photo, name)) for name in exact.style_names}
 
 
@@ -44,6 +46,7 @@ def main():
     parser.add_argument("--size", type=int, default=1024, help="longer side the photo is painted at")
     parser.add_argument("--crop", type=int, default=256, help="side of the sheet's crops")
     parser.add_argument("--sheet", default=None, help="write the crops here (.jpg or .png)")
+    parser.add_argument("--jit_compile", action="store_true", help="bfloat16 with jit_compile=True (XLA)")
     args = parser.parse_args()
 
     photo = image_io.read_image(args.input)
@@ -54,7 +57,7 @@ def main():
     print(f"{args.input} at {photo.shape[1]}x{photo.shape[0]}; |float32 - bfloat16| on a 0-1 scale")
     print(f"{'model':<40}{'mean':>9}{'largest':>9}{'> 2 levels':>12}  worst style")
     for path in args.models.split(","):
-        pairs = compare(path, photo)
+        pairs = compare(path, photo, args.jit_compile)
         differences = {name: np.abs(a - b) for name, (a, b) in pairs.items()}
         everything = np.stack(list(differences.values()))
         worst = max(differences, key=lambda name: differences[name].mean())

@@ -12,7 +12,8 @@ one column per model, then the mean total, content and style loss of each
 model; lower is better. Models may be anything `Stylizer.load` takes
 (SavedModel folder, .keras file, training folder) and must share the styles.
 `--precisions=float32,bfloat16` scores each model in each precision
-(`Stylizer.load(precision=...)`), a column each; `--tflite=float32,float16,
+(`Stylizer.load(precision=...)`), a column each (`bfloat16+xla`: with
+`jit_compile=True` too); `--tflite=float32,float16,
 dynamic_range` also each model's TFLite files of those quantizations, exported
 at each photo's size and run with LiteRT (`pip install -e .[bench]`).
 """
@@ -108,7 +109,9 @@ def main():
     parser.add_argument("--styles", required=True, help="folder with the style paintings (file stem = style name)")
     parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS), help="comma-separated photo file stems")
     parser.add_argument("--size", type=int, default=256, help="shorter side of the photos")
-    parser.add_argument("--precisions", default="float32", help="comma-separated: each model in each precision")
+    parser.add_argument(
+        "--precisions", default="float32", help="comma-separated: each model in each precision (+xla: jit_compile)"
+    )
     parser.add_argument("--tflite", default="", help="comma-separated TFLite quantizations to score as well")
     args = parser.parse_args()
 
@@ -119,7 +122,10 @@ def main():
 
     precisions = args.precisions.split(",")
     runs = [(path, precision) for path in args.models for precision in precisions]
-    stylizers = [Stylizer.load(path, precision=precision) for path, precision in runs]
+    stylizers = [
+        Stylizer.load(path, precision=precision.removesuffix("+xla"), jit_compile=precision.endswith("+xla"))
+        for path, precision in runs
+    ]
     for path in args.models:
         for quantization in filter(None, args.tflite.split(",")):
             runs.append((path, f"tflite {quantization}"))

@@ -1,11 +1,14 @@
-"""Painting in bfloat16: the precisions a `Stylizer` paints in, and the painting functions of each.
+"""How a `Stylizer` computes: its precision (float32 or bfloat16), XLA fusion, and the painting functions of each.
 
 On CPUs with AVX512-BF16 or AMX, TensorFlow's oneDNN convolutions in bfloat16
 take about half their float32 time (the bundled default model at 1024 px on
 two cores: 1.02 s against 1.87 s), at a mean difference of 0.0014 (a third of
-a uint8 level) from the float32 painting; see docs/benchmarks.md.
+a uint8 level) from the float32 painting. What remains is memory-bound work
+between the convolutions, which `jit_compile=True` hands to XLA; see
+`network_painters` and docs/benchmarks.md.
 """
 
+import contextlib
 import warnings
 
 #: What `Stylizer.load(precision=...)` accepts: "float32" (the exported model as it is) or "bfloat16".
@@ -54,32 +57,81 @@ def _warn_if_emulated():
         )
 
 
-def bfloat16_painters(model):
-    """`(run, run_spatial)` painting with a bfloat16 copy of transformer `model` (`with_dtype_policy`).
+def check_jit_compile(jit_compile):
+    """Raises ValueError unless `jit_compile` is a bool that the current Keras backend can honour (TensorFlow's)."""
+    import keras
+
+    if not isinstance(jit_compile, bool):
+        raise ValueError(f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}")
+    if jit_compile and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "jit_compile=True fuses TensorFlow graphs with XLA; under the "
+            f"'{keras.backend.backend()}' backend the network is compiled by that backend already "
+            "(set KERAS_BACKEND=tensorflow, or leave jit_compile False)"
+        )
+
+
+#: Op types that `jit_compile=True` leaves to TensorFlow's own kernels: oneDNN's convolutions and matrix
+#: products run faster than XLA:CPU's (the whole network under `tf.function(jit_compile=True)` was slower than
+#: without XLA); the memory-bound work between them is what XLA fuses.
+NATIVE_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2"})
+
+
+def _fused_by_xla(node_def):
+    return node_def.op not in NATIVE_OPS
+
+
+def network_painters(model, precision="float32", jit_compile=False):
+    """`(run, run_spatial)` painting with transformer `model` in `precision`, its elementwise work XLA-fused or not.
 
     Each takes float32 images `(n, h, w, 3)` and weights (rows `(n, num_styles)`
     or maps `(n, h, w, num_styles)`) and returns new float32 arrays clipped to
     [0, 1], as the Stylizer's `run` functions do. Each is a `tf.function` traced
     once for any image size (eager ops would forgo Grappler's fused oneDNN
-    kernels: 0.35 s against 0.23 s at 512 px), safe to call from several
-    threads. TensorFlow backend only (`check_backend`).
+    kernels: 0.35 s against 0.23 s at 512 px in bfloat16), safe to call from
+    several threads. TensorFlow backend only (`check_backend`, `check_jit_compile`).
+
+    `precision="bfloat16"` paints with a copy whose convolutions compute in
+    bfloat16 (`with_dtype_policy`). `jit_compile=True` marks every op but the
+    convolutions and matrix products (`NATIVE_OPS`) for XLA, which fuses the
+    instance statistics, normalisations, activations, paddings and upsamplings
+    between two convolutions into a few passes over memory instead of a dozen:
+    the bundled models paint in 0.6-0.9x of the time at 512 and 1024 px on
+    this project's 2-core CPU, in either precision (docs/benchmarks.md).
+    XLA compiles per image size, which costs a few seconds (TensorFlow's lazy
+    compilation: at the first size on the first call, at a later size on its
+    second call, and never for a part that has seen many sizes with few calls
+    each), so it pays where many paintings share a size: video frames, one
+    camera's photos, a service.
     """
     import tensorflow as tf
 
     from cin_style.network import num_styles_of, spatial_transformer, with_dtype_policy  # Keras: not for --help
 
-    _warn_if_emulated()
-    low = with_dtype_policy(model, "mixed_bfloat16")
+    check_precision(precision)
+    if precision == "bfloat16":
+        _warn_if_emulated()
+        model = with_dtype_policy(model, "mixed_bfloat16")
     num_styles = num_styles_of(model)
+
+    def scope():  # ops made within it are marked for XLA, the convolutions and matrix products excepted
+        if not jit_compile:
+            return contextlib.nullcontext()
+        return tf.xla.experimental.jit_scope(compile_ops=_fused_by_xla, separate_compiled_gradients=False)
 
     def painter(network, weights_shape):
         @tf.function(
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec(weights_shape, tf.float32)]
         )
         def paint(images, weights):
-            out = network({"image": images, "style_weights": weights}, training=False)
-            return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
+            with scope():
+                out = network({"image": images, "style_weights": weights}, training=False)
+                return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
 
-        return lambda images, weights: paint(images, weights).numpy()
+        def run(images, weights):
+            return paint(images, weights).numpy()
 
-    return painter(low, [None, num_styles]), painter(spatial_transformer(low), [None, None, None, num_styles])
+        run.tf_function = paint  # its graph shows what XLA is handed
+        return run
+
+    return painter(model, [None, num_styles]), painter(spatial_transformer(model), [None, None, None, num_styles])

@@ -13,7 +13,8 @@ from PIL import Image
 # Each tool's flags, as its --help must list them (add-style: only those that apply to adding a style).
 TOOL_FLAGS = {
     "stylize": ["model", "input", "output", "style", "regions", "feather", "region_blend", "strength", "colors"]
-    + ["preserve_color", "smoothing", "scale", "max_size", "list_styles", "sheet", "overwrite", "precision"],
+    + ["preserve_color", "smoothing", "scale", "max_size", "list_styles", "sheet", "overwrite", "precision"]
+    + ["jit_compile"],
     "train": ["styles", "content", "output_dir", "steps", "alpha", "teacher", "strategy", "vgg_weights", "resume"]
     + ["lr_schedule", "dtype_policy", "distribution", "tpu", "feature_weight", "tensorboard", "image_size"]
     + ["run_eagerly", "jit_compile"],

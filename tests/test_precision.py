@@ -156,3 +156,56 @@ def test_a_global_mixed_policy_does_not_reach_the_network_rebuilt_from_a_saved_m
     with dtype_policy_scope("mixed_bfloat16"):
         model = model_from_saved_model(exported_model[0])[0]
     assert {layer.dtype_policy.compute_dtype for layer in all_layers(model)} == {"float32"}
+
+
+def _xla_marks(painter):
+    """{op type: set of its ops' `_XlaCompile` marks} in the graph `painter` traced, for ops that carry one."""
+    marks = {}
+    for op in painter.tf_function.get_concrete_function().graph.get_operations():
+        try:
+            mark = op.get_attr("_XlaCompile")
+        except ValueError:  # no mark: outside the jit scope
+            continue
+        marks.setdefault(op.type, set()).add(mark)
+    return marks
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_jit_compile_hands_xla_everything_between_the_convolutions_and_nothing_without_it(dtype):
+    model = distinct_style_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU without bfloat16 instructions warns
+        fused = precision.network_painters(model, dtype, jit_compile=True)
+        plain = precision.network_painters(model, dtype)
+    for painter in fused:  # styles by rows and by maps
+        marks = _xla_marks(painter)
+        # oneDNN's convolutions and matrix products stay TensorFlow's ...
+        assert marks["Conv2D"] == {False} and marks["MatMul"] == {False}
+        # ... the instance statistics, normalisations, activations and paddings between them are XLA's.
+        for op_type in ("Mean", "SquaredDifference", "Rsqrt", "Mul", "AddV2", "Relu", "MirrorPad", "Sigmoid"):
+            assert marks[op_type] == {True}, op_type
+        assert {op_type for op_type, mark in marks.items() if False in mark} <= precision.NATIVE_OPS
+    for painter in plain:
+        assert _xla_marks(painter) == {}
+
+
+@pytest.mark.tensorflow_only
+def test_a_jit_compiled_stylizer_paints_as_the_plain_one_to_float_rounding(keras_file, photo):
+    plain, fused = Stylizer.load(keras_file), Stylizer.load(keras_file, jit_compile=True)
+    assert (fused.precision, fused.jit_compile, plain.jit_compile) == ("float32", True, False)
+    assert repr(fused).endswith(", jit_compile)") and "jit_compile" not in repr(plain)
+    for _ in range(3):  # XLA compiles a size on its first or second call (TensorFlow's lazy compilation)
+        fast = fused.stylize(photo, {0: 1, 2: 1})
+    exact = plain.stylize(photo, {0: 1, 2: 1})
+    # Not bit-identical, since XLA's fused sums run in another order: it did paint; and only float rounding apart.
+    assert 0 < np.abs(fast - exact).max() < 1e-4, np.abs(fast - exact).max()
+
+
+def test_jit_compile_is_refused_unless_a_bool_under_tensorflow_before_loading(tmp_path, monkeypatch):
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match=r"`jit_compile` must be True or False. Received: jit_compile="):
+            Stylizer.load(tmp_path / "missing", jit_compile=bad)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="jit_compile=True fuses TensorFlow graphs with XLA; under the 'jax'"):
+        Stylizer.load(tmp_path / "missing", jit_compile=True)

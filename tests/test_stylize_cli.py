@@ -94,6 +94,26 @@ def test_precision_bfloat16_paints_what_the_float32_run_paints_to_rounding(model
     assert refused.returncode != 0 and "--precision" in refused.stderr and "float16" in refused.stderr
 
 
+@pytest.mark.tensorflow_only
+def test_jit_compile_paints_with_xla_what_the_plain_run_paints(model_dir, photos, tmp_path, stylize, monkeypatch):
+    from cin_style.stylizer import Stylizer
+
+    loaded, real_load = [], Stylizer.load.__func__
+
+    def load(cls, *args, **kwargs):
+        loaded.append(real_load(cls, *args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(Stylizer, "load", classmethod(load))
+    args = [f"--model={model_dir}", f"--input={photos / 'kodim23.jpg'}", "--style=munch_the_scream"]
+    for name, extra in (("plain", []), ("fused", ["--jit_compile"])):
+        result = stylize(*args, f"--output={tmp_path / name}.png", *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert [stylizer.jit_compile for stylizer in loaded] == [False, True]
+    plain, fused = (np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16) for name in ("plain", "fused"))
+    assert np.abs(plain - fused).max() <= 1  # float rounding, seen in uint8 levels
+
+
 def test_precision_bfloat16_under_another_backend_is_refused_in_one_line(model_dir, photos, tmp_path, stylize):
     import keras
 
