@@ -5,8 +5,8 @@
 
 One run, every engine on the same square photo (the parrots, resized) at each
 size; the engines take turns within each repeat, so machine noise hits all of
-them. Each engine is warmed up (traced, compiled) by two calls per size first
-(XLA compiles a later size on its second call), whose seconds are printed
+them. Each engine is made anew for each size and warmed up by two calls
+first (the first traces and, with XLA, compiles), whose seconds are printed
 too. Prints the median seconds per image of each and the ratios the issue
 targets:
 
@@ -23,7 +23,7 @@ targets:
   `precision="bfloat16"` (convolutions in bfloat16; fast on CPUs with
   AVX512-BF16 or AMX).
 - `..._xla`: the same Stylizer with `jit_compile=True` (the work between the
-  convolutions fused by XLA; compiled per size in the warm-up).
+  convolutions fused by XLA; compiled on the warm-up's first call).
 - `pytorch_fast_neural_style`: the TransformerNet of PyTorch's
   examples/fast_neural_style (Johnson et al. 2016: 9x9/32, 3x3/2 64,
   3x3/2 128, five residual blocks, two upsample-convolutions, 9x9 to RGB,
@@ -284,7 +284,7 @@ def main():
     for side in sides:
         image = image_io.resize(photo, side, side).astype(np.float32)
         runs = {name: make(side) for name, make in engines.items()}
-        for name, run in runs.items():  # warm-up: tracing, compilation (XLA: a later size on its second call)
+        for name, run in runs.items():  # warm-up: tracing, compilation, first allocation
             warm_up[name, side] = []
             for _ in range(2):
                 start = time.perf_counter()

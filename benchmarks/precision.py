@@ -54,7 +54,8 @@ def main():
     scale = args.size / max(height, width)
     photo = image_io.resize(photo, round(width * scale), round(height * scale)).astype(np.float32)
     cells = []
-    print(f"{args.input} at {photo.shape[1]}x{photo.shape[0]}; |float32 - bfloat16| on a 0-1 scale")
+    low = "bfloat16+XLA" if args.jit_compile else "bfloat16"
+    print(f"{args.input} at {photo.shape[1]}x{photo.shape[0]}; |float32 - {low}| on a 0-1 scale")
     print(f"{'model':<40}{'mean':>9}{'largest':>9}{'> 2 levels':>12}  worst style")
     for path in args.models.split(","):
         pairs = compare(path, photo, args.jit_compile)
@@ -74,7 +75,7 @@ def main():
         a, b = pairs[worst]
         cells += [
             (f"{name}: {worst} float32", a[box]),
-            ("bfloat16", b[box]),
+            (low, b[box]),
             (
                 f"|difference| x16 (mean {differences[worst][box].mean():.4f})",
                 np.clip(16 * differences[worst][box], 0, 1),

@@ -2,7 +2,7 @@
 
 On CPUs with AVX512-BF16 or AMX, TensorFlow's oneDNN convolutions in bfloat16
 take about half their float32 time (the bundled default model at 1024 px on
-two cores: 1.02 s against 1.87 s), at a mean difference of 0.0014 (a third of
+two cores, 2026-12-05: 1.02 s against 1.87 s), at a mean difference of 0.0014 (a third of
 a uint8 level) from the float32 painting. What remains is memory-bound work
 between the convolutions, which `jit_compile=True` hands to XLA; see
 `network_painters` and docs/benchmarks.md.
@@ -65,9 +65,8 @@ def check_jit_compile(jit_compile):
         raise ValueError(f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}")
     if jit_compile and keras.backend.backend() != "tensorflow":
         raise ValueError(
-            "jit_compile=True fuses TensorFlow graphs with XLA; under the "
-            f"'{keras.backend.backend()}' backend the network is compiled by that backend already "
-            "(set KERAS_BACKEND=tensorflow, or leave jit_compile False)"
+            "jit_compile=True fuses TensorFlow graphs with XLA and needs the TensorFlow backend, not "
+            f"'{keras.backend.backend()}' (set KERAS_BACKEND=tensorflow, or leave jit_compile False)"
         )
 
 
@@ -97,18 +96,21 @@ def network_painters(model, precision="float32", jit_compile=False):
     instance statistics, normalisations, activations, paddings and upsamplings
     between two convolutions into a few passes over memory instead of a dozen:
     the bundled models paint in 0.6-0.9x of the time at 512 and 1024 px on
-    this project's 2-core CPU, in either precision (docs/benchmarks.md).
-    XLA compiles per image size, which costs a few seconds (TensorFlow's lazy
-    compilation: at the first size on the first call, at a later size on its
-    second call, and never for a part that has seen many sizes with few calls
-    each), so it pays where many paintings share a size: video frames, one
-    camera's photos, a service.
+    this project's 2-core AMX Xeon, in either precision (docs/benchmarks.md).
+    XLA compiles per input shape (image size and batch; each painter its
+    own), which costs 3.4-5.4 s here (TensorFlow's lazy compilation: the first
+    shape on its first call, a later one on its second call, and none for a
+    part that has met many shapes with few calls each), so it pays where many
+    paintings share a shape: video frames, one camera's photos, a service that
+    resizes to a few sizes.
     """
     import tensorflow as tf
 
     from cin_style.network import num_styles_of, spatial_transformer, with_dtype_policy  # Keras: not for --help
 
     check_precision(precision)
+    check_backend(precision)
+    check_jit_compile(jit_compile)
     if precision == "bfloat16":
         _warn_if_emulated()
         model = with_dtype_policy(model, "mixed_bfloat16")

@@ -247,9 +247,12 @@ class Stylizer:
             jit_compile: `True` hands the work between the convolutions
                 (normalisations, activations, paddings) to XLA, which fuses it
                 (TensorFlow backend only; `cin_style.precision.network_painters`):
-                0.6-0.9x of the time per painting in either precision, after a
-                few seconds of compiling per image size, so for many paintings at
-                one size (video frames, a folder of one camera's photos, a service).
+                0.6-0.9x of the time per painting in either precision on a
+                2-core AMX Xeon, after 3.4-5.4 s of compiling per input shape
+                (image size and batch), so for many paintings of one shape:
+                video frames, a folder of one camera's photos under
+                `tile_size`, a service that resizes to a few sizes. Images over
+                `tile_size` are painted layer by layer without it (logged once).
                 Defaults to `False`.
             **kwargs: `Stylizer` arguments (`max_pixels`, `tile_size`, ...).
 
@@ -280,7 +283,9 @@ class Stylizer:
             try:
                 network = stylizer._network()
             except (ValueError, KeyError, OSError) as error:
-                how = "in bfloat16" if precision == "bfloat16" else "with jit_compile=True"
+                how = " and ".join(
+                    ["in bfloat16"] * (precision == "bfloat16") + ["with jit_compile=True"] * jit_compile
+                )
                 raise ModelLoadError(f"Cannot paint '{path}' {how}: {error}") from error
             stylizer._run, stylizer._run_spatial = network_painters(network, precision, jit_compile)
             # No exported signature runs these calls, so its request limit does not apply: like a .keras model's,
@@ -556,12 +561,15 @@ class Stylizer:
         if self._fits(height, width, spatial):
             return self._paint_many(image[None], weights[None])[0]
         if self._paint_large is not None:
-            if self.precision != "float32" and not self._told_large_in_float32:
+            unlike = ([f"not {self.precision}"] if self.precision != "float32" else []) + (
+                ["without XLA"] if self.jit_compile else []
+            )
+            if unlike and not self._told_large_in_float32:
                 self._told_large_in_float32 = True
                 logger.warning(
-                    "Images with a side over tile_size (%d px) are painted layer by layer in float32, not %s",
+                    "Images with a side over tile_size (%d px) are painted layer by layer in float32, %s",
                     self.tile_size,
-                    self.precision,
+                    ", ".join(unlike),
                 )
             return self._paint_large(image, weights)
         tile, overlap = self._tiling(spatial)

@@ -118,3 +118,16 @@ def image_signature_calls(loaded, shape, value=120, spatial=True):
         calls["stylize_spatial"] = lambda: s["stylize_spatial"](image=u8, style_weights=style_map)
         calls["stylize_spatial_float"] = lambda: s["stylize_spatial_float"](image=f32, style_weights=style_map)
     return calls
+
+
+def xla_marks(painter):
+    """{op type: set of `_XlaCompile` marks} in the graph a `cin_style.precision.network_painters` painter traced,
+    over the ops that carry a mark (those made within its jit scope)."""
+    marks = {}
+    for op in painter.tf_function.get_concrete_function().graph.get_operations():
+        try:
+            mark = op.get_attr("_XlaCompile")
+        except ValueError:  # no mark: outside the jit scope
+            continue
+        marks.setdefault(op.type, set()).add(mark)
+    return marks

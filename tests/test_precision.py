@@ -5,7 +5,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from helpers import distinct_style_model, saved_style_model
+from helpers import distinct_style_model, saved_style_model, xla_marks
 
 from cin_style import Stylizer, build_transformer, precision
 from cin_style.network import FLOAT32_OUTPUT_LAYERS, all_layers, with_dtype_policy
@@ -158,18 +158,6 @@ def test_a_global_mixed_policy_does_not_reach_the_network_rebuilt_from_a_saved_m
     assert {layer.dtype_policy.compute_dtype for layer in all_layers(model)} == {"float32"}
 
 
-def _xla_marks(painter):
-    """{op type: set of its ops' `_XlaCompile` marks} in the graph `painter` traced, for ops that carry one."""
-    marks = {}
-    for op in painter.tf_function.get_concrete_function().graph.get_operations():
-        try:
-            mark = op.get_attr("_XlaCompile")
-        except ValueError:  # no mark: outside the jit scope
-            continue
-        marks.setdefault(op.type, set()).add(mark)
-    return marks
-
-
 @pytest.mark.tensorflow_only
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_jit_compile_hands_xla_everything_between_the_convolutions_and_nothing_without_it(dtype):
@@ -179,7 +167,7 @@ def test_jit_compile_hands_xla_everything_between_the_convolutions_and_nothing_w
         fused = precision.network_painters(model, dtype, jit_compile=True)
         plain = precision.network_painters(model, dtype)
     for painter in fused:  # styles by rows and by maps
-        marks = _xla_marks(painter)
+        marks = xla_marks(painter)
         # oneDNN's convolutions and matrix products stay TensorFlow's ...
         assert marks["Conv2D"] == {False} and marks["MatMul"] == {False}
         # ... the instance statistics, normalisations, activations and paddings between them are XLA's.
@@ -187,19 +175,45 @@ def test_jit_compile_hands_xla_everything_between_the_convolutions_and_nothing_w
             assert marks[op_type] == {True}, op_type
         assert {op_type for op_type, mark in marks.items() if False in mark} <= precision.NATIVE_OPS
     for painter in plain:
-        assert _xla_marks(painter) == {}
+        assert xla_marks(painter) == {}
 
 
 @pytest.mark.tensorflow_only
-def test_a_jit_compiled_stylizer_paints_as_the_plain_one_to_float_rounding(keras_file, photo):
-    plain, fused = Stylizer.load(keras_file), Stylizer.load(keras_file, jit_compile=True)
+def test_xla_paints_by_rows_and_by_maps_as_the_same_graph_without_it_to_float_rounding(photo):
+    model = distinct_style_model()
+    fused, fused_spatial = precision.network_painters(model, "float32", jit_compile=True)
+    plain, plain_spatial = precision.network_painters(model, "float32")
+    images = np.stack([photo, photo[::-1]])  # a batch of two
+    rows = np.eye(3, dtype="float32")[[0, 2]]
+    maps = np.zeros((2, *photo.shape[:2], 3), np.float32)
+    maps[:, :, :32, 1] = maps[:, :, 32:, 2] = 1
+    for fast_painter, exact_painter, weights in ((fused, plain, rows), (fused_spatial, plain_spatial, maps)):
+        for _ in range(3):  # XLA compiles a shape on its first or second call (TensorFlow's lazy compilation)
+            fast = fast_painter(images, weights)
+        exact = exact_painter(images, weights)
+        # The same graph but for the XLA marks: XLA's fused sums run in another order, so it did paint, and the
+        # paintings are float rounding apart.
+        assert 0 < np.abs(fast - exact).max() < 1e-4, np.abs(fast - exact).max()
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+def test_a_stylizer_loaded_with_jit_compile_paints_through_xla_and_large_images_without_it(
+    request, kind, keras_file, photo, caplog
+):
+    path = keras_file if kind == "keras" else request.getfixturevalue("exported_model")[0]
+    plain, fused = Stylizer.load(path), Stylizer.load(path, jit_compile=True, tile_size=32)
     assert (fused.precision, fused.jit_compile, plain.jit_compile) == ("float32", True, False)
     assert repr(fused).endswith(", jit_compile)") and "jit_compile" not in repr(plain)
-    for _ in range(3):  # XLA compiles a size on its first or second call (TensorFlow's lazy compilation)
-        fast = fused.stylize(photo, {0: 1, 2: 1})
-    exact = plain.stylize(photo, {0: 1, 2: 1})
-    # Not bit-identical, since XLA's fused sums run in another order: it did paint; and only float rounding apart.
-    assert 0 < np.abs(fast - exact).max() < 1e-4, np.abs(fast - exact).max()
+    for run in (fused._run, fused._run_spatial):
+        assert xla_marks(run)["Conv2D"] == {False} and True in xla_marks(run)["Mean"]
+    assert (fused.call_pixels, fused.spatial_call_pixels) == (None, None)  # no exported signature paints
+    small = photo[:32, :32]
+    np.testing.assert_allclose(fused.stylize(small, {0: 1, 2: 1}), plain.stylize(small, {0: 1, 2: 1}), atol=1e-4)
+    with caplog.at_level("WARNING", logger="cin_style"):
+        np.testing.assert_array_equal(fused.stylize(photo, 1), Stylizer.load(path, tile_size=32).stylize(photo, 1))
+    told = [r.getMessage() for r in caplog.records if "painted layer by layer" in r.getMessage()]
+    assert told == ["Images with a side over tile_size (32 px) are painted layer by layer in float32, without XLA"]
 
 
 def test_jit_compile_is_refused_unless_a_bool_under_tensorflow_before_loading(tmp_path, monkeypatch):
@@ -207,5 +221,5 @@ def test_jit_compile_is_refused_unless_a_bool_under_tensorflow_before_loading(tm
         with pytest.raises(ValueError, match=r"`jit_compile` must be True or False. Received: jit_compile="):
             Stylizer.load(tmp_path / "missing", jit_compile=bad)
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(ValueError, match="jit_compile=True fuses TensorFlow graphs with XLA; under the 'jax'"):
+    with pytest.raises(ValueError, match="jit_compile=True fuses TensorFlow graphs with XLA and needs the Tens"):
         Stylizer.load(tmp_path / "missing", jit_compile=True)

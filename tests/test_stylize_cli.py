@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 from cli_in_process import run_tool
-from helpers import STYLE_NAMES, saved_style_model
+from helpers import STYLE_NAMES, saved_style_model, xla_marks
 from PIL import Image
 
 from cin_style.sheets import BACKGROUND, label_height
@@ -110,6 +110,8 @@ def test_jit_compile_paints_with_xla_what_the_plain_run_paints(model_dir, photos
         result = stylize(*args, f"--output={tmp_path / name}.png", *extra)
         assert result.returncode == 0, result.stderr[-2000:]
     assert [stylizer.jit_compile for stylizer in loaded] == [False, True]
+    assert xla_marks(loaded[1]._run)["Conv2D"] == {False} and True in xla_marks(loaded[1]._run)["Mean"]
+    assert not hasattr(loaded[0]._run, "tf_function")  # the plain run does not paint through network_painters
     plain, fused = (np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16) for name in ("plain", "fused"))
     assert np.abs(plain - fused).max() <= 1  # float rounding, seen in uint8 levels
 
@@ -121,8 +123,11 @@ def test_precision_bfloat16_under_another_backend_is_refused_in_one_line(model_d
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(keras.backend, "backend", lambda: "jax")
         refused = stylize(*args, "--style=munch_the_scream", "--precision=bfloat16")
+        refused_xla = stylize(*args, "--style=munch_the_scream", "--jit_compile")
     assert refused.returncode == 1 and "under the 'jax' backend it would be slower" in refused.stderr
-    assert "Traceback" not in refused.stderr and not (tmp_path / "out.png").exists()
+    assert refused_xla.returncode == 1 and "needs the TensorFlow backend, not 'jax'" in refused_xla.stderr
+    for result in (refused, refused_xla):
+        assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
 
 
 def test_folder_run_reports_failures_and_finishes_the_rest(model_dir, photos, tmp_path):
