@@ -1,7 +1,7 @@
 """What a folder run of cin-style-stylize costs per photo beyond the Stylizer's painting.
 
     python benchmarks/cli_overhead.py [--models=cin_style_default,cin_style_slim --precision=bfloat16
-                                       --sizes=512,1024 --photos=6]
+                                       --sizes=512,1024 --photos=6 --jit_compile]
 
 For each model and size, `--photos` copies of a JPEG photo of that size are
 painted as the tool paints a folder (`cin_style.cli._folder.paint_folder`:
@@ -12,7 +12,8 @@ against the Stylizer painting the same photo from an array already in memory
 (`stylize`), all in one run, so the ratios printed hold on a noisy machine. The
 JPEG decoding and PNG encoding alone are printed too (the encoding with
 `image_io.write_image`'s defaults and with Pillow's own, zlib level 6, which the
-tool used before): the file codecs are what a folder run adds.
+tool used before): the file codecs are what a folder run adds. `--jit_compile`
+loads the Stylizer with `jit_compile=True` (`--jit_compile` of the tool).
 """
 
 import argparse
@@ -74,6 +75,7 @@ def main():
     parser.add_argument("--models", default="cin_style_default,cin_style_slim")
     parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"))
     parser.add_argument("--sizes", default="512,1024")
+    parser.add_argument("--jit_compile", action="store_true", help="Stylizer.load(jit_compile=True)")
     parser.add_argument("--photos", type=int, default=6, help="photos per folder run")
     parser.add_argument("--repeats", type=int, default=3, help="folder runs timed per engine (median)")
     parser.add_argument("--input", default=os.path.join(REPO, "examples", "parrots.jpg"))
@@ -84,7 +86,9 @@ def main():
         f"{'decode ms':>11}{'encode ms':>11}{'level 6 ms':>12}"
     )
     for model in args.models.split(","):
-        stylizer = Stylizer.load(os.path.join(REPO, "saved_models", model), precision=args.precision)
+        stylizer = Stylizer.load(
+            os.path.join(REPO, "saved_models", model), precision=args.precision, jit_compile=args.jit_compile
+        )
         for side in (int(s) for s in args.sizes.split(",")):
             row = measure(stylizer, image_io.resize(photo, side, side), args.photos, args.repeats)
             ms = {key: value * 1e3 for key, value in row.items()}
