@@ -43,7 +43,7 @@ def concatenate_in_groups(pieces, axis):
     return pieces[0]
 
 
-def _reflect_by_slices(x, pad):
+def reflect_by_slices(x, pad):
     """`x` (batch, height, width, channels) reflection-padded by `pad` on both sides of both spatial axes.
 
     Each side's lines are joined first (`concatenate_in_groups`), then the
@@ -114,7 +114,7 @@ class ReflectionConv2D(keras.layers.Layer):
     def call(self, x):
         pad = self.kernel_size // 2
         if pad and _PAD_BY_SLICES.get() and all(isinstance(x.shape[axis], int) for axis in (1, 2)):
-            x = _reflect_by_slices(x, pad)
+            x = reflect_by_slices(x, pad)
         elif pad:
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
         return self.conv(x)

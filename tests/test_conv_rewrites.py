@@ -1,0 +1,75 @@
+"""Convolutions rewritten wider (space-to-depth, upsampling folded in): the original's values, any shape."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tensorflow_only
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+def _conv(x, kernel):
+    import tensorflow as tf
+
+    return tf.nn.conv2d(x, kernel, 1, "VALID").numpy()
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    side=st.sampled_from([1, 3, 5, 7, 9]),
+    block=st.integers(2, 4),
+    blocks=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    channels=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_by_space_to_depth_gives_the_convolutions_values_for_any_kernel_block_and_size(
+    side, block, blocks, channels, seed
+):
+    from cin_style.conv_rewrites import conv_by_space_to_depth
+
+    rng = np.random.default_rng(seed)
+    height, width = (block * count for count in blocks)
+    padded = rng.normal(size=(2, height + side - 1, width + side - 1, channels[0])).astype("float32")
+    kernel = rng.normal(size=(side, side, *channels)).astype("float32")
+    got = conv_by_space_to_depth(padded, kernel, block).numpy()
+    np.testing.assert_allclose(got, _conv(padded, kernel), atol=1e-4 * side * side * channels[0])
+
+
+def test_conv_by_space_to_depth_runs_block_by_block_pixels_as_one_wider_convolution():
+    from cin_style.conv_rewrites import conv_by_space_to_depth, space_to_depth_kernel
+
+    kernel = np.arange(9 * 9 * 3 * 8, dtype="float32").reshape(9, 9, 3, 8)
+    wide = space_to_depth_kernel(kernel, 2).numpy()
+    assert wide.shape == (5, 5, 4 * 3, 4 * 8)  # 10x10 input pixels cover the 9x9 windows of 2x2 outputs
+    # Input channels (r, c, in) and output channels (a, b, out), TensorFlow's order: output pixel (a, b) of a
+    # block reads offset (r, c) of input block (t, s) as tap (2t + r - a, 2s + c - b).
+    offset_0_1 = slice(3 * 1, 3 * 2)  # (r, c) = (0, 1)
+    np.testing.assert_array_equal(wide[1, 2, offset_0_1, 0:8], kernel[2, 5])  # (a, b) = (0, 0)
+    np.testing.assert_array_equal(wide[1, 2, offset_0_1, 24:32], kernel[1, 4])  # (a, b) = (1, 1)
+    assert not wide[0, :, 0:6, 16:32].any()  # row offset 0 of the first block lies above output row 1's window
+    with pytest.raises(ValueError, match="not a multiple of block=2"):
+        conv_by_space_to_depth(np.zeros((1, 13, 12, 3), "float32"), kernel, 2)
+
+
+@hypothesis.settings(max_examples=20, deadline=None)
+@hypothesis.given(
+    size=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    channels=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    seed=st.integers(0, 2**16),
+)
+def test_upsampled_conv_gives_nearest_upsampling_reflection_padding_and_3x3_convolutions_values(size, channels, seed):
+    from cin_style.conv_rewrites import upsampled_conv
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2, *size, channels[0])).astype("float32")
+    kernel = rng.normal(size=(3, 3, *channels)).astype("float32")
+    upsampled = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
+    expected = _conv(np.pad(upsampled, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect"), kernel)
+    np.testing.assert_allclose(upsampled_conv(x, kernel).numpy(), expected, atol=1e-4 * 9 * channels[0])
+
+
+def test_upsampled_conv_takes_only_3x3_kernels():
+    from cin_style.conv_rewrites import upsampled_conv
+
+    with pytest.raises(ValueError, match="rewrites 3x3 kernels"):
+        upsampled_conv(np.zeros((1, 4, 4, 2), "float32"), np.zeros((5, 5, 2, 2), "float32"))
