@@ -21,13 +21,16 @@ slim model's 150 ms. Two exact rewrites give the kernels more channels:
 
 Both give the original's values up to float rounding (tests pin this). The
 rearranged kernels are tensor ops on the original ones, which converters
-fold into constants (`cin_style.tflite.export_tflite`).
+fold into constants. `rewritten_layers` applies them to a transformer's
+layers as `network.run_layers`' `wrap`: for `cin_style.tflite.export_tflite`
+and for the Stylizer's TensorFlow painters (`cin_style.precision`).
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from cin_style.layers.reflection_conv import concatenate_in_groups
+from cin_style.layers.reflection_conv import ReflectionConv2D, concatenate_in_groups
 
 
 def _check_shape(kernel):
@@ -134,3 +137,55 @@ def upsampled_conv(x, kernel):
     """
     out = tf.nn.conv2d(_edge_pad_by_slices(x), tf.cast(upsampled_conv_kernel(kernel), x.dtype), 1, "VALID")
     return tf.nn.depth_to_space(out, 2)
+
+
+class Upsampled:
+    """An x2 nearest upsampling of `low`, left to the convolution after it (`upsampled_conv`)."""
+
+    def __init__(self, low):
+        self.low = low
+
+    def materialized(self):
+        """The upsampled tensor itself (depth-to-space of four copies: no TILE, which XNNPACK lacks)."""
+        return tf.nn.depth_to_space(tf.concat([self.low] * 4, axis=-1), 2)
+
+
+def rewritten_layers(space_to_depth, block=2):
+    """`wrap(layer)` for `network.run_layers`: the transformer's layers with the rewrites above.
+
+    Each x2 nearest `UpSampling2D` gives an `Upsampled`, which the 3x3
+    `ReflectionConv2D` after it (always, in `build_transformer`'s network)
+    computes by `upsampled_conv`; a stride-1 `ReflectionConv2D` for which
+    `space_to_depth(layer)` is true runs by `conv_by_space_to_depth` with
+    `block`; every other layer is itself.
+
+    Raises:
+        ValueError: From `wrap`, for an upsampling other than x2 nearest.
+    """
+
+    def conv(layer):
+        def call(x):
+            if isinstance(x, Upsampled) and layer.kernel_size == 3 and layer.strides == 1:
+                out = upsampled_conv(tf.cast(x.low, layer.compute_dtype), layer.conv.kernel)
+            else:
+                x = tf.cast(x.materialized() if isinstance(x, Upsampled) else x, layer.compute_dtype)
+                sides = [x.shape[axis] for axis in (1, 2)]
+                if layer.strides != 1 or not space_to_depth(layer) or any(s is not None and s % block for s in sides):
+                    return layer(x)
+                out = conv_by_space_to_depth(layer.padded(x), layer.conv.kernel, block)
+            return out + tf.cast(layer.conv.bias, out.dtype) if layer.use_bias else out
+
+        return call
+
+    def wrap(layer):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            if tuple(layer.size) != (2, 2) or layer.interpolation != "nearest":
+                raise ValueError(
+                    f"Cannot rewrite {layer.name}: x2 nearest upsampling expected, got {layer.get_config()}"
+                )
+            return Upsampled
+        if isinstance(layer, ReflectionConv2D):
+            return conv(layer)
+        return layer
+
+    return wrap

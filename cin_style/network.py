@@ -72,7 +72,7 @@ def _forward(image, weights_at, layer, num_styles, alpha, epsilon, output_norm):
     return layer("crop", lambda: CropToMatch(name="crop", dtype="float32"))([x, image])
 
 
-def _style_map_levels(style_map):
+def style_map_levels(style_map):
     """`weights_at` for a per-pixel map at image size: padded like the image, then averaged 2x2 and 4x4.
 
     The padded sides are multiples of 4, so each feature map's pixel gets the
@@ -142,7 +142,7 @@ def _inputs(num_styles, spatial):
         style_weights = keras.Input(shape=(num_styles,), name="style_weights", dtype="float32")
         return image, style_weights, lambda level: style_weights
     style_weights = keras.Input(shape=(None, None, num_styles), name="style_weights", dtype="float32")
-    return image, style_weights, _style_map_levels(style_weights)
+    return image, style_weights, style_map_levels(style_weights)
 
 
 def spatial_transformer(model):

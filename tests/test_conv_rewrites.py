@@ -73,3 +73,36 @@ def test_upsampled_conv_takes_only_3x3_kernels():
 
     with pytest.raises(ValueError, match="rewrites 3x3 kernels"):
         upsampled_conv(np.zeros((1, 4, 4, 2), "float32"), np.zeros((5, 5, 2, 2), "float32"))
+
+
+def test_an_upsampling_left_to_the_next_layer_materializes_as_nearest_upsampling_bit_for_bit(rng):
+    import keras
+
+    from cin_style.conv_rewrites import Upsampled
+
+    x = rng.random((2, 5, 7, 3), dtype=np.float32)
+    expected = keras.ops.convert_to_numpy(keras.layers.UpSampling2D(2, interpolation="nearest")(x))
+    np.testing.assert_array_equal(Upsampled(x).materialized().numpy(), expected)
+
+
+@pytest.mark.parametrize("space_to_depth", [True, False])
+def test_a_transformer_run_with_rewritten_layers_paints_as_the_model(rng, space_to_depth):
+    import keras
+    import tensorflow as tf
+    from helpers import distinct_style_model
+
+    from cin_style.conv_rewrites import rewritten_layers
+    from cin_style.network import run_layers
+
+    model = distinct_style_model()
+    image = rng.random((2, 36, 44, 3), dtype=np.float32)
+    weights = np.eye(3, dtype="float32")[[0, 2]]
+    wrap = rewritten_layers(space_to_depth=lambda layer: space_to_depth and layer.kernel_size > 3)
+    paint = tf.function(lambda image: run_layers(model, image, lambda level: weights, wrap=wrap))
+    expected = model({"image": image, "style_weights": weights})
+    np.testing.assert_allclose(paint(image).numpy(), keras.ops.convert_to_numpy(expected), atol=2e-5)
+    ops = [op.type for op in paint.get_concrete_function(tf.TensorSpec(image.shape)).graph.get_operations()]
+    # Two upsamplings folded into their convolutions; the 9x9 first and last layers 2x2 pixels at a time.
+    assert ops.count("DepthToSpace") == 2 + 2 * space_to_depth and ops.count("SpaceToDepth") == 2 * space_to_depth
+    with pytest.raises(ValueError, match="x2 nearest upsampling expected"):
+        rewritten_layers(space_to_depth=bool)(keras.layers.UpSampling2D(2, interpolation="bilinear"))

@@ -138,14 +138,6 @@ def test_tflite_export_takes_a_mixed_precision_model_as_float32_and_refuses_the_
         _float32_transformer(spatial_transformer(model))
 
 
-def test_upsampling_by_depth_to_space_is_nearest_upsampling_bit_for_bit(rng):
-    from cin_style.tflite import _upsample_by_depth_to_space
-
-    x = rng.random((2, 5, 7, 3), dtype=np.float32)
-    expected = keras.ops.convert_to_numpy(keras.layers.UpSampling2D(2, interpolation="nearest")(x))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(_upsample_by_depth_to_space(x)), expected)
-
-
 def test_tflite_metadata_names_the_styles_size_and_quantization(model, tmp_path, exported):
     from cin_style.metadata import weights_hash
     from cin_style.tflite import export_tflite, read_tflite_metadata

@@ -111,13 +111,18 @@ class ReflectionConv2D(keras.layers.Layer):
                 shape[axis] += 2 * pad
         self.conv.build(tuple(shape))
 
-    def call(self, x):
+    def padded(self, x):
+        """`x` reflection-padded by `kernel_size // 2`: what the inner convolution takes (by slices within
+        `reflection_padding_by_slices` when the size is known)."""
         pad = self.kernel_size // 2
         if pad and _PAD_BY_SLICES.get() and all(isinstance(x.shape[axis], int) for axis in (1, 2)):
-            x = reflect_by_slices(x, pad)
-        elif pad:
-            x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
-        return self.conv(x)
+            return reflect_by_slices(x, pad)
+        if pad:
+            return ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
+        return x
+
+    def call(self, x):
+        return self.conv(self.padded(x))
 
     def compute_output_shape(self, input_shape):
         def out(size):
