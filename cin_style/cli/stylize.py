@@ -29,8 +29,7 @@ from absl import flags
 
 from cin_style.bundled import bundled_model_path, resolve_model_keyword
 from cin_style.cli._common import fail, reject_extra_args, run_tool, setup_logging, vgg_weights_or_fail
-from cin_style.cli._folder import describe_error as _describe
-from cin_style.cli._folder import paint_folder as _paint_folder
+from cin_style.cli._folder import describe_error, paint_folder
 from cin_style.precision import PRECISIONS
 from cin_style.video import VIDEO_EXTENSIONS
 
@@ -360,7 +359,7 @@ def main(argv):
     existing = set() if FLAGS.overwrite else {output for output in names if os.path.exists(output)}  # before the run
     todo = [(path, style, output) for path, style, output in work if output not in existing]
     skipped = len(work) - len(todo)
-    failures = _paint_folder(todo, paint)
+    failures = paint_folder(todo, paint)
     summary = f"{len(work) - skipped - len(failures)} of {len(work)} images stylised into {FLAGS.output}"
     print(summary + (f"; {skipped} skipped (outputs exist; --overwrite to redo)" if skipped else ""))
     if failures:
@@ -455,7 +454,7 @@ def _write_one(make, output):
     except (image_io.ImageReadError, StyleError, ValueError, OSError) as error:
         fail(str(error))
     except Exception as error:  # a TensorFlow error (out of memory, ...): one line, not a traceback
-        fail(f"{FLAGS.input}: {_describe(error)}")
+        fail(f"{FLAGS.input}: {describe_error(error)}")
     print(f"wrote {output}")
 
 
