@@ -128,7 +128,8 @@ def upsampled_conv(x, kernel):
     """Nearest x2 upsampling of `x`, reflection padding 1, then a 3x3 `kernel`: computed at `x`'s size.
 
     Args:
-        x: `(batch, height, width, in)` of known height and width.
+        x: `(batch, height, width, in)`, any height and width (also unknown
+            at tracing).
         kernel: `(3, 3, in, out)`, a variable or array.
 
     Returns:
@@ -160,7 +161,8 @@ def rewritten_layers(space_to_depth, block=2):
     `block`; every other layer is itself.
 
     Raises:
-        ValueError: From `wrap`, for an upsampling other than x2 nearest.
+        ValueError: From `wrap`, for an upsampling other than x2 nearest; when
+            called, for an upsampling followed by anything but a convolution.
     """
 
     def conv(layer):
@@ -177,6 +179,14 @@ def rewritten_layers(space_to_depth, block=2):
 
         return call
 
+    def other(layer):
+        def call(inputs):
+            if any(isinstance(value, Upsampled) for value in keras.tree.flatten(inputs)):
+                raise ValueError(f"Cannot rewrite {layer.name}: an upsampling must be followed by a ReflectionConv2D")
+            return layer(inputs)
+
+        return call
+
     def wrap(layer):
         if isinstance(layer, keras.layers.UpSampling2D):
             if tuple(layer.size) != (2, 2) or layer.interpolation != "nearest":
@@ -186,6 +196,6 @@ def rewritten_layers(space_to_depth, block=2):
             return Upsampled
         if isinstance(layer, ReflectionConv2D):
             return conv(layer)
-        return layer
+        return other(layer)
 
     return wrap

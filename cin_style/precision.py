@@ -108,9 +108,10 @@ def network_painters(model, precision="float32", jit_compile=False):
     `precision="bfloat16"` paints with a copy whose convolutions compute in
     bfloat16 (`with_dtype_policy`). `jit_compile=True` marks every op but the
     convolutions and matrix products (`NATIVE_OPS`) for XLA, which fuses the
-    instance statistics, normalisations, activations, paddings and upsamplings
-    between two convolutions into a few passes over memory instead of a dozen:
-    the bundled models paint in 0.6-0.9x of the time at 512 and 1024 px on
+    instance statistics, normalisations, activations, paddings and pixel
+    rearrangements (depth-to-space) between two convolutions into a few
+    passes over memory instead of a dozen: the bundled models paint in
+    0.6-0.9x of the time at 512 and 1024 px on
     this project's 2-core AMX Xeon, in either precision (docs/benchmarks.md).
     XLA compiles per input shape (image size and batch; each painter its
     own), which costs 3.4-5.4 s here (TensorFlow's lazy compilation: the first

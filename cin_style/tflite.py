@@ -87,8 +87,9 @@ def _mirror_pad_by_slices(layer):
 
 
 #: Output pixels per block side for the space-to-depth form of stride-1 convolutions wider than 3x3
-#: (`conv_rewrites.conv_by_space_to_depth`). Measured with LiteRT 2.3, slim model at 512 / 1024 px: 2 ran it in
-#: 89 / 338 ms, 4 in 78 / 376 ms (from 147 / 760 ms); the full model at 512: 575 ms from 734.
+#: (`conv_rewrites.conv_by_space_to_depth`). Measured with LiteRT 2.3, the whole slim file with the upsamplings
+#: folded at 512 / 1024 px: block 2 82 / 338 ms, block 4 78 / 376 ms (from 147 / 760 ms); the full model at 512
+#: px 575 ms from 734 (block 2).
 SPACE_TO_DEPTH_BLOCK = 2
 
 

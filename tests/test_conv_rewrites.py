@@ -101,8 +101,23 @@ def test_a_transformer_run_with_rewritten_layers_paints_as_the_model(rng, space_
     paint = tf.function(lambda image: run_layers(model, image, lambda level: weights, wrap=wrap))
     expected = model({"image": image, "style_weights": weights})
     np.testing.assert_allclose(paint(image).numpy(), keras.ops.convert_to_numpy(expected), atol=2e-5)
-    ops = [op.type for op in paint.get_concrete_function(tf.TensorSpec(image.shape)).graph.get_operations()]
-    # Two upsamplings folded into their convolutions; the 9x9 first and last layers 2x2 pixels at a time.
-    assert ops.count("DepthToSpace") == 2 + 2 * space_to_depth and ops.count("SpaceToDepth") == 2 * space_to_depth
+    graph = paint.get_concrete_function(tf.TensorSpec(image.shape)).graph
+    filters = {tuple(op.inputs[1].shape) for op in graph.get_operations() if op.type == "Conv2D"}
+    # Two upsamplings folded into their 3x3 convolutions (4x the outputs at the low size: alpha 0.25's 32 -> 16
+    # and 16 -> 8); the 9x9 first and last layers 2x2 pixels at a time (5x5, 4x the channels) or whole.
+    assert {(3, 3, 32, 64), (3, 3, 16, 32)} <= filters and not {(3, 3, 32, 16), (3, 3, 16, 8)} & filters
+    nine = {(5, 5, 12, 32), (5, 5, 32, 12)} if space_to_depth else {(9, 9, 3, 8), (9, 9, 8, 3)}
+    assert nine <= filters
     with pytest.raises(ValueError, match="x2 nearest upsampling expected"):
         rewritten_layers(space_to_depth=bool)(keras.layers.UpSampling2D(2, interpolation="bilinear"))
+
+
+def test_an_upsampling_followed_by_anything_but_a_convolution_is_refused_by_name(rng):
+    import keras
+
+    from cin_style.conv_rewrites import rewritten_layers
+
+    wrap = rewritten_layers(space_to_depth=bool)
+    upsampled = wrap(keras.layers.UpSampling2D(2))(rng.random((1, 4, 4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="Cannot rewrite relu: an upsampling must be followed by a ReflectionConv2D"):
+        wrap(keras.layers.Activation("relu", name="relu"))(upsampled)
