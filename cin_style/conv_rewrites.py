@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cin_style.layers.reflection_conv import ReflectionConv2D, concatenate_in_groups
+from cin_style.layers.reflection_conv import ReflectionConv2D, edge_pad_by_slices
 
 
 def _check_shape(kernel):
@@ -115,15 +115,6 @@ def upsampled_conv_kernel(kernel):
     return tf.reshape(wide, (3, 3, shape[2], 4 * shape[3]))
 
 
-def _edge_pad_by_slices(x):
-    """`x` with its first and last rows and columns repeated once (edge padding), by slices and concatenations."""
-    for axis in (1, 2):
-        first = x[(slice(None),) * axis + (slice(0, 1),)]
-        last = x[(slice(None),) * axis + (slice(-1, None),)]
-        x = concatenate_in_groups([first, x, last], axis)
-    return x
-
-
 def upsampled_conv(x, kernel):
     """Nearest x2 upsampling of `x`, reflection padding 1, then a 3x3 `kernel`: computed at `x`'s size.
 
@@ -136,7 +127,7 @@ def upsampled_conv(x, kernel):
         `(batch, 2 height, 2 width, out)`: the values of
         `conv2d(reflect_pad(upsample(x), 1), kernel, "VALID")`.
     """
-    out = tf.nn.conv2d(_edge_pad_by_slices(x), tf.cast(upsampled_conv_kernel(kernel), x.dtype), 1, "VALID")
+    out = tf.nn.conv2d(edge_pad_by_slices(x), tf.cast(upsampled_conv_kernel(kernel), x.dtype), 1, "VALID")
     return tf.nn.depth_to_space(out, 2)
 
 
