@@ -5,6 +5,7 @@ This module imports nothing else of cin_style.
 """
 
 import contextlib
+import io
 import os
 import uuid
 
@@ -273,12 +274,33 @@ def _with_defaults(format_name, save_options):
     return {**SAVE_DEFAULTS.get(format_name, {}), **save_options}
 
 
-def write_image(path, image, **save_options):
+class _Reporting:
+    """A file stream that calls `progress()` before each write. It has no `fileno`, so Pillow encodes piece by
+    piece through `write` rather than in one call to the file descriptor."""
+
+    def __init__(self, stream, progress):
+        self._stream, self._progress = stream, progress
+
+    def write(self, data):
+        self._progress()
+        return self._stream.write(data)
+
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno: written piece by piece")
+
+    def __getattr__(self, name):  # seek, tell, flush, ...
+        return getattr(self._stream, name)
+
+
+def write_image(path, image, progress=None, **save_options):
     """Writes an image atomically: to a temporary file beside it, then renamed.
 
     Args:
         path: Output path; the format follows its extension (PNG without one).
         image: float `(h, w, 3)` in [0, 1], uint8 `(h, w, 3)`, or a PIL image.
+        progress: Optional callable, called before each piece of the file is
+            written (Pillow encodes PNG and JPEG in pieces of 64 KB or more);
+            an exception raised from it abandons the write, leaving no file.
         **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`). PNG
             is written with `SAVE_DEFAULTS` (`compress_level=1` with zlib's
             run-length strategy, the fast setting) unless they name
@@ -312,7 +334,8 @@ def write_image(path, image, **save_options):
     handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=format_name, **_with_defaults(format_name, save_options))
+            target = stream if progress is None else _Reporting(stream, progress)
+            image.save(target, format=format_name, **_with_defaults(format_name, save_options))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

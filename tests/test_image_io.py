@@ -235,3 +235,29 @@ def test_png_is_written_with_zlibs_run_length_strategy_unless_the_caller_says_ot
     assert (tmp_path / "small.png").read_bytes() == _encoded(image, compress_level=9)
     write_image(tmp_path / "optimized.png", image, optimize=True)
     assert (tmp_path / "optimized.png").read_bytes() == _encoded(image, optimize=True)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_write_progress_is_called_per_piece_and_an_error_from_it_leaves_no_file(tmp_path, rng, suffix):
+    from cin_style.image_io import write_image
+
+    noise = rng.integers(0, 256, (512, 768, 3)).astype(np.uint8)  # 1.2 MB that hardly compress: several pieces
+    pieces = []
+    write_image(tmp_path / f"reported{suffix}", noise, progress=lambda: pieces.append(1))
+    write_image(tmp_path / f"plain{suffix}", noise)
+    assert len(pieces) >= 3
+    # Written piece by piece, the same bytes as in one call to the file.
+    assert (tmp_path / f"reported{suffix}").read_bytes() == (tmp_path / f"plain{suffix}").read_bytes()
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third():
+        pieces.append(1)
+        if len(pieces) == 3:
+            raise Stop
+
+    pieces.clear()
+    with pytest.raises(Stop):
+        write_image(tmp_path / f"stopped{suffix}", noise, progress=stop_at_the_third)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"plain{suffix}", f"reported{suffix}"]

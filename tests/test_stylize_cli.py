@@ -166,10 +166,10 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
     overlapped = []
     real_write = image_io.write_image
 
-    def write_when_b_paints(output, image):
+    def write_when_b_paints(output, image, **options):
         if output.endswith("a.png"):  # sequential writing would time out here: b paints after a is written
             overlapped.append(b_is_painting.wait(timeout=5))
-        real_write(output, image)
+        real_write(output, image, **options)
 
     def before_painting(path):
         if path == "b":
@@ -202,14 +202,14 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
         with lock:
             events.append(event)
 
-    def write(output, image):
+    def write(output, image, **options):
         name = os.path.basename(output)[0]
         log(f"write {name}")
         if name == "a":
             raise OSError("disk full")
         if name == "c":
             time.sleep(0.2)  # a slow disk: the painting must not run ahead of the writing
-        real_write(output, image)
+        real_write(output, image, **options)
         log(f"wrote {name}")
 
     def before_painting(path):
@@ -219,6 +219,7 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
 
     paint = _grey_painter(before_painting)
     monkeypatch.setattr(image_io, "write_image", write)
+    monkeypatch.setattr(tool, "CAN_YIELD", False)  # a writer asleep would pass for one starved and be taken over
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
     assert tool.paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
     assert sorted(os.listdir(tmp_path)) == ["c.png", "d.png", "e.png"]
@@ -231,17 +232,16 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
 
 
 def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, monkeypatch):
-    import concurrent.futures
     import time
 
     from cin_style import image_io
     from cin_style.cli import _folder as tool
 
-    real_write, real_wait = image_io.write_image, concurrent.futures.wait
+    real_write, real_wait = image_io.write_image, tool._Write.wait
 
-    def slow_write(output, image):
+    def slow_write(output, image, **options):
         time.sleep(0.3)
-        real_write(output, image)
+        real_write(output, image, **options)
 
     def before_painting(path):
         if path == "b":
@@ -250,20 +250,98 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
     paint = _grey_painter(before_painting, side=64)
     interrupts = []
 
-    def wait_interrupted_once(futures, *args, **kwargs):  # a second Ctrl-C while the file is being written
+    def wait_interrupted_once(write):  # a second Ctrl-C while the file is being written
         if not interrupts:
             interrupts.append(1)
             raise KeyboardInterrupt
-        return real_wait(futures, *args, **kwargs)
+        return real_wait(write)
 
     monkeypatch.setattr(image_io, "write_image", slow_write)
-    monkeypatch.setattr(concurrent.futures, "wait", wait_interrupted_once)
+    monkeypatch.setattr(tool._Write, "wait", wait_interrupted_once)
+    monkeypatch.setattr(tool, "CAN_YIELD", False)  # the writer asleep would pass for one starved
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"]
     with pytest.raises(KeyboardInterrupt):
         tool.paint_folder(work, paint)
     assert interrupts == [1]
     assert os.listdir(tmp_path) == ["a.png"]  # finished, and no temporary file left
     assert Image.open(tmp_path / "a.png").size == (64, 64)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is Linux's")
+def test_folder_run_writes_at_the_lowest_cpu_priority_leaving_the_painting_at_its_own(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from cin_style import image_io
+    from cin_style.cli import _folder as tool
+
+    def priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    real_write, seen = image_io.write_image, {}
+
+    def write(output, image, **options):
+        seen[os.path.basename(output)] = priority()
+        real_write(output, image, **options)
+
+    def before_painting(path):
+        seen[f"paint {path}"] = priority()
+
+    monkeypatch.setattr(image_io, "write_image", write)
+    main_priority = priority()
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "ab"]
+    assert tool.paint_folder(work, _grey_painter(before_painting)) == []
+    assert seen == {"paint a": main_priority, "paint b": main_priority, "a.png": 19, "b.png": 19}
+    assert priority() == main_priority
+    assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / name}.png" for name in "ab"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is Linux's")
+def test_a_starved_writer_is_taken_over_and_the_rest_of_the_run_writes_at_normal_priority(
+    tmp_path, monkeypatch, capsys
+):
+    import threading
+    import time
+
+    from cin_style import image_io
+    from cin_style.cli import _folder as tool
+
+    real_write, calls, lock = image_io.write_image, [], threading.Lock()
+    starved_threads = []
+
+    def write(output, image, progress=None, **options):
+        name = os.path.basename(output)[0]
+        thread = threading.current_thread()
+        with lock:
+            calls.append((name, thread.name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        if name == "b" and thread.name == "cin-style-writer":  # other programs hold the cores: it gets no CPU
+            starved_threads.append(thread)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+                try:
+                    progress()  # raises once the main thread has taken the painting over
+                except Exception:
+                    time.sleep(0.3)  # still starved: a while to its next piece, where it stops
+                    raise
+            raise AssertionError("the starved write was not taken over")
+        real_write(output, image, progress=progress, **options)
+
+    painted = []
+    monkeypatch.setattr(image_io, "write_image", write)
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
+    assert tool.paint_folder(work, _grey_painter(painted.append)) == []
+    main_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert calls == [
+        ("a", "cin-style-writer", 19),
+        ("b", "cin-style-writer", 19),  # starved
+        ("b", "MainThread", main_priority),  # taken over
+        ("c", "cin-style-writer", main_priority),  # later writes at normal priority
+        ("d", "cin-style-writer", main_priority),
+    ]
+    assert not starved_threads[0].is_alive()  # stopped at its next piece before the run returned
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.png", "d.png"]  # no temporary file left
+    assert all(Image.open(tmp_path / f"{name}.png").size == (4, 4) for name in "abcd")
+    assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / name}.png" for name in "abcd"]
 
 
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):
