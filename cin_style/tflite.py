@@ -3,7 +3,8 @@
 The `.tflite` file has two signatures, both on one image of the size chosen
 at export (TFLite's converter needs static shapes here: with a run-time
 size, the convolutions after each upsampling lose their channel count and
-fall back to TensorFlow ops that mobile runtimes lack):
+fall back to TensorFlow ops that mobile runtimes lack; and the graph's
+shaping for XNNPACK below pads by slices of known sizes):
 
 - `stylize`: `image` float32 `(1, height, width, 3)` in [0, 1] +
   `style_index` int32 `(1,)` -> `stylized_image` float32 `(1, height, width, 3)`;
