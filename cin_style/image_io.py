@@ -299,8 +299,10 @@ def write_image(path, image, progress=None, **save_options):
         path: Output path; the format follows its extension (PNG without one).
         image: float `(h, w, 3)` in [0, 1], uint8 `(h, w, 3)`, or a PIL image.
         progress: Optional callable, called before each piece of the file is
-            written (Pillow encodes PNG and JPEG in pieces of 64 KB or more);
-            an exception raised from it abandons the write, leaving no file.
+            written (Pillow encodes PNG, baseline JPEG and TIFF in pieces of
+            at most 64 KB; WebP, progressive JPEG and others in one piece at
+            the end); an exception raised from it abandons the write, leaving
+            no file. The bytes written are the same with it or without.
         **save_options: Passed to `PIL.Image.save` (e.g. `quality=92`). PNG
             is written with `SAVE_DEFAULTS` (`compress_level=1` with zlib's
             run-length strategy, the fast setting) unless they name

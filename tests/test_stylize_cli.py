@@ -219,7 +219,6 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
 
     paint = _grey_painter(before_painting)
     monkeypatch.setattr(image_io, "write_image", write)
-    monkeypatch.setattr(tool, "CAN_YIELD", False)  # a writer asleep would pass for one starved and be taken over
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
     assert tool.paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
     assert sorted(os.listdir(tmp_path)) == ["c.png", "d.png", "e.png"]
@@ -232,12 +231,13 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
 
 
 def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, monkeypatch):
+    import concurrent.futures
     import time
 
     from cin_style import image_io
     from cin_style.cli import _folder as tool
 
-    real_write, real_wait = image_io.write_image, tool._Write.wait
+    real_write, real_wait = image_io.write_image, concurrent.futures.wait
 
     def slow_write(output, image, **options):
         time.sleep(0.3)
@@ -250,15 +250,14 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
     paint = _grey_painter(before_painting, side=64)
     interrupts = []
 
-    def wait_interrupted_once(write):  # a second Ctrl-C while the file is being written
+    def wait_interrupted_once(futures, *args, **kwargs):  # a second Ctrl-C while the file is being written
         if not interrupts:
             interrupts.append(1)
             raise KeyboardInterrupt
-        return real_wait(write)
+        return real_wait(futures, *args, **kwargs)
 
     monkeypatch.setattr(image_io, "write_image", slow_write)
-    monkeypatch.setattr(tool._Write, "wait", wait_interrupted_once)
-    monkeypatch.setattr(tool, "CAN_YIELD", False)  # the writer asleep would pass for one starved
+    monkeypatch.setattr(concurrent.futures, "wait", wait_interrupted_once)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"]
     with pytest.raises(KeyboardInterrupt):
         tool.paint_folder(work, paint)
@@ -267,38 +266,68 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
     assert Image.open(tmp_path / "a.png").size == (64, 64)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is Linux's")
-def test_folder_run_writes_at_the_lowest_cpu_priority_leaving_the_painting_at_its_own(tmp_path, monkeypatch, capsys):
+def _priority():
     import threading
 
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def _a_thread_can_lower_its_priority():
+    import threading
+
+    from cin_style.cli._folder import CAN_YIELD
+
+    if not CAN_YIELD:  # not Linux, or no schedstat
+        return False
+    lowered = []
+
+    def lower():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            lowered.append(True)
+        except OSError:  # a sandbox
+            pass
+
+    thread = threading.Thread(target=lower)
+    thread.start()
+    thread.join()
+    return bool(lowered)
+
+
+needs_yielding_writers = pytest.mark.skipif(
+    not _a_thread_can_lower_its_priority(),
+    reason="a thread's own CPU priority and its wait for a core are Linux's (and some sandboxes refuse it)",
+)
+
+
+@needs_yielding_writers
+def test_folder_run_writes_at_the_lowest_cpu_priority_leaving_the_painting_at_its_own(tmp_path, monkeypatch, capsys):
     from cin_style import image_io
     from cin_style.cli import _folder as tool
-
-    def priority():
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     real_write, seen = image_io.write_image, {}
 
     def write(output, image, **options):
-        seen[os.path.basename(output)] = priority()
+        seen[os.path.basename(output)] = _priority()
         real_write(output, image, **options)
 
     def before_painting(path):
-        seen[f"paint {path}"] = priority()
+        seen[f"paint {path}"] = _priority()
 
     monkeypatch.setattr(image_io, "write_image", write)
-    main_priority = priority()
+    monkeypatch.setattr(tool, "STARVED_AFTER_SECONDS", float("inf"))  # never taken over, however busy the machine
+    main_priority = _priority()
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "ab"]
     assert tool.paint_folder(work, _grey_painter(before_painting)) == []
     assert seen == {"paint a": main_priority, "paint b": main_priority, "a.png": 19, "b.png": 19}
-    assert priority() == main_priority
+    assert _priority() == main_priority
     assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / name}.png" for name in "ab"]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is Linux's")
-def test_a_starved_writer_is_taken_over_and_the_rest_of_the_run_writes_at_normal_priority(
-    tmp_path, monkeypatch, capsys
-):
+def _starving_b(tmp_path, monkeypatch):
+    """`(paint, calls, writer_threads)` for a folder run of a, b, c, d whose low-priority write of b starves: from
+    its first piece on, `waiting_seconds` says its thread waits for a core all the time. a is written before b
+    paints, so it is never waited for; the starved write keeps its temporary file until abandoned."""
     import threading
     import time
 
@@ -306,42 +335,127 @@ def test_a_starved_writer_is_taken_over_and_the_rest_of_the_run_writes_at_normal
     from cin_style.cli import _folder as tool
 
     real_write, calls, lock = image_io.write_image, [], threading.Lock()
-    starved_threads = []
+    a_written, starving_since, writer_threads = threading.Event(), [], set()
 
     def write(output, image, progress=None, **options):
         name = os.path.basename(output)[0]
-        thread = threading.current_thread()
         with lock:
-            calls.append((name, thread.name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        if name == "b" and thread.name == "cin-style-writer":  # other programs hold the cores: it gets no CPU
-            starved_threads.append(thread)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-                try:
-                    progress()  # raises once the main thread has taken the painting over
-                except Exception:
-                    time.sleep(0.3)  # still starved: a while to its next piece, where it stops
-                    raise
-            raise AssertionError("the starved write was not taken over")
-        real_write(output, image, progress=progress, **options)
+            calls.append((name, _priority()))
+            writer_threads.add(threading.current_thread())
+        if name == "b" and _priority() == 19:
 
-    painted = []
+            def starving():
+                starving_since.append(time.monotonic())
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    try:
+                        progress()  # raises once abandoned
+                    except Exception:
+                        time.sleep(0.3)  # still starved: a while to its next piece, where it stops
+                        raise
+                raise AssertionError("the starved write was not abandoned")
+
+            real_write(output, image, progress=starving, **options)
+            return
+        real_write(output, image, progress=progress, **options)
+        if name == "a":
+            a_written.set()
+
+    def waiting_seconds(native_id):  # the starved writer waits for a core the whole time
+        return time.monotonic() - starving_since[0] if starving_since else 0.0
+
+    def before_painting(path):
+        if path == "b":
+            assert a_written.wait(10)
+
     monkeypatch.setattr(image_io, "write_image", write)
+    monkeypatch.setattr(tool, "waiting_seconds", waiting_seconds)
+    return _grey_painter(before_painting), calls, writer_threads
+
+
+@needs_yielding_writers
+def test_a_starved_write_is_done_again_at_normal_priority_as_is_the_rest_of_the_run(tmp_path, monkeypatch, capsys):
+    from cin_style.cli import _folder as tool
+
+    paint, calls, writer_threads = _starving_b(tmp_path, monkeypatch)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
-    assert tool.paint_folder(work, _grey_painter(painted.append)) == []
-    main_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    main_priority = _priority()
+    assert tool.paint_folder(work, paint) == []
     assert calls == [
-        ("a", "cin-style-writer", 19),
-        ("b", "cin-style-writer", 19),  # starved
-        ("b", "MainThread", main_priority),  # taken over
-        ("c", "cin-style-writer", main_priority),  # later writes at normal priority
-        ("d", "cin-style-writer", main_priority),
+        ("a", 19),
+        ("b", 19),  # starved
+        ("b", main_priority),  # again, at normal priority
+        ("c", main_priority),  # and the rest of the run
+        ("d", main_priority),
     ]
-    assert not starved_threads[0].is_alive()  # stopped at its next piece before the run returned
+    assert not any(thread.is_alive() for thread in writer_threads)  # the starved one stopped before the return
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.png", "d.png"]  # no temporary file left
     assert all(Image.open(tmp_path / f"{name}.png").size == (4, 4) for name in "abcd")
     assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / name}.png" for name in "abcd"]
+
+
+@needs_yielding_writers
+def test_ctrl_c_while_a_starved_write_is_done_again_still_finishes_that_file(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    from cin_style.cli import _folder as tool
+
+    paint, calls, _ = _starving_b(tmp_path, monkeypatch)
+    real_wait, interrupts = concurrent.futures.wait, []
+
+    def interrupted_once_waiting_for_the_new_write(futures, timeout=None, **kwargs):
+        if timeout is None and not interrupts and len(calls) == 3:  # a, b starved, b again
+            interrupts.append(1)
+            raise KeyboardInterrupt
+        return real_wait(futures, timeout=timeout, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "wait", interrupted_once_waiting_for_the_new_write)
+    work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
+    with pytest.raises(KeyboardInterrupt):
+        tool.paint_folder(work, paint)
+    assert interrupts == [1]
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]  # b finished after all, no temporary file left
+    assert Image.open(tmp_path / "b.png").size == (4, 4)
+
+
+@needs_yielding_writers
+def test_waiting_seconds_counts_a_thread_runnable_without_a_core_not_one_asleep():
+    import subprocess
+    import threading
+    import time
+
+    from cin_style.cli._folder import waiting_seconds
+
+    cpu = min(os.sched_getaffinity(0))
+    competitor = subprocess.Popen(
+        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    measured = {}
+
+    def measure(name, work):
+        os.sched_setaffinity(threading.get_native_id(), {cpu})
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        before, began = waiting_seconds(threading.get_native_id()), time.monotonic()
+        work()
+        measured[name] = (waiting_seconds(threading.get_native_id()) - before) / (time.monotonic() - began)
+
+    def spin():
+        end = time.monotonic() + 0.4
+        while time.monotonic() < end:
+            pass
+
+    try:
+        time.sleep(0.2)  # the competitor spinning on that core
+        for name, work in (("spinning", spin), ("asleep", lambda: time.sleep(0.4))):
+            thread = threading.Thread(target=measure, args=(name, work))
+            thread.start()
+            thread.join()
+    finally:
+        competitor.kill()
+        competitor.wait()
+    assert measured["spinning"] > 0.5  # at nice 19 beside a busy program: runnable, nearly always without the core
+    assert measured["asleep"] < 0.2  # blocked (as on a slow disk): not waiting for a core
 
 
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):

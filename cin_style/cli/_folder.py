@@ -1,20 +1,33 @@
 """A folder run of cin-style-stylize: paint each photo, write it on a second thread in the cores' idle time. No flags
 here, so tests and benchmarks can import it beside other tools."""
 
+import concurrent.futures
 import os
 import sys
 import threading
 import time
 
-#: Whether writer threads can be given the lowest CPU priority: Linux, where a thread's nice value is its own
-#: (elsewhere `setpriority` would renice the whole process) and another thread's CPU time can be read.
-CAN_YIELD = sys.platform.startswith("linux") and hasattr(time, "pthread_getcpuclockid")
-#: Seconds between the main thread's looks, while it waits for a write, at how much the writer has run.
+#: Seconds between the main thread's looks, while it waits for a low-priority write, at the writer's wait for a core.
 CHECK_SECONDS = 0.025
-#: A writer waited for this long that ran less than `STARVED_SHARE` of the time is starved by other work on the
-#: machine (waiting alone, it has a core to itself: nearly all of the time).
+#: A writer waited for this long that spent `STARVED_SHARE` of the time runnable but without a core is starved
+#: by other programs (waiting alone, it has a core to itself). A writer blocked on a slow disk is not runnable.
 STARVED_AFTER_SECONDS = 0.1
 STARVED_SHARE = 0.5
+
+
+def waiting_seconds(native_id):
+    """Seconds thread `native_id` of this process has spent runnable but waiting for a core (Linux's schedstat), or
+    None where that is not known."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+#: Whether writes can run at the lowest CPU priority: on Linux, where a thread's nice value is its own (elsewhere
+#: `setpriority` would renice the whole process) and its wait for a core can be read, to notice it starving.
+CAN_YIELD = sys.platform.startswith("linux") and waiting_seconds(threading.get_native_id()) is not None
 
 
 def describe_error(error):
@@ -36,9 +49,10 @@ def paint_folder(work, paint):
     then wait for their slowest part; at nice 19 it runs in the time the
     painting leaves a core idle. When a painting is done before the previous
     write, the main thread waits and the writer has the cores to itself;
-    but if it is starved there (other programs keep the cores busy), the
-    main thread abandons that write, writes the painting itself, and the
-    rest of the run writes at normal priority.
+    if instead it spends half of a tenth of a second runnable without a core
+    (other programs keep the cores busy), that write is abandoned (at its
+    next piece of the file, its temporary file removed) and done again at
+    normal priority, as are the rest of the run's.
 
     A failure, a TensorFlow error included, is reported and the run goes on
     with the other files; reports come in the inputs' order. On Ctrl-C the
@@ -47,141 +61,133 @@ def paint_folder(work, paint):
     """
     failures = []
 
-    def report(path, output, error):
+    def report(path, output, error):  # on a writer thread, or the main one for a painting's failure
         reason = describe_error(error)
         print(f"FAILED {output}: {reason}", file=sys.stderr)
         failures.append((path, reason))
 
-    writes = _Writes(report)
+    writers = _Writers(report)
     pending = None
     try:
         for path, style, output in work:
             try:
                 painting = paint(path, style)()
             except Exception as error:
-                writes.finish(pending)  # its report first
+                writers.finish(pending)  # its report first
                 pending = None
                 report(path, output, error)
                 continue
-            writes.finish(pending)
-            pending = writes.start(path, output, painting)
+            writers.finish(pending)
+            pending = writers.submit(path, output, painting)
             del painting  # the writer's now: freed once written
-        writes.finish(pending)
+        writers.finish(pending)
     except BaseException:
-        writes.finish_through_interrupts(pending)
+        writers.finish_through_interrupts(pending)
         raise
     finally:
-        writes.close()
+        writers.close()
     return failures
 
 
 class _Abandoned(Exception):
-    """Raised in a writer thread's `write_image` once the main thread has taken its painting over."""
+    """Raised in a writer's `write_image` once its painting is to be written again at normal priority."""
 
 
 class _Write:
-    """One painting being written on its own thread."""
+    """One painting to write, on a writer thread, which reports it (unless the write is abandoned)."""
 
-    def __init__(self, path, output, painting, yield_cores):
-        self.path, self.output, self.painting = path, output, painting
-        self.yield_cores = yield_cores
-        self.error = None
-        self.abandoned = False
-        self.reported = False
-        self.clock = None  # its CPU-time clock, once it runs at low priority
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="cin-style-writer")
-        self.thread.start()
+    def __init__(self, path, output, painting, report, low):
+        self.path, self.output, self.painting, self.report, self.low = path, output, painting, report, low
+        self.state = "writing"  # then "claimed" by the writer as it reports, or "abandoned"
+        self.lock = threading.Lock()
+        self.future = None
+        self.replacement = None  # the write at normal priority of an abandoned one
 
-    def _run(self):
+    def run(self):
         from cin_style import image_io
 
         try:
-            if self.yield_cores:
-                self._yield_cores()
             image_io.write_image(self.output, self.painting, progress=self._go_on)
+            error = None
         except _Abandoned:
-            pass  # write_image removed its temporary file
-        except Exception as error:
-            self.error = error
-        finally:
-            self.done.set()
-
-    def _yield_cores(self):
-        """Lowers this thread to nice 19, with its CPU-time clock for `wait`; where either is refused (a
-        sandbox), it writes at normal priority and is waited for plainly."""
-        try:
-            clock = time.pthread_getcpuclockid(threading.get_ident())
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        except OSError:
-            return
-        self.clock = clock
+            return  # write_image removed its temporary file
+        except Exception as caught:
+            error = caught
+        with self.lock:
+            if self.state == "abandoned":  # written (or failed) all the same: the replacement reports
+                return
+            self.state = "claimed"
+        if error is not None:
+            self.report(self.path, self.output, error)
+        else:
+            print(f"wrote {self.output}")
 
     def _go_on(self):
-        if self.abandoned:
+        if self.state == "abandoned":
             raise _Abandoned
 
-    def wait(self):
-        """Waits for the write: True once written (or failed); False if its thread is starved (then abandoned)."""
-        began, ran_before = time.monotonic(), self._ran()
-        while not self.done.wait(CHECK_SECONDS):
-            if ran_before is None:  # not known yet, or not yielding
-                began, ran_before = time.monotonic(), self._ran()
-                continue
-            waited, ran = time.monotonic() - began, self._ran()
-            if ran is not None and waited >= STARVED_AFTER_SECONDS and ran - ran_before < STARVED_SHARE * waited:
-                self.abandoned = True
-                return False
-        return True
-
-    def _ran(self):
-        """The writer thread's CPU seconds so far, or None (not yielding, not started yet, or ended)."""
-        try:
-            return time.clock_gettime(self.clock) if self.clock is not None else None
-        except OSError:  # ended
-            return None
+    def abandon(self):
+        """Abandons the write unless its writer has claimed it (done); True if abandoned."""
+        with self.lock:
+            if self.state != "claimed":
+                self.state = "abandoned"
+            return self.state == "abandoned"
 
 
-class _Writes:
-    """Starts writes on writer threads and finishes them in order: reports each, takes starved ones over."""
+class _Writers:
+    """Two one-thread pools: writes at nice 19 (where `CAN_YIELD`) until one starves, then at normal priority."""
 
     def __init__(self, report):
         self.report = report
-        self.yield_cores = CAN_YIELD
-        self.abandoned = []  # threads stopping at their next piece of the file
+        self.yielding = CAN_YIELD
+        self.low_thread = None  # the low-priority writer's native id, once it runs at nice 19
+        self.low = (
+            concurrent.futures.ThreadPoolExecutor(1, "cin-style-writer", initializer=self._lower) if CAN_YIELD else None
+        )
+        self.normal = concurrent.futures.ThreadPoolExecutor(1, "cin-style-writer")
 
-    def start(self, path, output, painting):
-        return _Write(path, output, painting, self.yield_cores)
+    def _lower(self):  # on the low pool's thread, once
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # refused (a sandbox): it writes at normal priority, waited for plainly
+            return
+        self.low_thread = threading.get_native_id()
+
+    def submit(self, path, output, painting):
+        pool = self.low if self.yielding else self.normal
+        write = _Write(path, output, painting, self.report, low=pool is self.low)
+        write.future = pool.submit(write.run)
+        return write
 
     def finish(self, write):
-        """Waits for `write` (None: nothing) and reports it, once; writes it here if its thread is starved."""
-        if write is None or write.reported:
+        """Waits for `write` (None: nothing); one whose low-priority writer starves is written again at normal
+        priority, as are the rest of the run's."""
+        if write is None:
             return
-        if write.abandoned or not write.wait():
-            self.yield_cores = False  # the machine is busy: later writes at normal priority
-            if write.thread not in self.abandoned:
-                self.abandoned.append(write.thread)
-            error = self._write_here(write)
-        else:
-            error = write.error
-        write.reported = True
-        if error is not None:
-            self.report(write.path, write.output, error)
-        else:
-            print(f"wrote {write.output}")
+        if write.low and write.state != "abandoned" and not self._wait_unless_starved(write):
+            self.yielding = False
+            write.abandon()
+        if write.state == "abandoned":
+            if write.replacement is None:
+                write.replacement = self.submit(write.path, write.output, write.painting)
+            write = write.replacement
+        concurrent.futures.wait([write.future])
 
-    @staticmethod
-    def _write_here(write):
-        from cin_style import image_io
-
-        try:
-            image_io.write_image(write.output, write.painting)
-        except Exception as error:
-            return error
-        return None
+    def _wait_unless_starved(self, write):
+        """Waits for a low-priority write: True once done, False once its writer starves."""
+        thread = began = before = None
+        while not concurrent.futures.wait([write.future], timeout=CHECK_SECONDS).done:
+            if before is None:  # the writer not yet at nice 19 (or refused): from now on, if it is
+                thread = self.low_thread
+                began, before = time.monotonic(), waiting_seconds(thread) if thread is not None else None
+                continue
+            elapsed, now = time.monotonic() - began, waiting_seconds(thread)
+            if now is not None and elapsed >= STARVED_AFTER_SECONDS and now - before >= STARVED_SHARE * elapsed:
+                return False
+        return True
 
     def finish_through_interrupts(self, write):
-        """`finish(write)`, also when Ctrl-C interrupts it (a write interrupted here starts again)."""
+        """`finish(write)`, also when Ctrl-C interrupts it."""
         while True:
             try:
                 self.finish(write)
@@ -190,11 +196,11 @@ class _Writes:
                 continue
 
     def close(self):
-        """Waits for the abandoned threads to stop (each at its next piece of the file, removing its temporary
-        file), also through Ctrl-C."""
-        while self.abandoned:
-            try:
-                self.abandoned[-1].join()
-            except KeyboardInterrupt:
-                continue
-            self.abandoned.pop()
+        """Waits for both pools' threads (an abandoned write stops at its next piece), also through Ctrl-C."""
+        for pool in (self.low, self.normal):
+            while pool is not None:
+                try:
+                    pool.shutdown(wait=True)
+                    pool = None
+                except KeyboardInterrupt:
+                    continue
