@@ -99,6 +99,7 @@ class _Write:
     def __init__(self, path, output, painting, report, low):
         self.path, self.output, self.painting, self.report, self.low = path, output, painting, report, low
         self.state = "writing"  # then "claimed" by the writer as it reports, or "abandoned"
+        self.started = False
         self.lock = threading.Lock()
         self.future = None
         self.replacement = None  # the write at normal priority of an abandoned one
@@ -106,6 +107,10 @@ class _Write:
     def run(self):
         from cin_style import image_io
 
+        with self.lock:
+            if self.started:  # submitted again after a Ctrl-C interrupted its submit
+                return
+            self.started = True
         try:
             image_io.write_image(self.output, self.painting, progress=self._go_on)
             error = None
@@ -145,6 +150,9 @@ class _Writers:
             concurrent.futures.ThreadPoolExecutor(1, "cin-style-writer", initializer=self._lower) if CAN_YIELD else None
         )
         self.normal = concurrent.futures.ThreadPoolExecutor(1, "cin-style-writer")
+        for pool in (self.low, self.normal):  # their threads now: a Ctrl-C in a later submit starts none
+            if pool is not None:
+                pool.submit(int).result()
 
     def _lower(self):  # on the low pool's thread, once
         try:
@@ -169,7 +177,9 @@ class _Writers:
             write.abandon()
         if write.state == "abandoned":
             if write.replacement is None:
-                write.replacement = self.submit(write.path, write.output, write.painting)
+                write.replacement = _Write(write.path, write.output, write.painting, self.report, low=False)
+            if write.replacement.future is None:  # (submitted twice after a Ctrl-C in submit: it runs once)
+                write.replacement.future = self.normal.submit(write.replacement.run)
             write = write.replacement
         concurrent.futures.wait([write.future])
 
