@@ -40,7 +40,7 @@ from cin_style import __version__
 from cin_style.conv_rewrites import rewritten_layers
 from cin_style.export import checked_style_names
 from cin_style.layers.padding import MirrorPadToMultiple
-from cin_style.layers.reflection_conv import concatenate_in_groups, reflection_padding_by_slices
+from cin_style.layers.reflection_conv import concatenate_in_groups, line, reflection_padding_by_slices
 from cin_style.metadata import weights_hash
 from cin_style.network import all_layers, alpha_of, num_styles_of, run_layers, with_dtype_policy
 
@@ -80,7 +80,7 @@ def _mirror_pad_by_slices(layer):
             extra = max(layer.minimum, -(-size // layer.multiple) * layer.multiple) - size
             if extra > size:  # a mirror that folds more than once: the layer's own gather
                 return layer(x)
-            mirrored = [x[(slice(None),) * axis + (slice(size - 1 - i, size - i),)] for i in range(extra)]
+            mirrored = [line(x, axis, size - 1 - i) for i in range(extra)]
             x = concatenate_in_groups([x, *mirrored], axis) if mirrored else x
         return x
 

@@ -185,11 +185,10 @@ class _Writers:
 
     def _wait_unless_starved(self, write):
         """Waits for a low-priority write: True once done, False once its writer starves."""
-        thread = began = before = None
+        thread = self.low_thread  # known since __init__; None where nice 19 was refused: a plain wait
+        began, before = time.monotonic(), waiting_seconds(thread) if thread is not None else None
         while not concurrent.futures.wait([write.future], timeout=CHECK_SECONDS).done:
-            if before is None:  # the writer not yet at nice 19 (or refused): from now on, if it is
-                thread = self.low_thread
-                began, before = time.monotonic(), waiting_seconds(thread) if thread is not None else None
+            if before is None:
                 continue
             elapsed, now = time.monotonic() - began, waiting_seconds(thread)
             if now is not None and elapsed >= STARVED_AFTER_SECONDS and now - before >= STARVED_SHARE * elapsed:

@@ -25,7 +25,7 @@ def reflection_padding_by_slices():
         _PAD_BY_SLICES.reset(token)
 
 
-def _line(x, axis, i):
+def line(x, axis, i):
     """Row or column `i` of `x` along `axis` (-1: the last, also of an unknown size), kept as an axis of length 1."""
     return x[(slice(None),) * axis + (slice(i, i + 1 or None),)]
 
@@ -51,8 +51,8 @@ def reflect_by_slices(x, pad):
     """
     for axis in (1, 2):
         size = x.shape[axis]
-        before = [_line(x, axis, i) for i in range(pad, 0, -1)]
-        after = [_line(x, axis, size - 1 - i) for i in range(1, pad + 1)]
+        before = [line(x, axis, i) for i in range(pad, 0, -1)]
+        after = [line(x, axis, size - 1 - i) for i in range(1, pad + 1)]
         x = ops.concatenate([concatenate_in_groups(before, axis), x, concatenate_in_groups(after, axis)], axis=axis)
     return x
 
@@ -61,7 +61,7 @@ def edge_pad_by_slices(x):
     """`x` (batch, height, width, channels) with its first and last rows and columns repeated once (edge padding),
     by slices and concatenations; any height and width, also unknown at tracing."""
     for axis in (1, 2):
-        x = concatenate_in_groups([_line(x, axis, 0), x, _line(x, axis, -1)], axis)
+        x = concatenate_in_groups([line(x, axis, 0), x, line(x, axis, -1)], axis)
     return x
 
 
