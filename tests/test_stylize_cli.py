@@ -178,6 +178,7 @@ def test_folder_run_writes_each_painting_while_the_next_one_paints(tmp_path, mon
             raise ValueError("c is broken")
 
     paint = _grey_painter(before_painting)
+    monkeypatch.setattr(tool, "STARVED_AFTER_SECONDS", float("inf"))  # never taken over, however busy
     monkeypatch.setattr(image_io, "write_image", write_when_b_paints)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcd"]
     assert tool.paint_folder(work, paint) == [("c", "c is broken")]
@@ -218,6 +219,7 @@ def test_folder_run_reports_write_and_paint_failures_in_order_with_one_write_out
             raise ValueError("b is broken")
 
     paint = _grey_painter(before_painting)
+    monkeypatch.setattr(tool, "STARVED_AFTER_SECONDS", float("inf"))  # never taken over, however busy
     monkeypatch.setattr(image_io, "write_image", write)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abcde"]
     assert tool.paint_folder(work, paint) == [("a", "disk full"), ("b", "b is broken")]
@@ -256,6 +258,7 @@ def test_ctrl_c_in_a_folder_run_lets_the_file_being_written_finish(tmp_path, mon
             raise KeyboardInterrupt
         return real_wait(futures, *args, **kwargs)
 
+    monkeypatch.setattr(tool, "STARVED_AFTER_SECONDS", float("inf"))  # never taken over, however busy
     monkeypatch.setattr(image_io, "write_image", slow_write)
     monkeypatch.setattr(concurrent.futures, "wait", wait_interrupted_once)
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"]
@@ -277,7 +280,7 @@ def _a_thread_can_lower_its_priority():
 
     from cin_style.cli._folder import CAN_YIELD
 
-    if not CAN_YIELD:  # not Linux, or no schedstat
+    if not CAN_YIELD:  # not Linux, or a thread's state and CPU clock cannot be read
         return False
     lowered = []
 
@@ -316,7 +319,10 @@ def test_folder_run_writes_at_the_lowest_cpu_priority_leaving_the_painting_at_it
 
     monkeypatch.setattr(image_io, "write_image", write)
     monkeypatch.setattr(tool, "STARVED_AFTER_SECONDS", float("inf"))  # never taken over, however busy the machine
+    monkeypatch.setattr(tool, "OTHERS_BUSY_CORES", float("inf"))  # nor given up for other programs
     main_priority = _priority()
+    if main_priority == 19:
+        pytest.skip("pytest runs at nice 19 already: the writer cannot go lower")
     work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "ab"]
     assert tool.paint_folder(work, _grey_painter(before_painting)) == []
     assert seen == {"paint a": main_priority, "paint b": main_priority, "a.png": 19, "b.png": 19}
@@ -326,7 +332,7 @@ def test_folder_run_writes_at_the_lowest_cpu_priority_leaving_the_painting_at_it
 
 def _starving_b(tmp_path, monkeypatch):
     """`(paint, calls, writer_threads)` for a folder run of a, b, c, d whose low-priority write of b starves: from
-    its first piece on, `waiting_seconds` says its thread waits for a core all the time. a is written before b
+    its first piece on, `thread_activity` says its thread is runnable but never on a core. a is written before b
     paints, so it is never waited for; the starved write keeps its temporary file until abandoned."""
     import threading
     import time
@@ -335,17 +341,20 @@ def _starving_b(tmp_path, monkeypatch):
     from cin_style.cli import _folder as tool
 
     real_write, calls, lock = image_io.write_image, [], threading.Lock()
-    a_written, starving_since, writer_threads = threading.Event(), [], set()
+    a_written, starving, writer_threads, low_writer = threading.Event(), threading.Event(), set(), []
 
     def write(output, image, progress=None, **options):
         name = os.path.basename(output)[0]
         with lock:
             calls.append((name, _priority()))
             writer_threads.add(threading.current_thread())
-        if name == "b" and _priority() == 19:
+        if name == "a":
+            low_writer.append(threading.current_thread())  # the first write is the low-priority writer's
+        # Told apart by thread, not by priority: where pytest runs at nice 19, both writers are at 19.
+        if name == "b" and threading.current_thread() is low_writer[0]:
 
-            def starving():
-                starving_since.append(time.monotonic())
+            def starved():
+                starving.set()
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
                     time.sleep(0.01)
@@ -356,21 +365,22 @@ def _starving_b(tmp_path, monkeypatch):
                         raise
                 raise AssertionError("the starved write was not abandoned")
 
-            real_write(output, image, progress=starving, **options)
+            real_write(output, image, progress=starved, **options)
             return
         real_write(output, image, progress=progress, **options)
         if name == "a":
             a_written.set()
 
-    def waiting_seconds(native_id):  # the starved writer waits for a core the whole time
-        return time.monotonic() - starving_since[0] if starving_since else 0.0
+    def thread_activity(thread):  # the starved writer is runnable all the time, its CPU clock stopped
+        return (True, 0.0) if starving.is_set() else (False, 0.0)
 
     def before_painting(path):
         if path == "b":
             assert a_written.wait(10)
 
     monkeypatch.setattr(image_io, "write_image", write)
-    monkeypatch.setattr(tool, "waiting_seconds", waiting_seconds)
+    monkeypatch.setattr(tool, "thread_activity", thread_activity)
+    monkeypatch.setattr(tool, "OTHERS_BUSY_CORES", float("inf"))  # yielding, however busy the machine
     return _grey_painter(before_painting), calls, writer_threads
 
 
@@ -453,75 +463,229 @@ def test_an_abandoned_write_that_completes_anyway_stays_silent_and_a_finished_on
 
 
 @needs_yielding_writers
-def test_waiting_seconds_counts_a_thread_runnable_without_a_core_not_one_asleep():
+def test_writes_yield_wherever_linux_shows_a_threads_state_and_cpu_clock():
+    # Probed apart from the code under test: were its reading broken, the tests that need it would skip silently.
+    import threading
+    import time
+
+    from cin_style.cli._folder import CAN_YIELD
+
+    readable = sys.platform.startswith("linux") and os.path.exists(f"/proc/self/task/{threading.get_native_id()}/stat")
+    assert CAN_YIELD == (readable and hasattr(time, "pthread_getcpuclockid"))
+
+
+@needs_yielding_writers
+def test_thread_activity_reads_another_threads_state_and_cpu_clock():
+    import hashlib
+    import threading
+    import time
+
+    from cin_style.cli._folder import this_thread, thread_activity
+
+    threads, release, data = {}, threading.Event(), bytes(1 << 20)
+
+    def block():  # as a writer blocked on a slow disk
+        threads["blocked"] = this_thread()
+        release.wait()
+
+    def work():  # as a writer encoding: hashing, like Pillow's encoder, runs without the GIL
+        threads["working"] = this_thread()
+        while not release.is_set():
+            hashlib.sha256(data).digest()
+
+    workers = [threading.Thread(target=block), threading.Thread(target=work)]
+    for worker in workers:
+        worker.start()
+    try:
+        while len(threads) < 2:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        before = {name: thread_activity(thread) for name, thread in threads.items()}
+        time.sleep(0.3)
+        after = {name: thread_activity(thread) for name, thread in threads.items()}
+        looks = [thread_activity(threads[name]) for _ in range(20) for name in threads]  # (it may want the GIL)
+    finally:
+        release.set()
+        for worker in workers:
+            worker.join()
+    assert not any(runnable for runnable, _ in looks[::2])  # the blocked one, at every look
+    assert any(runnable for runnable, _ in looks[1::2])
+    assert after["blocked"][1] == before["blocked"][1]  # its own CPU clock, not this thread's or the process's
+    assert after["working"][1] - before["working"][1] > 0.03  # a tenth of a core at least, however busy the machine
+
+
+def test_a_writer_is_starved_once_runnable_at_every_look_for_a_tenth_of_a_second_with_under_half_a_core():
+    from cin_style.cli._folder import STARVED_AFTER_SECONDS, _Starvation
+
+    assert STARVED_AFTER_SECONDS == 0.1
+
+    def looks(*activities):
+        """Whether each look, 0.025 s apart, finds the writer starved, given `(runnable, cpu_seconds)` at each."""
+        clock, found = iter(0.025 * step for step in range(len(activities))), iter(activities)
+        starvation = _Starvation(None, lambda thread: next(found), lambda: next(clock))
+        return [starvation.look() for _ in activities]
+
+    stopped = [(True, 1.0)] * 6
+    assert looks(*stopped) == [False] * 4 + [True] * 2  # a tenth of a second runnable without a core
+    assert looks(*[(True, 1.0 + 0.55 * 0.025 * step) for step in range(8)]) == [False] * 8  # over half a core
+    assert looks(*[(True, 1.0 + 0.4 * 0.025 * step) for step in range(6)]) == [False] * 4 + [True] * 2
+    asleep_once = stopped[:3] + [(False, 1.0)] + stopped[:4] + stopped[:1]
+    assert looks(*asleep_once) == [False] * 8 + [True]  # blocked at a look: the tenth of a second starts again
+    assert looks(*[None] * 8) == [False] * 8  # not known (the thread gone): never starved
+    # Only the last tenth of a second counts: a writer that had its core, then lost it.
+    lost = [(True, 1.0 + 0.025 * step) for step in range(8)] + [(True, 1.175)] * 4  # lost at 0.175 s
+    verdicts = looks(*lost)
+    assert verdicts[:9] == [False] * 9 and verdicts[10:] == [True, True]  # (at 0.225 s: half a core exactly)
+
+
+@needs_yielding_writers
+def test_a_write_starved_by_busy_programs_on_its_core_is_noticed_and_done_again_at_normal_priority(
+    tmp_path, monkeypatch
+):
+    # Real threads on a real core: two programs spin on the low-priority writer's core, where at nice 19 it gets a
+    # sliver of it (a third even where pytest, and so the two programs, already run at nice 19).
+    import hashlib
     import subprocess
     import threading
     import time
 
-    from cin_style.cli._folder import waiting_seconds
+    from cin_style import image_io
+    from cin_style.cli import _folder as tool
 
     cpu = min(os.sched_getaffinity(0))
-    spin_on_that_core = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
-    # Two: the thread gets at most a third of the core even where pytest already runs at nice 19.
-    competitors = [subprocess.Popen([sys.executable, "-c", spin_on_that_core]) for _ in range(2)]
+    spin_on_that_core = (
+        f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint('spinning', flush=True)\nwhile True: pass"
+    )
+    competitors = [
+        subprocess.Popen([sys.executable, "-c", spin_on_that_core], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    real_lower, real_write, low_thread, calls, data = tool._Writers._lower, image_io.write_image, [], [], bytes(1 << 16)
 
-    def on_that_core_at_nice_19():
-        os.sched_setaffinity(threading.get_native_id(), {cpu})
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    def lower_on_that_core(writers):
+        os.sched_setaffinity(0, {cpu})  # the calling thread: the low pool's
+        low_thread.append(threading.current_thread())
+        real_lower(writers)
 
-    def asleep(native_id):
-        """Whether the thread is blocked, with how often it has blocked (it may wake and block again between two
-        reads, e.g. waiting for the GIL before it waits for the event)."""
-        with open(f"/proc/self/task/{native_id}/status") as status:
-            fields = dict(line.split(":\t", 1) for line in status.read().splitlines() if ":\t" in line)
-        return fields["State"].startswith("S"), int(fields["voluntary_ctxt_switches"])
+    def write(output, image, progress=None, **options):  # 60 ms of CPU, as a PNG's encoding, in pieces
+        calls.append((os.path.basename(output)[0], threading.current_thread() is low_thread[0], _priority()))
+        clock = time.pthread_getcpuclockid(threading.get_ident())
+        began = time.clock_gettime(clock)
+        while time.clock_gettime(clock) - began < 0.06:
+            hashlib.sha256(data).digest()  # without the GIL, as Pillow's encoder
+            if progress is not None:
+                progress()  # raises once abandoned
+        real_write(output, image, **options)
 
-    spinning_share = []
-
-    def spin():
-        on_that_core_at_nice_19()
-        before, began = waiting_seconds(threading.get_native_id()), time.monotonic()
-        while time.monotonic() < began + 0.4:
-            pass
-        spinning_share.append((waiting_seconds(threading.get_native_id()) - before) / (time.monotonic() - began))
-
-    release, ids = threading.Event(), []
-
-    def block():  # as a writer blocked on a slow disk
-        on_that_core_at_nice_19()
-        ids.append(threading.get_native_id())
-        release.wait()
-
+    monkeypatch.setattr(tool._Writers, "_lower", lower_on_that_core)
+    monkeypatch.setattr(image_io, "write_image", write)
+    monkeypatch.setattr(tool, "OTHERS_BUSY_CORES", float("inf"))  # the load as if it came after the first photo
+    grey = np.full((4, 4, 3), 0.5, np.float32)
     try:
-        time.sleep(0.2)  # the competitors spinning on that core
-        spinner = threading.Thread(target=spin)
-        spinner.start()
-        spinner.join()
-        # The blocked thread is read from here while it sleeps: its wait for a core once woken, which can be long
-        # at nice 19 beside busy programs, is not what is pinned.
-        blocked = threading.Thread(target=block)
-        blocked.start()
-        deadline, blocked_wait = time.monotonic() + 10, None
-        while blocked_wait is None:
-            assert time.monotonic() < deadline, "the thread never stayed blocked"
-            time.sleep(0.01)
-            then = ids and asleep(ids[0])
-            if not then or not then[0]:
-                continue
-            first = waiting_seconds(ids[0])
-            time.sleep(0.4)
-            last = waiting_seconds(ids[0])
-            if asleep(ids[0]) == then:  # still asleep, and never woke in between
-                blocked_wait = last - first
-        release.set()
-        blocked.join()
+        for competitor in competitors:
+            assert competitor.stdout.readline() == "spinning\n"
+        work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "ab"]
+        assert tool.paint_folder(work, lambda path, style: lambda: grey) == []
     finally:
-        release.set()
         for competitor in competitors:
             competitor.kill()
             competitor.wait()
-    assert spinning_share[0] > 0.5  # at nice 19 beside busy programs: runnable, nearly always without the core
-    assert blocked_wait == 0  # blocked beside the same busy programs (as on a slow disk): no wait for a core counted
+    main_priority = _priority()
+    # a, waited for at once (b paints in no time), starved and was done again on the normal writer, as was b.
+    assert calls == [("a", True, 19), ("a", False, main_priority), ("b", False, main_priority)]
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]  # no temporary file left
+
+
+def test_other_programs_are_busy_once_they_used_half_a_core_between_two_looks():
+    from cin_style.cli._folder import OTHERS_BUSY_CORES, OTHERS_MIN_SECONDS, _OthersBusy
+
+    assert (OTHERS_BUSY_CORES, OTHERS_MIN_SECONDS) == (0.5, 0.05)
+
+    def looks(*steps):
+        """Each look's verdict, given `(seconds, (machine busy, ours))` at the start and at each look."""
+        found = iter(steps)
+        step = [None]
+
+        def clock():
+            step[0] = next(found)
+            return step[0][0]
+
+        others = _OthersBusy(lambda: step[0][1], clock)
+        return [others.look() for _ in steps[1:]]
+
+    # 0.1 s apart: this process used 0.15 s of CPU; the machine 0.15 s, 0.19 s (others 0.04: 0.4 of a core) or
+    # 0.21 s (others 0.06: over half a core).
+    steps = (0.0, (10.0, 1.0)), (0.1, (10.15, 1.15)), (0.2, (10.34, 1.3)), (0.3, (10.55, 1.45))
+    assert looks(*steps) == [False, False, True]
+    # Looks under 0.05 s apart are counted from the same start: others busy 0.03 s of 0.04 s show at the next one.
+    assert looks((0.0, (10.0, 1.0)), (0.04, (10.03, 1.0)), (0.06, (10.031, 1.0))) == [False, True]
+    assert looks((0.0, None), (0.1, (10.2, 1.0)), (0.2, (10.4, 1.0))) == [False, True]  # no reading: not busy
+
+
+def test_cpu_seconds_counts_this_process_within_the_machines_busy_time():
+    import threading
+    import time
+
+    from cin_style.cli._folder import cpu_seconds
+
+    if cpu_seconds() is None:
+        pytest.skip("no /proc/stat")
+
+    def spin():
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            pass
+
+    before = cpu_seconds()
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    spinner.join()
+    after = cpu_seconds()
+    ours, busy = after[1] - before[1], after[0] - before[0]
+    assert ours >= 0.1  # the spinning thread's, counted as this process's (a third of a core at least)
+    assert busy >= ours - 0.03  # the machine's busy time holds this process's (to /proc/stat's hundredths)
+
+
+@needs_yielding_writers
+def test_a_folder_run_beside_busy_programs_writes_at_normal_priority_from_the_first_photo(tmp_path, monkeypatch):
+    import subprocess
+    import threading
+    import time
+
+    from cin_style import image_io
+    from cin_style.cli import _folder as tool
+
+    spin = "print('spinning', flush=True)\nwhile True: pass"
+    competitors = [
+        subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+        for _ in os.sched_getaffinity(0)
+    ]  # one a core: a whole core busy at least
+    real_lower, real_write, low_thread, written_on = tool._Writers._lower, image_io.write_image, [], []
+
+    def lower(writers):
+        low_thread.append(threading.current_thread())
+        real_lower(writers)
+
+    def write(output, image, **options):
+        written_on.append(threading.current_thread())
+        real_write(output, image, **options)
+
+    def paint(path, style):
+        time.sleep(0.1)  # long enough for a look at the others' load
+        return lambda: np.full((4, 4, 3), 0.5, np.float32)
+
+    monkeypatch.setattr(tool._Writers, "_lower", lower)
+    monkeypatch.setattr(image_io, "write_image", write)
+    try:
+        for competitor in competitors:
+            assert competitor.stdout.readline() == "spinning\n"
+        assert tool.paint_folder([(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"], paint) == []
+    finally:
+        for competitor in competitors:
+            competitor.kill()
+            competitor.wait()
+    assert len(low_thread) == 1 and len(written_on) == 3
+    assert low_thread[0] not in written_on  # all three at normal priority
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.png"]
 
 
 def test_sheet_shows_the_photo_and_every_style(model_dir, photos, tmp_path, stylize):

@@ -7,27 +7,107 @@ import sys
 import threading
 import time
 
-#: Seconds between the main thread's looks, while it waits for a low-priority write, at the writer's wait for a core.
+#: Seconds between the main thread's looks at a low-priority writer while it waits for the writer's write.
 CHECK_SECONDS = 0.025
-#: A writer waited for this long that spent `STARVED_SHARE` of the time runnable but without a core is starved
-#: by other programs (waiting alone, it has a core to itself). A writer blocked on a slow disk is not runnable.
+#: A writer runnable at every look for this long and on a core for less than `STARVED_SHARE` of it is starved by
+#: other programs (a writer waited for has a core to itself otherwise). One blocked on a slow disk is not runnable.
 STARVED_AFTER_SECONDS = 0.1
 STARVED_SHARE = 0.5
 
 
-def waiting_seconds(native_id):
-    """Seconds thread `native_id` of this process has spent runnable but waiting for a core (Linux's schedstat), or
-    None where that is not known."""
+def thread_activity(thread):
+    """`(runnable, cpu_seconds)` of `thread` (`(native_id, cpu_clock_id)`) of this process: whether Linux has it
+    running or ready to run (state R, not asleep or in I/O), and its CPU clock; None where either is not known."""
+    native_id, clock_id = thread
     try:
-        with open(f"/proc/self/task/{native_id}/schedstat") as stats:
-            return int(stats.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
+        with open(f"/proc/self/task/{native_id}/stat") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+        return state == "R", time.clock_gettime(clock_id)
+    except (OSError, IndexError):
         return None
 
 
+def this_thread():
+    """This thread as `thread_activity` takes it."""
+    return threading.get_native_id(), time.pthread_getcpuclockid(threading.get_ident())
+
+
+def _activity_known():
+    try:
+        activity = thread_activity(this_thread())
+    except AttributeError:  # no time.pthread_getcpuclockid: not Unix
+        return False
+    return activity is not None and activity[0]  # this thread, running as it reads itself
+
+
 #: Whether writes can run at the lowest CPU priority: on Linux, where a thread's nice value is its own (elsewhere
-#: `setpriority` would renice the whole process) and its wait for a core can be read, to notice it starving.
-CAN_YIELD = sys.platform.startswith("linux") and waiting_seconds(threading.get_native_id()) is not None
+#: `setpriority` would renice the whole process) and its state and CPU clock can be read, to notice it starving.
+CAN_YIELD = sys.platform.startswith("linux") and _activity_known()
+
+
+#: Other programs using this many cores or more between two photos make the run write at normal priority: a writer
+#: at nice 19 would then starve while it holds Python's GIL, stalling the run's other threads (measured: a slim
+#: folder run at 1024 px beside two busy programs took 1.27x the time of one writing at normal priority).
+OTHERS_BUSY_CORES = 0.5
+#: Seconds a look at the others' load must span: /proc/stat counts in hundredths of a second.
+OTHERS_MIN_SECONDS = 0.05
+
+
+def cpu_seconds():
+    """`(busy, ours)`: CPU seconds the machine's cores have been busy (Linux's /proc/stat, time stolen by a hypervisor
+    counted) and this process's CPU seconds, or None where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as stat:
+            user, nice, system, _, _, irq, softirq, steal = (int(value) for value in stat.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    times = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), times.user + times.system
+
+
+class _OthersBusy:
+    """Looks, photo by photo, whether other programs kept `OTHERS_BUSY_CORES` or more busy since the last look (the
+    machine's busy CPU seconds less this process's, over the seconds between)."""
+
+    def __init__(self, read=cpu_seconds, clock=time.monotonic):
+        self.read, self.clock = read, clock
+        self.last = (clock(), read())
+
+    def look(self):
+        """True if other programs were busy since the last look (one at least `OTHERS_MIN_SECONDS` before)."""
+        now, reading = self.clock(), self.read()
+        then, before = self.last
+        if now - then < OTHERS_MIN_SECONDS:
+            return False  # too short to count: measured at the next look, from the same start
+        self.last = (now, reading)
+        if reading is None or before is None:
+            return False
+        others = (reading[0] - before[0]) - (reading[1] - before[1])
+        return others >= OTHERS_BUSY_CORES * (now - then)
+
+
+class _Starvation:
+    """Looks at a low-priority writer while the run waits for it: starved once runnable at every look over the last
+    `STARVED_AFTER_SECONDS` and on a core for less than `STARVED_SHARE` of that time. (Linux's schedstat adds a
+    thread's wait for a core only once it gets one: at nice 19 beside busy programs, 0.1-2 s late.)"""
+
+    def __init__(self, thread, activity=thread_activity, clock=time.monotonic):
+        self.thread, self.activity, self.clock = thread, activity, clock
+        self.looks = []  # (seconds, CPU seconds) of the looks since the writer last was not runnable
+
+    def look(self):
+        """Looks once; True if the writer is starved."""
+        now, activity = self.clock(), self.activity(self.thread)
+        if activity is None or not activity[0]:
+            self.looks = []
+            return False
+        self.looks.append((now, activity[1]))
+        old_enough = [look for look in self.looks if now - look[0] >= STARVED_AFTER_SECONDS]
+        if not old_enough:
+            return False
+        self.looks = self.looks[len(old_enough) - 1 :]  # the latest look old enough, and those after it
+        then, cpu_then = old_enough[-1]
+        return activity[1] - cpu_then < STARVED_SHARE * (now - then)
 
 
 def describe_error(error):
@@ -47,12 +127,16 @@ def paint_folder(work, paint):
     a PNG's encoding costs a third of the slim model's painting, and at equal
     priority it takes a core from the painting's parallel operations, which
     then wait for their slowest part; at nice 19 it runs in the time the
-    painting leaves a core idle. When a painting is done before the previous
-    write, the main thread waits and the writer has the cores to itself;
-    if instead it spends half of a tenth of a second runnable without a core
-    (other programs keep the cores busy), that write is abandoned (at its
-    next piece of the file, its temporary file removed) and done again at
-    normal priority, as are the rest of the run's.
+    painting leaves a core idle. That holds while nothing else runs: once
+    other programs keep half a core busy between two photos, the run writes
+    at normal priority, since a nice-19 writer they keep from the cores
+    stalls the run whenever it holds Python's GIL (`OTHERS_BUSY_CORES`).
+    When a painting is done before the previous write, the main thread waits
+    and the writer has the cores to itself; if instead it stays runnable for
+    a tenth of a second but is on a core for less than half of it (other
+    programs started), that write is abandoned (at its next piece of the
+    file, its temporary file removed) and done again at normal priority, as
+    are the rest of the run's.
 
     A failure, a TensorFlow error included, is reported and the run goes on
     with the other files; reports come in the inputs' order. On Ctrl-C the
@@ -140,12 +224,13 @@ class _Write:
 
 
 class _Writers:
-    """Two one-thread pools: writes at nice 19 (where `CAN_YIELD`) until one starves, then at normal priority."""
+    """Two one-thread pools: writes at nice 19 (where `CAN_YIELD`) until other programs keep the cores busy or one
+    starves, then at normal priority."""
 
     def __init__(self, report):
         self.report = report
         self.yielding = CAN_YIELD
-        self.low_thread = None  # the low-priority writer's native id, once it runs at nice 19
+        self.low_thread = None  # the low-priority writer (`this_thread()` there), once it runs at nice 19
         self.low = (
             concurrent.futures.ThreadPoolExecutor(1, "cin-style-writer", initializer=self._lower) if CAN_YIELD else None
         )
@@ -153,15 +238,19 @@ class _Writers:
         for pool in (self.low, self.normal):  # their threads now: a Ctrl-C in a later submit starts none
             if pool is not None:
                 pool.submit(int).result()
+        # Looked up here (a test's stand-in for cpu_seconds applies); from now, over the first painting.
+        self.others_busy = _OthersBusy(cpu_seconds)
 
     def _lower(self):  # on the low pool's thread, once
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except OSError:  # refused (a sandbox): it writes at normal priority, waited for plainly
             return
-        self.low_thread = threading.get_native_id()
+        self.low_thread = this_thread()
 
     def submit(self, path, output, painting):
+        if self.yielding and self.others_busy.look():
+            self.yielding = False  # for the rest of the run
         pool = self.low if self.yielding else self.normal
         write = _Write(path, output, painting, self.report, low=pool is self.low)
         write.future = pool.submit(write.run)
@@ -186,12 +275,12 @@ class _Writers:
     def _wait_unless_starved(self, write):
         """Waits for a low-priority write: True once done, False once its writer starves."""
         thread = self.low_thread  # known since __init__; None where nice 19 was refused: a plain wait
-        began, before = time.monotonic(), waiting_seconds(thread) if thread is not None else None
+        # thread_activity looked up here, so that a test's stand-in for it applies
+        starvation = _Starvation(thread, thread_activity) if thread is not None else None
+        if starvation is not None:
+            starvation.look()
         while not concurrent.futures.wait([write.future], timeout=CHECK_SECONDS).done:
-            if before is None:
-                continue
-            elapsed, now = time.monotonic() - began, waiting_seconds(thread)
-            if now is not None and elapsed >= STARVED_AFTER_SECONDS and now - before >= STARVED_SHARE * elapsed:
+            if starvation is not None and starvation.look():
                 return False
         return True
 
