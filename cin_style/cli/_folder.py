@@ -20,10 +20,10 @@ def thread_activity(thread):
     running or ready to run (state R, not asleep or in I/O), and its CPU clock; None where either is not known."""
     native_id, clock_id = thread
     try:
-        with open(f"/proc/self/task/{native_id}/stat") as stat:
-            state = stat.read().rpartition(")")[2].split()[0]
-        return state == "R", time.clock_gettime(clock_id)
-    except (OSError, IndexError):
+        with open(f"/proc/self/task/{native_id}/stat", "rb") as stat:  # bytes: a thread's name may not be UTF-8
+            state = stat.read().rpartition(b")")[2].split()[0]
+        return state == b"R", time.clock_gettime(clock_id)
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -45,51 +45,65 @@ def _activity_known():
 CAN_YIELD = sys.platform.startswith("linux") and _activity_known()
 
 
-#: Other programs using this many cores or more between two photos make the run write at normal priority: a writer
-#: at nice 19 would then starve while it holds Python's GIL, stalling the run's other threads (measured: a slim
-#: folder run at 1024 px beside two busy programs took 1.27x the time of one writing at normal priority).
+#: Other programs using this many of this process's cores between photos make the run write at normal priority: a
+#: writer at nice 19 would starve and stall the run's other threads whenever it is switched out holding Python's GIL
+#: (measured: a slim folder run at 1024 px beside two busy programs took 1.27x the time of one at normal priority).
 OTHERS_BUSY_CORES = 0.5
-#: Seconds a look at the others' load must span: /proc/stat counts in hundredths of a second.
+#: Seconds a look at the others' load must span at least: /proc/stat counts in hundredths of a second, so a short
+#: look may be off by a few (hence, after the first look, two busy looks in a row).
 OTHERS_MIN_SECONDS = 0.05
 
 
 def cpu_seconds():
-    """`(busy, ours)`: CPU seconds the machine's cores have been busy (Linux's /proc/stat, time stolen by a hypervisor
-    counted) and this process's CPU seconds, or None where /proc/stat cannot be read."""
+    """`(busy, ours)`: CPU seconds the cores this process may run on have been busy (Linux's /proc/stat, its lines of
+    those cores; time stolen by a hypervisor counted) and this process's CPU seconds, or None where not known."""
     try:
+        cores = {f"cpu{core}" for core in os.sched_getaffinity(0)}
         with open("/proc/stat") as stat:
-            user, nice, system, _, _, irq, softirq, steal = (int(value) for value in stat.readline().split()[1:9])
-    except (OSError, ValueError):
+            lines = [line.split() for line in stat if line.startswith("cpu")]
+        busy = 0
+        for name, user, nice, system, _, _, irq, softirq, steal, *_ in lines:
+            if name in cores:
+                busy += int(user) + int(nice) + int(system) + int(irq) + int(softirq) + int(steal)
+    except (AttributeError, OSError, ValueError):  # no sched_getaffinity, no /proc/stat, or another layout
         return None
     times = os.times()
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), times.user + times.system
+    return busy / os.sysconf("SC_CLK_TCK"), times.user + times.system
 
 
 class _OthersBusy:
-    """Looks, photo by photo, whether other programs kept `OTHERS_BUSY_CORES` or more busy since the last look (the
-    machine's busy CPU seconds less this process's, over the seconds between)."""
+    """Looks, photo by photo, whether other programs kept `OTHERS_BUSY_CORES` or more of this process's cores busy
+    (their busy CPU seconds less this process's, over the seconds between two looks): at the first look, or at two
+    looks in a row (one look in some hundreds reads a busy machine where nothing else ran)."""
 
     def __init__(self, read=cpu_seconds, clock=time.monotonic):
         self.read, self.clock = read, clock
         self.last = (clock(), read())
+        self.looks, self.busy_before = 0, False
 
     def look(self):
-        """True if other programs were busy since the last look (one at least `OTHERS_MIN_SECONDS` before)."""
+        """True if other programs are busy (looks under `OTHERS_MIN_SECONDS` after the last one do not count)."""
         now, reading = self.clock(), self.read()
         then, before = self.last
         if now - then < OTHERS_MIN_SECONDS:
             return False  # too short to count: measured at the next look, from the same start
         self.last = (now, reading)
-        if reading is None or before is None:
-            return False
-        others = (reading[0] - before[0]) - (reading[1] - before[1])
-        return others >= OTHERS_BUSY_CORES * (now - then)
+        busy = (
+            reading is not None
+            and before is not None
+            and (reading[0] - before[0]) - (reading[1] - before[1]) >= OTHERS_BUSY_CORES * (now - then)
+        )
+        verdict = busy and (self.looks == 0 or self.busy_before)
+        self.looks, self.busy_before = self.looks + 1, busy
+        return verdict
 
 
 class _Starvation:
     """Looks at a low-priority writer while the run waits for it: starved once runnable at every look over the last
     `STARVED_AFTER_SECONDS` and on a core for less than `STARVED_SHARE` of that time. (Linux's schedstat adds a
-    thread's wait for a core only once it gets one: at nice 19 beside busy programs, 0.1-2 s late.)"""
+    thread's wait for a core only once it gets one: at nice 19 beside busy programs, 0.3-4.5 s late.) A writer
+    held back by a cgroup's CPU quota or a hypervisor looks starved too: one write is done again at normal
+    priority, as are the rest of the run's, which costs that one write."""
 
     def __init__(self, thread, activity=thread_activity, clock=time.monotonic):
         self.thread, self.activity, self.clock = thread, activity, clock
@@ -242,6 +256,9 @@ class _Writers:
         self.others_busy = _OthersBusy(cpu_seconds)
 
     def _lower(self):  # on the low pool's thread, once
+        from PIL import Image
+
+        Image.preinit()  # Pillow's PNG and JPEG plugins imported now, not at nice 19 holding the import lock and GIL
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except OSError:  # refused (a sandbox): it writes at normal priority, waited for plainly
