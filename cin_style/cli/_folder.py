@@ -49,36 +49,49 @@ CAN_YIELD = sys.platform.startswith("linux") and _activity_known()
 #: writer at nice 19 would starve and stall the run's other threads whenever it is switched out holding Python's GIL
 #: (measured: a slim folder run at 1024 px beside two busy programs took 1.27x the time of one at normal priority).
 OTHERS_BUSY_CORES = 0.5
-#: Seconds a look at the others' load must span at least: /proc/stat counts in hundredths of a second, so a short
-#: look may be off by a few (hence, after the first look, two busy looks in a row).
+#: Seconds a look at the others' load must span at least: /proc/stat counts in hundredths of a second, so a look
+#: may be off by a few hundredths (about one 0.1 s look in 300 read busy on an idle 2-core machine).
 OTHERS_MIN_SECONDS = 0.05
 
 
-def cpu_seconds():
-    """`(busy, ours)`: CPU seconds the cores this process may run on have been busy (Linux's /proc/stat, its lines of
-    those cores; time stolen by a hypervisor counted) and this process's CPU seconds, or None where not known."""
+def cpu_seconds(cores=None, path="/proc/stat"):
+    """`(busy, ours)`: CPU seconds the cores this process may run on (`cores`, numbers; all where None) have been
+    busy (Linux's /proc/stat; time stolen by a hypervisor counted) and this process's CPU seconds, or None where not
+    known. The machine's total line where `cores` holds every core, or where the per-core lines do not name them
+    (a container's /proc/stat numbering its own cores from 0): it is rounded once, not once a core."""
     try:
-        cores = {f"cpu{core}" for core in os.sched_getaffinity(0)}
-        with open("/proc/stat") as stat:
-            lines = [line.split() for line in stat if line.startswith("cpu")]
+        with open(path) as stat:
+            lines = {fields[0]: fields[1:] for fields in (line.split() for line in stat) if fields[0].startswith("cpu")}
+        named = {f"cpu{core}" for core in cores} if cores is not None else set()
+        per_core = [name for name in lines if name != "cpu"]
+        chosen = sorted(named) if named and named < set(per_core) else ["cpu"]
         busy = 0
-        for name, user, nice, system, _, _, irq, softirq, steal, *_ in lines:
-            if name in cores:
-                busy += int(user) + int(nice) + int(system) + int(irq) + int(softirq) + int(steal)
-    except (AttributeError, OSError, ValueError):  # no sched_getaffinity, no /proc/stat, or another layout
+        for name in chosen:
+            user, nice, system, _, _, irq, softirq, steal = (int(value) for value in lines[name][:8])
+            busy += user + nice + system + irq + softirq + steal
+    except (OSError, ValueError, KeyError):  # no /proc/stat, or another layout
         return None
     times = os.times()
     return busy / os.sysconf("SC_CLK_TCK"), times.user + times.system
 
 
+def _cores():
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return None
+
+
 class _OthersBusy:
     """Looks, photo by photo, whether other programs kept `OTHERS_BUSY_CORES` or more of this process's cores busy
-    (their busy CPU seconds less this process's, over the seconds between two looks): at the first look, or at two
-    looks in a row (one look in some hundreds reads a busy machine where nothing else ran)."""
+    (their busy CPU seconds less this process's, over the seconds between two looks): at the first look, which
+    decides how the run starts, or at two looks in a row (one look in some hundreds reads busy on an idle machine).
+    The cores are those this process may run on when the run starts."""
 
     def __init__(self, read=cpu_seconds, clock=time.monotonic):
-        self.read, self.clock = read, clock
-        self.last = (clock(), read())
+        cores = _cores()
+        self.read, self.clock = (lambda: read(cores)), clock
+        self.last = (clock(), self.read())
         self.looks, self.busy_before = 0, False
 
     def look(self):
@@ -141,10 +154,11 @@ def paint_folder(work, paint):
     a PNG's encoding costs a third of the slim model's painting, and at equal
     priority it takes a core from the painting's parallel operations, which
     then wait for their slowest part; at nice 19 it runs in the time the
-    painting leaves a core idle. That holds while nothing else runs: once
-    other programs keep half a core busy between two photos, the run writes
-    at normal priority, since a nice-19 writer they keep from the cores
-    stalls the run whenever it holds Python's GIL (`OTHERS_BUSY_CORES`).
+    painting leaves a core idle. That holds while nothing else runs: where
+    other programs keep half a core busy during the first painting, or
+    between photos twice in a row, the run writes at normal priority, since a
+    nice-19 writer they keep from the cores stalls the run whenever it holds
+    Python's GIL (`OTHERS_BUSY_CORES`).
     When a painting is done before the previous write, the main thread waits
     and the writer has the cores to itself; if instead it stays runnable for
     a tenth of a second but is on a core for less than half of it (other
@@ -256,9 +270,9 @@ class _Writers:
         self.others_busy = _OthersBusy(cpu_seconds)
 
     def _lower(self):  # on the low pool's thread, once
-        from PIL import Image
+        from cin_style import image_io
 
-        Image.preinit()  # Pillow's PNG and JPEG plugins imported now, not at nice 19 holding the import lock and GIL
+        image_io.image_format("x.png")  # Pillow's plugins imported now, not at nice 19 holding import locks and the GIL
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except OSError:  # refused (a sandbox): it writes at normal priority, waited for plainly
