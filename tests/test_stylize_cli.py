@@ -1,5 +1,6 @@
 """cin-style-stylize as a user runs it."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -574,6 +575,23 @@ def test_a_writer_is_starved_once_runnable_at_every_look_for_a_tenth_of_a_second
     assert verdicts[:9] == [False] * 9 and verdicts[10:] == [True, True]  # (at 0.225 s: half a core exactly)
 
 
+@contextlib.contextmanager
+def _busy_programs(count, core=None):
+    """`count` programs spinning (on `core` alone where given), started and spinning when the block begins,
+    killed when it ends."""
+    pin = f"import os\nos.sched_setaffinity(0, {{{core}}})\n" if core is not None else ""
+    spin = pin + "print('spinning', flush=True)\nwhile True: pass"
+    programs = [subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    try:
+        for program in programs:
+            assert program.stdout.readline() == "spinning\n"
+        yield
+    finally:
+        for program in programs:
+            program.kill()
+            program.wait()
+
+
 @needs_yielding_writers
 def test_a_write_starved_by_busy_programs_on_its_core_is_noticed_and_done_again_at_normal_priority(
     tmp_path, monkeypatch
@@ -581,7 +599,6 @@ def test_a_write_starved_by_busy_programs_on_its_core_is_noticed_and_done_again_
     # Real threads on a real core: two programs spin on the low-priority writer's core, where at nice 19 it gets a
     # sliver of it (a third even where pytest, and so the two programs, already run at nice 19).
     import hashlib
-    import subprocess
     import threading
     import time
 
@@ -589,12 +606,6 @@ def test_a_write_starved_by_busy_programs_on_its_core_is_noticed_and_done_again_
     from cin_style.cli import _folder as tool
 
     cpu = min(os.sched_getaffinity(0))
-    spin_on_that_core = (
-        f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint('spinning', flush=True)\nwhile True: pass"
-    )
-    competitors = [
-        subprocess.Popen([sys.executable, "-c", spin_on_that_core], stdout=subprocess.PIPE, text=True) for _ in range(2)
-    ]
     real_lower, real_write, low_thread, calls, data = tool._Writers._lower, image_io.write_image, [], [], bytes(1 << 16)
 
     def lower_on_that_core(writers):
@@ -616,15 +627,9 @@ def test_a_write_starved_by_busy_programs_on_its_core_is_noticed_and_done_again_
     monkeypatch.setattr(image_io, "write_image", write)
     monkeypatch.setattr(tool, "OTHERS_BUSY_CORES", float("inf"))  # the load as if it came after the first photo
     grey = np.full((4, 4, 3), 0.5, np.float32)
-    try:
-        for competitor in competitors:
-            assert competitor.stdout.readline() == "spinning\n"
+    with _busy_programs(2, core=cpu):
         work = [(name, 0, str(tmp_path / f"{name}.png")) for name in "ab"]
         assert tool.paint_folder(work, lambda path, style: lambda: grey) == []
-    finally:
-        for competitor in competitors:
-            competitor.kill()
-            competitor.wait()
     main_priority = _priority()
     # a, waited for at once (b paints in no time), starved and was done again on the normal writer, as was b.
     assert calls == [("a", True, 19), ("a", False, main_priority), ("b", False, main_priority)]
@@ -737,18 +742,12 @@ def test_pillows_plugins_are_imported_before_the_writer_lowers_its_priority(tmp_
 
 @needs_yielding_writers
 def test_a_folder_run_beside_busy_programs_writes_at_normal_priority_from_the_first_photo(tmp_path, monkeypatch):
-    import subprocess
     import threading
     import time
 
     from cin_style import image_io
     from cin_style.cli import _folder as tool
 
-    spin = "print('spinning', flush=True)\nwhile True: pass"
-    competitors = [  # on this process's cores (their affinity is its): a whole core busy at least
-        subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
-        for _ in range(min(2, len(os.sched_getaffinity(0))))
-    ]
     real_lower, real_write, low_thread, written_on = tool._Writers._lower, image_io.write_image, [], []
 
     def lower(writers):
@@ -765,14 +764,9 @@ def test_a_folder_run_beside_busy_programs_writes_at_normal_priority_from_the_fi
 
     monkeypatch.setattr(tool._Writers, "_lower", lower)
     monkeypatch.setattr(image_io, "write_image", write)
-    try:
-        for competitor in competitors:
-            assert competitor.stdout.readline() == "spinning\n"
+    # On this process's cores (their affinity is its): a whole core busy at least.
+    with _busy_programs(min(2, len(os.sched_getaffinity(0)))):
         assert tool.paint_folder([(name, 0, str(tmp_path / f"{name}.png")) for name in "abc"], paint) == []
-    finally:
-        for competitor in competitors:
-            competitor.kill()
-            competitor.wait()
     assert len(low_thread) == 1 and len(written_on) == 3
     assert low_thread[0] not in written_on  # all three at normal priority
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.png"]

@@ -75,13 +75,6 @@ def cpu_seconds(cores=None, path="/proc/stat"):
     return busy / os.sysconf("SC_CLK_TCK"), times.user + times.system
 
 
-def _cores():
-    try:
-        return os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        return None
-
-
 class _OthersBusy:
     """Looks, photo by photo, whether other programs kept `OTHERS_BUSY_CORES` or more of this process's cores busy
     (their busy CPU seconds less this process's, over the seconds between two looks): at the first look, which
@@ -89,7 +82,7 @@ class _OthersBusy:
     The cores are those this process may run on when the run starts."""
 
     def __init__(self, read=cpu_seconds, clock=time.monotonic):
-        cores = _cores()
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # None: not Linux
         self.read, self.clock = (lambda: read(cores)), clock
         self.last = (clock(), self.read())
         self.looks, self.busy_before = 0, False
@@ -266,8 +259,7 @@ class _Writers:
         for pool in (self.low, self.normal):  # their threads now: a Ctrl-C in a later submit starts none
             if pool is not None:
                 pool.submit(int).result()
-        # Looked up here (a test's stand-in for cpu_seconds applies); from now, over the first painting.
-        self.others_busy = _OthersBusy(cpu_seconds)
+        self.others_busy = _OthersBusy()  # from now: its first look spans the first painting
 
     def _lower(self):  # on the low pool's thread, once
         from cin_style import image_io
@@ -306,12 +298,13 @@ class _Writers:
     def _wait_unless_starved(self, write):
         """Waits for a low-priority write: True once done, False once its writer starves."""
         thread = self.low_thread  # known since __init__; None where nice 19 was refused: a plain wait
-        # thread_activity looked up here, so that a test's stand-in for it applies
-        starvation = _Starvation(thread, thread_activity) if thread is not None else None
-        if starvation is not None:
-            starvation.look()
+        if thread is None:
+            concurrent.futures.wait([write.future])
+            return True
+        starvation = _Starvation(thread, thread_activity)  # looked up here, so that a test's stand-in applies
+        starvation.look()
         while not concurrent.futures.wait([write.future], timeout=CHECK_SECONDS).done:
-            if starvation is not None and starvation.look():
+            if starvation.look():
                 return False
         return True
 
